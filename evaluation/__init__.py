@@ -1,0 +1,1 @@
+"""Evaluation of L2-over-logits retrieval against the cross-entropy ranking."""

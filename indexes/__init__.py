@@ -1,0 +1,1 @@
+"""Vector store over classifier logits: FAISS index with string ids and metadata, divergences, search."""

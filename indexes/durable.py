@@ -1,0 +1,215 @@
+"""The persistent, thread-safe vector store: a FAISS index, its write-ahead log and its snapshots."""
+
+import dataclasses
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import IndexCorruptedError, InvalidInputError, ItemNotFoundError, UnknownMetricError
+from .faiss_index import FaissIndex
+from .filters import check_filter
+from .lock import ReadWriteLock
+from .snapshot import MANIFEST, IndexManifest, read_manifest, read_snapshot, write_snapshot
+from .store import Filter, Item, Metadata, SearchResult
+from .validation import check_ids, check_k, check_metadata, check_temperature, check_vectors
+from .wal import WriteAheadLog, decode_vectors, encode_vectors, replay
+
+logger = logging.getLogger(__name__)
+
+#: Search metrics this store answers.
+SEARCH_METRICS: tuple[str, ...] = ("l2",)
+#: Fold the log into a new snapshot once it holds this many records.
+COMPACT_EVERY = 10_000
+WAL = "wal.log"
+
+
+class DurableIndex:
+    """A `VectorStore` whose acknowledged writes survive a crash.
+
+    Each write is validated completely, appended to the write-ahead log and fsynced, then applied in
+    memory, all under the writer lock: a request is stored whole or not at all, and readers never see it
+    half-applied. Searches share the reader lock, except on a GPU, where FAISS needs every call
+    serialised.
+
+    Open one with `DurableIndex.open`.
+    """
+
+    def __init__(self, directory: Path, index: FaissIndex, manifest: IndexManifest, wal: WriteAheadLog) -> None:
+        self.directory = directory
+        self._index = index
+        self._manifest = manifest
+        self._wal = wal
+        self._lock = ReadWriteLock()
+
+    @classmethod
+    def open(
+        cls, directory: Path, *, name: str, model_name: str, model_sha256: str, dim: int, gpu_resources: Any = None
+    ) -> "DurableIndex":
+        """Load the index at `directory` (snapshot + log replay), or create an empty one there.
+
+        Raises:
+            ManifestMismatchError: the index was built with another model or dimension.
+            IndexCorruptedError: files are missing, truncated or fail their checksums.
+        """
+        manifest = read_manifest(directory)
+        index = FaissIndex(dim, gpu_resources)
+        if manifest is None:
+            if (directory / WAL).exists() or any(directory.glob("vectors-*.npy")):
+                raise IndexCorruptedError(f"{directory} holds index files but no {MANIFEST}; restore or rebuild it")
+            manifest = write_snapshot(
+                directory, IndexManifest(name, model_name, model_sha256, dim), [], np.empty((0, dim), np.float32), []
+            )
+            logger.info("created empty index %r at %s", name, directory)
+        manifest.check_model(model_name, model_sha256, dim)
+        index.replace_all(*read_snapshot(directory, manifest))
+        last_seq = manifest.wal_seq
+        replayed = 0
+        for record in replay(directory / WAL, manifest.wal_seq):
+            cls._apply(index, record, dim)
+            last_seq, replayed = record["seq"], replayed + 1
+        wal = WriteAheadLog(directory / WAL, last_seq)
+        wal.num_records = replayed
+        logger.info("loaded index %r: %d items, dim %d, %d log records replayed, on %s",
+                    name, index.count(), dim, replayed, index.device)
+        return cls(directory, index, manifest, wal)
+
+    @staticmethod
+    def _apply(index: FaissIndex, record: dict[str, Any], dim: int) -> None:
+        if record["op"] == "upsert":
+            index.upsert(record["ids"], decode_vectors(record["vectors"], dim), record["metadata"])
+        elif record["op"] == "delete":
+            index.delete(record["id"])
+        else:
+            raise IndexCorruptedError(f"unknown log operation {record['op']!r} at seq {record['seq']}")
+
+    @property
+    def manifest(self) -> IndexManifest:
+        return dataclasses.replace(self._manifest, count=self.count())
+
+    @property
+    def name(self) -> str:
+        return self._manifest.name
+
+    @property
+    def dim(self) -> int:
+        return self._index.dim
+
+    @property
+    def device(self) -> str:
+        return self._index.device
+
+    @property
+    def index_type(self) -> str:
+        return self._index.index_type
+
+    def _search_lock(self) -> AbstractContextManager[None]:
+        return self._lock.write() if self._index.on_gpu else self._lock.read()
+
+    def count(self) -> int:
+        with self._lock.read():
+            return self._index.count()
+
+    def upsert(self, ids: Sequence[str], vectors: Any, metadata: Sequence[Metadata] | None = None) -> int:
+        """Insert or replace items atomically; returns how many were written.
+
+        Args:
+            ids: distinct ids (non-empty, printable, at most 256 characters).
+            vectors: `(n, dim)` logits, finite.
+            metadata: one JSON object per id (default: empty objects).
+        """
+        checked_ids = check_ids(ids)
+        array = check_vectors(vectors, self.dim)
+        if len(array) != len(checked_ids):
+            raise InvalidInputError(f"{len(checked_ids)} ids but {len(array)} vectors; send one vector per id")
+        metas = [check_metadata(m) for m in (metadata if metadata is not None else [{}] * len(checked_ids))]
+        if len(metas) != len(checked_ids):
+            raise InvalidInputError(f"{len(checked_ids)} ids but {len(metas)} metadata objects")
+        record = {"op": "upsert", "ids": checked_ids, "vectors": encode_vectors(array), "metadata": metas}
+        with self._lock.write():
+            self._wal.append(record)
+            written = self._index.upsert(checked_ids, array, metas)
+            self._maybe_compact()
+        return written
+
+    def delete(self, item_id: str) -> None:
+        """Remove an item; raises `ItemNotFoundError` (and logs nothing) if it is not stored."""
+        with self._lock.write():
+            if item_id not in self._index:
+                raise ItemNotFoundError(f"no item with id {item_id!r}")
+            self._wal.append({"op": "delete", "id": item_id})
+            self._index.delete(item_id)
+            self._maybe_compact()
+
+    def get(self, item_id: str) -> Item:
+        with self._lock.read():
+            return self._index.get(item_id)
+
+    def iter_items(self, batch_size: int = 10_000) -> Iterator[Item]:
+        """Every item, in id order, read in consistent pages."""
+        offset = 0
+        while page := self.list(offset, batch_size):
+            yield from page
+            offset += len(page)
+
+    def search(
+        self,
+        queries: Any,
+        k: int,
+        *,
+        metric: str = "l2",
+        temperature: float = 1.0,
+        filter: Filter | None = None,
+    ) -> SearchResult:
+        """Exact k nearest neighbours of each query row (see `FaissIndex.search`).
+
+        Args:
+            queries: `(q, dim)` logits.
+            k: neighbours per query (>= 1; fewer come back when fewer items match).
+            metric: one of `SEARCH_METRICS`.
+            temperature: softmax temperature for divergence metrics (> 0; `l2` ignores it).
+            filter: exact-match metadata conditions, `"predicted"` for the argmax class.
+        """
+        if metric not in SEARCH_METRICS:
+            raise UnknownMetricError(f"unknown metric {metric!r}; choose one of {', '.join(SEARCH_METRICS)}")
+        array = check_vectors(queries, self.dim, name="query logits")
+        k = check_k(k)
+        check_temperature(temperature)
+        checked_filter = check_filter(filter)
+        with self._search_lock():
+            return self._index.search(array, k, checked_filter)
+
+    def save(self, path: Path | None = None) -> None:
+        """Fold the log into a fresh snapshot (in `path`, default the index's own directory)."""
+        with self._lock.write():
+            self._snapshot(path or self.directory)
+
+    def close(self) -> None:
+        """Snapshot what the log holds and release the log file."""
+        with self._lock.write():
+            if self._wal.num_records:
+                self._snapshot(self.directory)
+            self._wal.close()
+
+    def _maybe_compact(self) -> None:
+        if self._wal.num_records >= COMPACT_EVERY:
+            self._snapshot(self.directory)
+
+    def _snapshot(self, directory: Path) -> None:
+        manifest = dataclasses.replace(self._manifest, wal_seq=self._wal.last_seq)
+        written = write_snapshot(
+            directory, manifest, list(self._index.ids), self._index.vectors, list(self._index.metadata)
+        )
+        if directory == self.directory:
+            self._manifest = written
+            self._wal.truncate()
+        logger.info("snapshot of index %r: %d items at seq %d in %s",
+                    self.name, written.count, written.wal_seq, directory)
+
+    # Defined last: inside the class body the name `list` would shadow the builtin in later annotations.
+    def list(self, offset: int = 0, limit: int = 100) -> list[Item]:
+        with self._lock.read():
+            return self._index.list(offset, limit)

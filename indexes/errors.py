@@ -1,0 +1,35 @@
+"""Domain errors of the vector store and the divergence math; `service/errors.py` maps them to HTTP."""
+
+
+class IndexError_(Exception):
+    """Base class of every error raised by the `indexes` package."""
+
+
+class InvalidInputError(IndexError_, ValueError):
+    """Numeric input that cannot be used: wrong shape, NaN/inf, bad temperature, invalid probabilities."""
+
+
+class DimensionMismatchError(InvalidInputError):
+    """A vector's length differs from the index dimension (the model's number of classes)."""
+
+
+class UnknownMetricError(IndexError_, KeyError):
+    """A search metric or divergence measure name that is not registered."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class ItemNotFoundError(IndexError_, KeyError):
+    """An item id that is not stored."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class IndexCorruptedError(IndexError_):
+    """Files on disk are missing, truncated or fail their checksums; the index is not loaded."""
+
+
+class ManifestMismatchError(IndexError_):
+    """The index on disk was built for another model (name, sha256 or dimension)."""

@@ -1,0 +1,161 @@
+"""Index snapshots on disk: vectors, items and a manifest, each written atomically and checksummed.
+
+Layout of an index directory::
+
+    manifest.json          IndexManifest; names the snapshot files below and their sha256
+    vectors-<seq>.npy      (n, dim) float32, no pickle
+    items-<seq>.json       {"ids": [...], "metadata": [...]} in row order
+    wal.log                writes after the snapshot (see wal.py)
+
+A snapshot is complete once `manifest.json` is renamed into place; files it does not name are leftovers.
+"""
+
+import dataclasses
+import hashlib
+import json
+import os
+import platform
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from .errors import IndexCorruptedError, ManifestMismatchError
+from .store import Metadata
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+@dataclass(frozen=True)
+class IndexManifest:
+    """What an index was built from and which files hold it."""
+
+    name: str
+    model_name: str
+    model_sha256: str
+    dim: int
+    count: int = 0
+    metric: str = "l2"
+    wal_seq: int = 0
+    files: dict[str, str] = field(default_factory=dict)
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    updated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    versions: dict[str, str] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    def check_model(self, model_name: str, model_sha256: str, dim: int) -> None:
+        """Fail unless the index was built with this model (name, weights and dimension)."""
+        if (self.model_name, self.model_sha256, self.dim) != (model_name, model_sha256, dim):
+            raise ManifestMismatchError(
+                f"index {self.name!r} was built with model {self.model_name!r} (sha256 {self.model_sha256[:12]}, "
+                f"dim {self.dim}) but the service loads {model_name!r} (sha256 {model_sha256[:12]}, dim {dim}); "
+                f"rebuild it with `logitsearch index --name {self.name} --rebuild` or serve the matching model"
+            )
+
+
+def _versions() -> dict[str, str]:
+    try:
+        package = version("logit-search")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        package = "unknown"
+    return {"logit_search": package, "faiss": faiss.__version__, "numpy": np.__version__,
+            "python": platform.python_version()}
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, write: Any) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        write(f)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_snapshot(
+    directory: Path, manifest: IndexManifest, ids: list[str], vectors: np.ndarray, metadata: list[Metadata]
+) -> IndexManifest:
+    """Write a full snapshot and switch `manifest.json` to it; returns the manifest written.
+
+    Args:
+        directory: the index directory (created if missing).
+        manifest: the current manifest; `wal_seq` must be the last log record the snapshot includes.
+        ids, vectors, metadata: rows in order; vectors `(n, dim)` float32.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    vectors_name, items_name = f"vectors-{manifest.wal_seq:012d}.npy", f"items-{manifest.wal_seq:012d}.json"
+    _write_atomic(directory / vectors_name, lambda f: np.save(f, vectors, allow_pickle=False))
+    items = json.dumps({"ids": ids, "metadata": metadata}, separators=(",", ":"), allow_nan=False).encode()
+    _write_atomic(directory / items_name, lambda f: f.write(items))
+    manifest = dataclasses.replace(
+        manifest,
+        count=len(ids),
+        files={vectors_name: _sha256(directory / vectors_name), items_name: _sha256(directory / items_name)},
+        updated_at=datetime.now(UTC).isoformat(),
+        versions=_versions(),
+    )
+    body = json.dumps(dataclasses.asdict(manifest), indent=2).encode()
+    _write_atomic(directory / MANIFEST, lambda f: f.write(body))
+    _fsync_dir(directory)
+    for stale in directory.glob("*-*.*"):
+        if stale.name not in manifest.files and stale.suffix in {".npy", ".json", ".tmp"}:
+            stale.unlink()
+    return manifest
+
+
+def read_manifest(directory: Path) -> IndexManifest | None:
+    """The manifest of the index at `directory`, or None if there is no index there."""
+    path = directory / MANIFEST
+    if not path.exists():
+        return None
+    try:
+        raw = json.loads(path.read_bytes())
+        manifest = IndexManifest(**raw)
+    except (ValueError, TypeError) as exc:
+        raise IndexCorruptedError(f"{path} is not a valid index manifest ({exc})") from exc
+    if manifest.format_version != FORMAT_VERSION:
+        raise IndexCorruptedError(f"{path}: format version {manifest.format_version}, expected {FORMAT_VERSION}")
+    return manifest
+
+
+def read_snapshot(directory: Path, manifest: IndexManifest) -> tuple[list[str], np.ndarray, list[Metadata]]:
+    """Load and verify the snapshot files named by `manifest`: `(ids, vectors (n, dim) float32, metadata)`."""
+    for name, expected in manifest.files.items():
+        path = directory / name
+        if not path.exists() or _sha256(path) != expected:
+            raise IndexCorruptedError(
+                f"{path} is missing or fails its sha256 check; restore the index directory from a backup "
+                f"or rebuild it with `logitsearch index --name {manifest.name} --rebuild`"
+            )
+    try:
+        vectors_name = next(n for n in manifest.files if n.startswith("vectors-"))
+        items_name = next(n for n in manifest.files if n.startswith("items-"))
+        vectors = np.load(directory / vectors_name, allow_pickle=False)
+        items = json.loads((directory / items_name).read_bytes())
+        ids, metadata = items["ids"], items["metadata"]
+    except (StopIteration, ValueError, KeyError, OSError) as exc:
+        raise IndexCorruptedError(f"{directory}: snapshot files are unreadable ({exc})") from exc
+    if vectors.dtype != np.float32 or vectors.shape != (manifest.count, manifest.dim) or len(ids) != manifest.count:
+        raise IndexCorruptedError(f"{directory}: snapshot holds {vectors.shape} {vectors.dtype} vectors and "
+                                  f"{len(ids)} ids; the manifest says {manifest.count} x {manifest.dim}")
+    return ids, vectors, metadata

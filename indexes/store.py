@@ -1,0 +1,75 @@
+"""The vector-store interface the service talks to, and the values it returns.
+
+FAISS is the default implementation (`indexes.durable.DurableIndex`); a distributed engine can implement
+the same protocol. Nothing here depends on FAISS types.
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+Metadata = dict[str, Any]
+Filter = Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class Item:
+    """One stored vector: its id, raw logits `(C,)` float32, and JSON metadata."""
+
+    id: str
+    logits: np.ndarray
+    metadata: Metadata
+
+
+@dataclass(frozen=True)
+class Neighbor:
+    """One search hit; `distance` is in the metric's own units (true Euclidean for `l2`)."""
+
+    id: str
+    distance: float
+    metadata: Metadata
+
+
+@dataclass(frozen=True)
+class SearchResult:
+    """Hits per query, each list sorted by ascending distance and at most k long."""
+
+    neighbors: list[list[Neighbor]]
+
+
+class VectorStore(Protocol):
+    """What the service needs from a vector store."""
+
+    @property
+    def dim(self) -> int: ...
+
+    @property
+    def device(self) -> str: ...
+
+    @property
+    def index_type(self) -> str: ...
+
+    def count(self) -> int: ...
+
+    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[Metadata]) -> int: ...
+
+    def delete(self, item_id: str) -> None: ...
+
+    def get(self, item_id: str) -> Item: ...
+
+    def list(self, offset: int, limit: int) -> list[Item]: ...
+
+    def search(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        metric: str = "l2",
+        temperature: float = 1.0,
+        filter: Filter | None = None,
+    ) -> SearchResult: ...
+
+    def save(self, path: Path | None = None) -> None: ...

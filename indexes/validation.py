@@ -1,0 +1,99 @@
+"""Checks on vectors, ids and metadata before anything is written."""
+
+import json
+import math
+import unicodedata
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .errors import DimensionMismatchError, InvalidInputError
+
+MAX_ID_LENGTH = 256
+MAX_METADATA_BYTES = 16_384
+
+
+def check_vectors(vectors: Any, dim: int, name: str = "logits") -> np.ndarray:
+    """Return `vectors` as a C-contiguous `(n, dim)` float32 array, or raise with what is wrong.
+
+    Args:
+        vectors: `(n, dim)` or `(dim,)` numbers.
+        dim: the index dimension (the model's number of classes).
+        name: what the caller calls these vectors, used in messages.
+
+    Raises:
+        DimensionMismatchError: rows of another length than `dim`.
+        InvalidInputError: empty input, NaN/inf, or values that overflow float32.
+    """
+    try:
+        array = np.asarray(vectors, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"{name} must be a list of numbers or a list of equal-length lists: {exc}") from exc
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[0] == 0:
+        raise InvalidInputError(f"{name} must be a non-empty (n, {dim}) matrix, got shape {array.shape}")
+    if array.shape[1] != dim:
+        raise DimensionMismatchError(
+            f"{name} have {array.shape[1]} values per row but the index holds {dim}-dimensional logits "
+            f"(one per class of the model)"
+        )
+    bad = ~np.isfinite(array)
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise InvalidInputError(f"{name}[{row}][{col}] is {array[row, col]}: every value must be finite")
+    limit = float(np.finfo(np.float32).max)
+    if np.abs(array).max() > limit:
+        raise InvalidInputError(f"{name} hold values beyond the float32 range (|x| <= {limit:.3g})")
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def check_id(item_id: Any) -> str:
+    """Return `item_id` if it is a usable id: a non-empty string of at most 256 printable characters."""
+    if not isinstance(item_id, str) or not item_id:
+        raise InvalidInputError("an id must be a non-empty string")
+    if len(item_id) > MAX_ID_LENGTH:
+        raise InvalidInputError(f"id is {len(item_id)} characters long; at most {MAX_ID_LENGTH} are allowed")
+    if any(unicodedata.category(ch).startswith("C") for ch in item_id):
+        raise InvalidInputError(f"id {item_id!r} contains control or unassigned characters; use printable text")
+    return item_id
+
+
+def check_ids(ids: Sequence[Any]) -> list[str]:
+    """Check every id and that none repeats within one request."""
+    checked = [check_id(item_id) for item_id in ids]
+    if len(set(checked)) != len(checked):
+        seen: set[str] = set()
+        duplicate = next(i for i in checked if i in seen or seen.add(i))  # type: ignore[func-returns-value]
+        raise InvalidInputError(f"id {duplicate!r} appears more than once in one request; send each id once")
+    return checked
+
+
+def check_metadata(metadata: Any) -> dict[str, Any]:
+    """Return `metadata` if it is a JSON object of at most 16 KiB with finite numbers."""
+    if not isinstance(metadata, dict):
+        raise InvalidInputError(f"metadata must be a JSON object, got {type(metadata).__name__}")
+    try:
+        encoded = json.dumps(metadata, allow_nan=False, separators=(",", ":"))
+    except (TypeError, ValueError) as exc:
+        raise InvalidInputError(f"metadata must be plain JSON with finite numbers: {exc}") from exc
+    if len(encoded.encode()) > MAX_METADATA_BYTES:
+        raise InvalidInputError(f"metadata is {len(encoded.encode())} bytes as JSON; at most {MAX_METADATA_BYTES}")
+    return metadata
+
+
+def check_k(k: Any) -> int:
+    """Return `k` if it is an integer >= 1."""
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise InvalidInputError(f"k must be an integer >= 1, got {k!r}")
+    return k
+
+
+def check_temperature(temperature: Any) -> float:
+    """Return `temperature` if it is a finite number > 0."""
+    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not math.isfinite(temperature):
+        raise InvalidInputError(f"temperature must be a finite number > 0, got {temperature!r}")
+    if temperature <= 0:
+        raise InvalidInputError(f"temperature must be > 0, got {temperature}")
+    return float(temperature)
