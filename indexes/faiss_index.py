@@ -24,6 +24,27 @@ def faiss_gpu_available() -> bool:
     return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
 
 
+def create_gpu_resources(setting: str) -> Any | None:
+    """GPU resources for `FaissIndex`, or None to stay on CPU.
+
+    Args:
+        setting: `"auto"` (GPU when available), `"true"` (GPU or fail), `"false"` (CPU).
+
+    Raises:
+        IndexError_: `"true"` without GPU FAISS or a visible device; never falls back silently.
+    """
+    if setting == "false":
+        return None
+    if faiss_gpu_available():
+        return faiss.StandardGpuResources()
+    if setting == "true":
+        raise IndexError_(
+            "LOGITSEARCH_FAISS_GPU=true but FAISS has no GPU support here or sees no CUDA device: install "
+            "`pip install 'logit-search[gpu]'` (faiss-gpu-cu12) on a machine with an NVIDIA GPU, or set it to auto"
+        )
+    return None
+
+
 def configure_faiss(num_threads: int) -> None:
     """Set FAISS's OpenMP thread count and make batched searches use its BLAS kernel.
 

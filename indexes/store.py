@@ -44,6 +44,9 @@ class VectorStore(Protocol):
     """What the service needs from a vector store."""
 
     @property
+    def name(self) -> str: ...
+
+    @property
     def dim(self) -> int: ...
 
     @property

@@ -1,0 +1,64 @@
+"""The FastAPI application: `create_app(settings)`; the model and index load in the lifespan."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import torch  # noqa: I001 - torch before faiss: both bundle OpenMP, and this order is the tested one
+
+from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
+
+from indexes.faiss_index import configure_faiss, create_gpu_resources
+
+from . import __version__
+from .bootstrap import load_model, open_index
+from .config import Settings, get_settings
+from .errors import register_error_handlers
+from .metrics import install_metrics
+from .routes import divergence, embed, health, info, items, search
+
+logger = logging.getLogger(__name__)
+
+
+def _load(app: FastAPI) -> None:
+    settings: Settings = app.state.settings
+    torch.set_num_threads(settings.num_threads)
+    configure_faiss(settings.num_threads)
+    if settings.api_key is None:
+        logger.warning("LOGITSEARCH_API_KEY is not set: anyone who reaches this port can add and delete items")
+    app.state.gpu_resources = create_gpu_resources(settings.faiss_gpu)
+    classifier = load_model(settings)
+    app.state.index = open_index(settings, classifier, app.state.gpu_resources)
+    app.state.classifier = classifier
+    logger.info("serving model %r (%d classes) and index %r (%d items, %s) ", classifier.spec.name,
+                classifier.num_classes, settings.index, app.state.index.count(), app.state.index.device)
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await run_in_threadpool(_load, app)
+    try:
+        yield
+    finally:
+        index = getattr(app.state, "index", None)
+        if index is not None:
+            await run_in_threadpool(index.close)
+            app.state.index = None
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app; nothing heavy happens until the lifespan starts."""
+    app = FastAPI(
+        title="logit-search",
+        version=__version__,
+        summary="Similarity search over classifier logits",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings or get_settings()
+    install_metrics(app)
+    register_error_handlers(app)
+    app.include_router(health.router)
+    for module in (info, embed, items, search, divergence):
+        app.include_router(module.router, prefix="/v1")
+    return app

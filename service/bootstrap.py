@@ -1,0 +1,104 @@
+"""Loading, and on first start building, the served model and index."""
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm import tqdm
+
+from indexes.durable import DurableIndex
+from models import Classifier, TrainConfig, array_to_image, load_classifier, load_digit_images, model_exists
+from models import ModelNotFoundError, decode_image, train_classifier
+from models.device import resolve_device
+
+from .config import DEFAULT_INDEX, DEFAULT_MODEL, Settings
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
+
+
+def load_model(settings: Settings, progress: bool = False) -> Classifier:
+    """The served classifier; the embedded default is trained on first use."""
+    device = resolve_device(settings.device)
+    if not model_exists(settings.models_dir, settings.model):
+        if settings.model != DEFAULT_MODEL:
+            raise ModelNotFoundError(
+                f"no model {settings.model!r} in {settings.models_dir}; train it with "
+                f"`logitsearch train --name {settings.model}` or copy its .safetensors and .json there"
+            )
+        logger.info("model %r not found in %s: training it on scikit-learn's digits", settings.model,
+                    settings.models_dir)
+        train_classifier(TrainConfig(name=settings.model), settings.models_dir, device=device, progress=progress)
+    return load_classifier(settings.models_dir, settings.model, device)
+
+
+def open_index(
+    settings: Settings, classifier: Classifier, gpu_resources: Any = None, rebuild: bool = False, progress: bool = False
+) -> DurableIndex:
+    """The served index; the `default` index of the default model is filled with the digits when empty."""
+    if rebuild and settings.index_dir.exists():
+        logger.info("removing index %r at %s to rebuild it", settings.index, settings.index_dir)
+        shutil.rmtree(settings.index_dir)
+    spec = classifier.spec
+    index = DurableIndex.open(settings.index_dir, name=settings.index, model_name=spec.name,
+                              model_sha256=spec.sha256, dim=spec.num_classes, gpu_resources=gpu_resources)
+    if settings.index == DEFAULT_INDEX and settings.model == DEFAULT_MODEL and index.count() == 0:
+        add_digits(index, classifier, progress=progress)
+        index.save()
+    return index
+
+
+def _batches(n: int, batch_size: int, progress: bool, desc: str) -> Iterator[slice]:
+    with tqdm(total=n, desc=desc, unit="img", disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            stop = min(start + batch_size, n)
+            yield slice(start, stop)
+            bar.update(stop - start)
+
+
+def add_digits(index: DurableIndex, classifier: Classifier, progress: bool = False) -> int:
+    """Index all 1797 digits as `digits-<i>` with `{"label", "split"}`, through the uploaded-image path.
+
+    Each digit becomes an 8-bit grayscale image and is embedded exactly as a PNG upload of it would be, so
+    searching with that PNG finds the item at distance 0. One upsert: the index gets all of them or none.
+    """
+    start = time.perf_counter()
+    digits = load_digit_images()
+    images = [array_to_image(pixels) for pixels in digits.images]
+    logits = np.concatenate([classifier.logits_from_images(images[s])
+                             for s in _batches(len(images), 256, progress, "embedding digits")])
+    ids = [f"digits-{i}" for i in range(len(images))]
+    metadata = [{"label": int(label), "split": str(split)} for label, split in zip(digits.labels, digits.split,
+                                                                                  strict=True)]
+    index.upsert(ids, logits, metadata)
+    logger.info("indexed %d digits into %r in %.1f s", len(ids), index.name, time.perf_counter() - start)
+    return len(ids)
+
+
+def add_image_folder(
+    index: DurableIndex, classifier: Classifier, folder: Path, settings: Settings, progress: bool = False
+) -> int:
+    """Index every image under `folder`: id = relative path, metadata `{"path", "label": <sub-folder>}`.
+
+    Images are committed in batches of `max_batch`; a file that is not a readable image stops the run
+    with an error naming it, after the batches before it were stored.
+    """
+    start = time.perf_counter()
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise ModelNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+    for batch in _batches(len(paths), settings.max_batch, progress, f"indexing {folder}"):
+        chunk = paths[batch]
+        images = [decode_image(p.read_bytes(), max_bytes=settings.max_image_bytes,
+                               max_pixels=settings.max_image_pixels) for p in chunk]
+        relative = [p.relative_to(folder).as_posix() for p in chunk]
+        metadata = [{"path": r, **({"label": r.split("/")[0]} if "/" in r else {})} for r in relative]
+        index.upsert(relative, classifier.logits_from_images(images), metadata)
+    logger.info("indexed %d images from %s into %r in %.1f s", len(paths), folder, index.name,
+                time.perf_counter() - start)
+    return len(paths)

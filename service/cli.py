@@ -1,0 +1,153 @@
+"""`logitsearch`: serve, train, index and search from the command line (a thin layer over the library)."""
+
+import argparse
+import base64
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from .config import Settings
+
+logger = logging.getLogger(__name__)
+
+
+def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
+    """Flags for the settings; each defaults to the environment (LOGITSEARCH_*) and then to Settings."""
+    group = parser.add_argument_group("settings (default: LOGITSEARCH_* environment variables)")
+    for name, field in Settings.model_fields.items():
+        if name == "api_key":
+            group.add_argument("--api-key", dest=name, help=field.description)
+            continue
+        kwargs: dict[str, Any] = {"dest": name, "help": field.description}
+        if field.annotation is bool:
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif field.annotation in (int, Path):
+            kwargs["type"] = field.annotation
+        group.add_argument(f"--{name.replace('_', '-')}", **kwargs)
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    given = {name: getattr(args, name) for name in Settings.model_fields if getattr(args, name, None) is not None}
+    return Settings(**given)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from .app import create_app
+    from .bootstrap import load_model, open_index
+
+    settings = _settings(args)
+    # Build the embedded default before the server starts, with progress bars, so the lifespan only loads.
+    open_index(settings, load_model(settings, progress=True), progress=True).close()
+    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from models import TrainConfig, train_classifier
+    from models.device import resolve_device
+
+    settings = _settings(args)
+    options = {k: getattr(args, k) for k in ("arch", "epochs", "seed", "loss", "label_smoothing", "batch_size", "lr")
+               if getattr(args, k) is not None}
+    config = TrainConfig(name=args.name, **options)
+    classifier = train_classifier(config, settings.models_dir, device=resolve_device(settings.device))
+    logger.info("saved %s: test accuracy %.4f", settings.models_dir / f"{args.name}.safetensors",
+                classifier.spec.training.get("test_accuracy", float("nan")))
+    return 0
+
+
+def _index(args: argparse.Namespace) -> int:
+    from .bootstrap import add_digits, add_image_folder, load_model, open_index
+
+    settings = _settings(args)
+    classifier = load_model(settings, progress=True)
+    index = open_index(settings, classifier, rebuild=args.rebuild, progress=True)
+    try:
+        if args.images is not None:
+            add_image_folder(index, classifier, args.images, settings, progress=True)
+        elif index.count() == 0:
+            add_digits(index, classifier, progress=True)
+        logger.info("index %r at %s holds %d items", index.name, settings.index_dir, index.count())
+    finally:
+        index.close()
+    return 0
+
+
+def _search(args: argparse.Namespace, out: Any) -> int:
+    if args.image is not None:
+        query: dict[str, Any] = {"image": base64.b64encode(args.image.read_bytes()).decode()}
+    elif args.id is not None:
+        query = {"id": args.id}
+    else:
+        query = {"logits": [float(v) for v in args.logits.split(",")]}
+    body = {"queries": [query], "k": args.k, "metric": args.metric, "temperature": args.temperature}
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    response = httpx.post(f"{args.url.rstrip('/')}/v1/search", json=body, headers=headers, timeout=args.timeout)
+    if response.status_code != 200:
+        logger.error("search failed (%d): %s", response.status_code, response.json().get("detail"))
+        return 1
+    rows = response.json()["results"][0]
+    out.write(f"{'rank':>4}  {'distance':>10}  {'id':<24}  metadata\n")
+    for rank, hit in enumerate(rows, 1):
+        out.write(f"{rank:>4}  {hit['distance']:>10.4f}  {hit['id']:<24}  {hit['metadata']}\n")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="logitsearch", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="serve the REST API (builds the embedded default on first start)")
+    _add_settings_flags(serve)
+
+    train = sub.add_parser("train", help="train a classifier on the digits and save it under DATA_DIR/models")
+    train.add_argument("--name", required=True, help="model name: DATA_DIR/models/NAME.safetensors + NAME.json")
+    train.add_argument("--arch", help="architecture from the model registry (digits-cnn, mlp)")
+    train.add_argument("--loss", help="training loss (ce)")
+    train.add_argument("--label-smoothing", type=float)
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--seed", type=int)
+    _add_settings_flags(train)
+
+    index = sub.add_parser("index", help="build or extend an index from the digits default or a folder of images")
+    index.add_argument("--images", type=Path, help="folder of images (sub-folder = label); default: the digits")
+    index.add_argument("--rebuild", action="store_true", help="delete the index first")
+    _add_settings_flags(index)
+
+    search = sub.add_parser("search", help="query a running service and print a table")
+    source = search.add_mutually_exclusive_group(required=True)
+    source.add_argument("--image", type=Path, help="query image file")
+    source.add_argument("--id", help="stored item id")
+    source.add_argument("--logits", help="comma-separated logits")
+    search.add_argument("-k", type=int, default=10)
+    search.add_argument("--metric", default="l2")
+    search.add_argument("--temperature", type=float, default=1.0)
+    search.add_argument("--url", default="http://127.0.0.1:8000")
+    search.add_argument("--api-key")
+    search.add_argument("--timeout", type=float, default=30.0)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    level = getattr(args, "log_level", None) or "info"
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "serve":
+        return _serve(args)
+    if args.command == "train":
+        return _train(args)
+    if args.command == "index":
+        return _index(args)
+    return _search(args, sys.stdout)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

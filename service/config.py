@@ -1,0 +1,50 @@
+"""Service settings: environment variables with the `LOGITSEARCH_` prefix, or CLI flags."""
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "digits-cnn"
+DEFAULT_INDEX = "default"
+
+
+class Settings(BaseSettings):
+    """Everything configurable; only this module reads the environment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="LOGITSEARCH_", env_file=".env", env_ignore_empty=True, extra="ignore", protected_namespaces=()
+    )
+
+    data_dir: Path = Field(Path("./data"), description="Root of models/ and indexes/")
+    host: str = Field("127.0.0.1", description="Address to bind")
+    port: int = Field(8000, ge=1, le=65535, description="Port to bind")
+    model: str = Field(DEFAULT_MODEL, description="Model to serve: DATA_DIR/models/MODEL.safetensors + .json")
+    index: str = Field(DEFAULT_INDEX, description="Index to serve: DATA_DIR/indexes/INDEX/")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Torch device for the classifier")
+    faiss_gpu: Literal["auto", "true", "false"] = Field("auto", description="Keep the FAISS index on the GPU")
+    num_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Torch/FAISS threads")
+    api_key: SecretStr | None = Field(None, description="Bearer key required for writes (unset: open)")
+    protect_reads: bool = Field(False, description="Require the API key for reads too")
+    max_k: int = Field(4096, ge=1, description="Largest k a search may ask for")
+    max_batch: int = Field(1024, ge=1, description="Most queries, items or images in one request")
+    max_image_bytes: int = Field(10 * 2**20, ge=1, description="Largest encoded image accepted")
+    max_image_pixels: int = Field(25_000_000, ge=1, description="Largest decoded image (width x height)")
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level")
+
+    @property
+    def models_dir(self) -> Path:
+        return self.data_dir / "models"
+
+    @property
+    def index_dir(self) -> Path:
+        return self.data_dir / "indexes" / self.index
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The settings from the environment, read once."""
+    return Settings()

@@ -1,0 +1,77 @@
+"""Turning request inputs (logits, base64 images, stored ids) into logit vectors, within the limits."""
+
+import base64
+import binascii
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from indexes.store import VectorStore
+from indexes.validation import check_vectors
+from models import Classifier, ImageDecodeError, ImageError, decode_image
+
+from .config import Settings
+from .errors import LimitExceededError
+from .schemas import ItemIn, Query
+
+
+def check_batch(size: int, settings: Settings, what: str) -> None:
+    """Refuse requests with more than `max_batch` queries, items or images."""
+    if size > settings.max_batch:
+        raise LimitExceededError(
+            f"{size} {what} in one request; at most {settings.max_batch} (LOGITSEARCH_MAX_BATCH): split the request"
+        )
+
+
+def check_k(k: int, settings: Settings) -> None:
+    """Refuse `k` above `max_k`."""
+    if k > settings.max_k:
+        raise LimitExceededError(f"k = {k} is above the limit of {settings.max_k} (LOGITSEARCH_MAX_K)")
+
+
+def decode_base64(text: str, where: str) -> bytes:
+    """Bytes of a base64 string; a `data:<mime>;base64,` prefix is accepted."""
+    if text.startswith("data:"):
+        text = text.partition(",")[2]
+    try:
+        return base64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ImageDecodeError(f"{where} is not valid base64 ({exc}); encode the file's bytes with base64") from exc
+
+
+def decode_one(item: str | bytes, settings: Settings, where: str) -> Image.Image:
+    """Decode one image (base64 text or raw bytes), checked against the size limits."""
+    data = item if isinstance(item, bytes) else decode_base64(item, where)
+    try:
+        return decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+    except ImageError as exc:
+        raise type(exc)(f"{where}: {exc}") from exc
+
+
+def resolve_vectors(
+    sources: Sequence[ItemIn | Query],
+    classifier: Classifier,
+    index: VectorStore,
+    settings: Settings,
+    where: str,
+) -> np.ndarray:
+    """The logits of each source: given directly, computed from its image, or read from a stored id.
+
+    Images in the batch go through the model together. Raises `ItemNotFoundError` for an unknown id.
+
+    Returns:
+        `(n, C)` float32, validated (finite, right dimension).
+    """
+    dim = index.dim
+    vectors = np.empty((len(sources), dim), dtype=np.float32)
+    image_rows = [i for i, source in enumerate(sources) if source.image is not None]
+    for i, source in enumerate(sources):
+        if source.logits is not None:
+            vectors[i] = check_vectors(source.logits, dim, name=f"{where}[{i}].logits")[0]
+        elif isinstance(source, Query) and source.id is not None:
+            vectors[i] = index.get(source.id).logits
+    if image_rows:
+        images = [decode_one(sources[i].image or "", settings, f"{where}[{i}].image") for i in image_rows]
+        vectors[image_rows] = classifier.logits_from_images(images)
+    return vectors

@@ -1,0 +1,1 @@
+"""API routers: health, info, embed, items, search, divergence."""

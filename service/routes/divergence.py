@@ -1,0 +1,32 @@
+"""Divergences between classifier outputs."""
+
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends
+
+from indexes.divergences import compute_divergences
+
+from ..deps import SettingsDep, require_read_key
+from ..inputs import check_batch
+from ..schemas import DivergenceRequest, DivergenceResponse
+
+router = APIRouter(tags=["divergence"], dependencies=[Depends(require_read_key)])
+
+
+def _to_json(values: np.ndarray) -> Any:
+    """Floats as lists, with +inf (a divergence with zeros in probability input) as null."""
+    return np.where(np.isfinite(values), values, None).tolist()
+
+
+@router.post("/divergence")
+def compute_divergence(body: DivergenceRequest, settings: SettingsDep) -> DivergenceResponse:
+    """CE, KL (both ways), JS, triangular and Euclidean between rows of a and b (or every pair)."""
+    for name, rows in (("a", body.a), ("b", body.b)):
+        check_batch(len(rows) if rows and isinstance(rows[0], list) else 1, settings, f"rows in {name}")
+    values = compute_divergences(
+        body.a, body.b, measures=body.measures, input=body.input, temperature=body.temperature,
+        base=body.base, pairwise=body.pairwise,
+    )
+    return DivergenceResponse(input=body.input, temperature=body.temperature, base=body.base,
+                              values={name: _to_json(v) for name, v in values.items()})

@@ -1,0 +1,84 @@
+"""Logits and probabilities of images."""
+
+import json
+from typing import Any
+
+import numpy as np
+from fastapi import APIRouter, Depends, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.exceptions import RequestValidationError
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from indexes.divergences import log_softmax
+from models import Classifier
+
+from ..config import Settings
+from ..deps import ClassifierDep, SettingsDep, require_read_key
+from ..errors import LimitExceededError
+from ..inputs import check_batch, decode_one
+from ..schemas import EmbedRequest, EmbedResponse
+
+router = APIRouter(tags=["embed"], dependencies=[Depends(require_read_key)])
+
+_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {"schema": EmbedRequest.model_json_schema()},
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["files"],
+                    "properties": {
+                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "temperature": {"type": "number", "exclusiveMinimum": 0, "default": 1.0},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def _read_request(request: Request, settings: Settings) -> tuple[list[str | bytes], float]:
+    if request.headers.get("content-type", "").startswith("multipart/form-data"):
+        limit = settings.max_batch + 1
+        async with request.form(max_files=limit, max_fields=limit) as form:
+            files = [f for f in form.getlist("files") if isinstance(f, UploadFile)]
+            if not files:
+                raise LimitExceededError("send one or more images as multipart form field `files`")
+            check_batch(len(files), settings, "images")
+            data: list[str | bytes] = [await f.read(settings.max_image_bytes + 1) for f in files]
+            raw: dict[str, Any] = {"images": ["x"] * len(data)}
+            if "temperature" in form:
+                raw["temperature"] = form["temperature"]
+        body = EmbedRequest.model_validate(raw)
+        return data, body.temperature
+    body = EmbedRequest.model_validate(json.loads(await request.body()))
+    return list(body.images), body.temperature
+
+
+def _embed(images: list[str | bytes], temperature: float, classifier: Classifier, settings: Settings) -> EmbedResponse:
+    check_batch(len(images), settings, "images")
+    decoded = [decode_one(image, settings, f"images[{i}]") for i, image in enumerate(images)]
+    logits = classifier.logits_from_images(decoded)
+    probabilities = np.exp(log_softmax(logits, temperature))
+    return EmbedResponse(
+        logits=logits.tolist(),
+        probabilities=probabilities.tolist(),
+        predicted=logits.argmax(axis=1).tolist(),
+        labels=list(classifier.spec.labels),
+    )
+
+
+@router.post("/embed", openapi_extra=_BODY)
+async def embed_images(request: Request, classifier: ClassifierDep, settings: SettingsDep) -> EmbedResponse:
+    """Logits, softmax probabilities at a temperature, and predicted class of each image."""
+    try:
+        images, temperature = await _read_request(request, settings)
+    except ValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False)) from exc
+    except json.JSONDecodeError as exc:
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": str(exc)}]) from exc
+    return await run_in_threadpool(_embed, images, temperature, classifier, settings)

@@ -1,0 +1,22 @@
+"""What the service is serving."""
+
+from fastapi import APIRouter, Depends
+
+from .. import __version__
+from ..deps import ClassifierDep, IndexDep, require_read_key
+from ..schemas import IndexInfo, InfoResponse, ModelInfo
+
+router = APIRouter(tags=["info"], dependencies=[Depends(require_read_key)])
+
+
+@router.get("/info")
+def get_info(classifier: ClassifierDep, index: IndexDep) -> InfoResponse:
+    """Version, model and index of this service."""
+    spec = classifier.spec
+    return InfoResponse(
+        version=__version__,
+        model=ModelInfo(name=spec.name, num_classes=spec.num_classes, labels=list(spec.labels),
+                        input_size=spec.input_size, channels=spec.channels, sha256=spec.sha256),
+        index=IndexInfo(name=index.name, count=index.count(), dim=index.dim, device=index.device,
+                        index_type=index.index_type),
+    )

@@ -1,0 +1,50 @@
+"""Add, replace, read, page through and delete stored items."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Query
+
+from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep, require_read_key, require_write_key
+from ..inputs import check_batch, resolve_vectors
+from ..schemas import DeleteResponse, ItemOut, ItemsPage, UpsertRequest, UpsertResponse
+
+router = APIRouter(prefix="/items", tags=["items"])
+_NOT_FOUND = {404: {"description": "No item with this id"}}
+
+
+@router.post("", dependencies=[Depends(require_write_key)])
+def upsert_items(
+    body: UpsertRequest, classifier: ClassifierDep, index: IndexDep, settings: SettingsDep, metrics: MetricsDep
+) -> UpsertResponse:
+    """Insert or replace items given by logits or image; all of them are stored, or none."""
+    check_batch(len(body.items), settings, "items")
+    vectors = resolve_vectors(body.items, classifier, index, settings, where="items")
+    upserted = index.upsert([item.id for item in body.items], vectors, [item.metadata for item in body.items])
+    metrics.items.inc(upserted)
+    return UpsertResponse(upserted=upserted, count=index.count())
+
+
+@router.get("", dependencies=[Depends(require_read_key)])
+def list_items(
+    index: IndexDep,
+    offset: Annotated[int, Query(ge=0)] = 0,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> ItemsPage:
+    """A page of items in ascending id order, and the total count."""
+    items = [ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata)
+             for item in index.list(offset, limit)]
+    return ItemsPage(items=items, count=index.count())
+
+
+@router.get("/{item_id}", dependencies=[Depends(require_read_key)], responses=_NOT_FOUND)
+def get_item(item_id: str, index: IndexDep) -> ItemOut:
+    """One stored item: its logits and metadata."""
+    item = index.get(item_id)
+    return ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata)
+
+
+@router.delete("/{item_id}", dependencies=[Depends(require_write_key)], responses=_NOT_FOUND)
+def delete_item(item_id: str, index: IndexDep) -> DeleteResponse:
+    """Remove one item."""
+    index.delete(item_id)
+    return DeleteResponse(deleted=item_id)

@@ -1,0 +1,50 @@
+"""Nearest-neighbour search by logits, image or stored id."""
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, File, Form, UploadFile
+
+from indexes.store import SearchResult
+
+from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep, require_read_key
+from ..inputs import check_batch, check_k, decode_one, resolve_vectors
+from ..schemas import Neighbor, SearchRequest, SearchResponse, Temperature
+
+router = APIRouter(prefix="/search", tags=["search"], dependencies=[Depends(require_read_key)])
+
+
+def _to_response(result: SearchResult, metric: str, temperature: float) -> SearchResponse:
+    rows = [[Neighbor(id=n.id, distance=n.distance, metadata=n.metadata) for n in row] for row in result.neighbors]
+    return SearchResponse(metric=metric, temperature=temperature, results=rows)
+
+
+@router.post("", responses={404: {"description": "A query names an unknown id"}})
+def search_neighbors(
+    body: SearchRequest, classifier: ClassifierDep, index: IndexDep, settings: SettingsDep, metrics: MetricsDep
+) -> SearchResponse:
+    """The k nearest stored items of each query, closest first."""
+    check_batch(len(body.queries), settings, "queries")
+    check_k(body.k, settings)
+    queries = resolve_vectors(body.queries, classifier, index, settings, where="queries")
+    result = index.search(queries, body.k, metric=body.metric, temperature=body.temperature, filter=body.filter)
+    metrics.queries.labels(body.metric).inc(len(body.queries))
+    return _to_response(result, body.metric, body.temperature)
+
+
+@router.post("/image")
+def search_image(
+    file: Annotated[UploadFile, File(description="The query image")],
+    classifier: ClassifierDep,
+    index: IndexDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
+    k: Annotated[int, Form(ge=1)] = 10,
+    metric: Annotated[str, Form()] = "l2",
+    temperature: Annotated[Temperature, Form()] = 1.0,
+) -> SearchResponse:
+    """Shortcut: the k nearest stored items of one uploaded image."""
+    check_k(k, settings)
+    image = decode_one(file.file.read(settings.max_image_bytes + 1), settings, "file")
+    result = index.search(classifier.logits_from_images([image]), k, metric=metric, temperature=temperature)
+    metrics.queries.labels(metric).inc()
+    return _to_response(result, metric, temperature)

@@ -1,0 +1,142 @@
+"""Request and response bodies of the REST API (DESIGN.md)."""
+
+from typing import Annotated, Any, ClassVar, Literal, Self
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Softmax temperature T > 0")]
+Base64Image = Annotated[str, Field(min_length=1, description="Base64 image bytes (a data: URL prefix is accepted)")]
+Metadata = dict[str, Any]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _OneSource(Strict):
+    """A vector given as logits, an image, or (for queries) a stored id: exactly one of them."""
+
+    _sources: ClassVar[tuple[str, ...]] = ("logits", "image")
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Self:
+        given = [name for name in self._sources if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError(f"give exactly one of {', '.join(self._sources)}; got {', '.join(given) or 'none'}")
+        return self
+
+
+class ItemIn(_OneSource):
+    id: str = Field(description="Item id: 1-256 printable characters")
+    logits: list[float] | None = Field(None, description="Raw logits, one per class")
+    image: Base64Image | None = None
+    metadata: Metadata = Field(default_factory=dict, description="JSON object stored with the item")
+
+
+class UpsertRequest(Strict):
+    items: list[ItemIn] = Field(min_length=1)
+
+
+class UpsertResponse(BaseModel):
+    upserted: int
+    count: int
+
+
+class ItemOut(BaseModel):
+    id: str
+    logits: list[float]
+    metadata: Metadata
+
+
+class ItemsPage(BaseModel):
+    items: list[ItemOut]
+    count: int
+
+
+class DeleteResponse(BaseModel):
+    deleted: str
+
+
+class Query(_OneSource):
+    _sources: ClassVar[tuple[str, ...]] = ("logits", "image", "id")
+
+    logits: list[float] | None = None
+    image: Base64Image | None = None
+    id: str | None = None
+
+
+class SearchRequest(Strict):
+    queries: list[Query] = Field(min_length=1, description="1..MAX_BATCH queries")
+    k: int = Field(10, ge=1, description="Neighbours per query, 1..MAX_K")
+    metric: str = Field("l2", description="Distance: l2")
+    temperature: Temperature = 1.0
+    filter: dict[str, str | int | float | bool | None] | None = Field(
+        None, description='Exact match on metadata fields; "predicted" matches the argmax class'
+    )
+
+
+class Neighbor(BaseModel):
+    id: str
+    distance: float
+    metadata: Metadata
+
+
+class SearchResponse(BaseModel):
+    metric: str
+    temperature: float
+    results: list[list[Neighbor]]
+
+
+class EmbedRequest(Strict):
+    images: list[Base64Image] = Field(min_length=1)
+    temperature: Temperature = 1.0
+
+
+class EmbedResponse(BaseModel):
+    logits: list[list[float]]
+    probabilities: list[list[float]]
+    predicted: list[int]
+    labels: list[str]
+
+
+Matrix = list[float] | list[list[float]]
+
+
+class DivergenceRequest(Strict):
+    a: Matrix
+    b: Matrix
+    input: Literal["logits", "probabilities"] = "logits"
+    temperature: Temperature = 1.0
+    base: Literal["e", "2"] = "e"
+    pairwise: bool = False
+    measures: list[str] | None = Field(None, min_length=1, description="Default: all")
+
+
+class DivergenceResponse(BaseModel):
+    input: str
+    temperature: float
+    base: str
+    values: dict[str, list[float | None] | list[list[float | None]]]
+
+
+class ModelInfo(BaseModel):
+    name: str
+    num_classes: int
+    labels: list[str]
+    input_size: tuple[int, int]
+    channels: int
+    sha256: str
+
+
+class IndexInfo(BaseModel):
+    name: str
+    count: int
+    dim: int
+    device: str
+    index_type: str
+
+
+class InfoResponse(BaseModel):
+    version: str
+    model: ModelInfo
+    index: IndexInfo

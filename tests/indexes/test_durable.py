@@ -1,0 +1,161 @@
+"""DurableIndex: writes survive reopening, torn logs are cut, damaged files fail loudly, requests are atomic."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexes.durable import DurableIndex
+from indexes.errors import (
+    DimensionMismatchError,
+    IndexCorruptedError,
+    InvalidInputError,
+    ItemNotFoundError,
+    ManifestMismatchError,
+    UnknownMetricError,
+)
+from indexes.snapshot import read_manifest
+
+DIM = 6
+
+
+def _open(path: Path, **overrides: object) -> DurableIndex:
+    options: dict[str, object] = {"name": "t", "model_name": "m", "model_sha256": "ab" * 32, "dim": DIM}
+    options.update(overrides)
+    return DurableIndex.open(path, **options)  # type: ignore[arg-type]
+
+
+def _vectors(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.standard_normal((n, DIM)).astype(np.float32)
+
+
+def _contents(index: DurableIndex) -> dict[str, tuple[list[float], dict[str, object]]]:
+    return {item.id: (item.logits.tolist(), item.metadata) for item in index.iter_items()}
+
+
+def test_reopen_replays_log_exactly(tmp_path: Path, rng: np.random.Generator) -> None:
+    index = _open(tmp_path)
+    index.upsert(["a", "b", "c"], _vectors(rng, 3), [{"x": 1}, {"x": 2}, {"x": [1, "two"]}])
+    index.upsert(["b"], _vectors(rng, 1), [{"x": 20}])
+    index.delete("a")
+    before = _contents(index)
+    reopened = _open(tmp_path)  # no close(): as after a crash, only the log has the writes
+    assert _contents(reopened) == before
+    assert reopened.count() == 2
+
+
+def test_close_snapshots_and_empties_log(tmp_path: Path, rng: np.random.Generator) -> None:
+    index = _open(tmp_path)
+    index.upsert(["a", "b"], _vectors(rng, 2))
+    before = _contents(index)
+    index.close()
+    assert (tmp_path / "wal.log").stat().st_size == 0
+    manifest = read_manifest(tmp_path)
+    assert manifest is not None and manifest.count == 2 and manifest.wal_seq == 1
+    assert _contents(_open(tmp_path)) == before
+
+
+def test_torn_last_record_is_dropped(tmp_path: Path, rng: np.random.Generator) -> None:
+    index = _open(tmp_path)
+    index.upsert(["a"], _vectors(rng, 1))
+    index.upsert(["b"], _vectors(rng, 1))
+    wal = tmp_path / "wal.log"
+    data = wal.read_bytes()
+    wal.write_bytes(data[:-10])  # the second write was cut short: it had not been acknowledged
+    reopened = _open(tmp_path)
+    assert [item.id for item in reopened.iter_items()] == ["a"]
+    reopened.upsert(["c"], _vectors(rng, 1))  # appends continue on a clean line
+    assert [item.id for item in _open(tmp_path).iter_items()] == ["a", "c"]
+
+
+def test_damaged_record_before_good_ones_fails(tmp_path: Path, rng: np.random.Generator) -> None:
+    index = _open(tmp_path)
+    index.upsert(["a"], _vectors(rng, 1))
+    index.upsert(["b"], _vectors(rng, 1))
+    wal = tmp_path / "wal.log"
+    lines = wal.read_bytes().split(b"\n")
+    lines[0] = lines[0].replace(b'"a"', b'"z"')
+    wal.write_bytes(b"\n".join(lines))
+    with pytest.raises(IndexCorruptedError, match="checksum"):
+        _open(tmp_path)
+
+
+def test_damaged_snapshot_fails(tmp_path: Path, rng: np.random.Generator) -> None:
+    index = _open(tmp_path)
+    index.upsert(["a", "b"], _vectors(rng, 2))
+    index.close()
+    vectors_file = next(tmp_path.glob("vectors-*.npy"))
+    vectors_file.write_bytes(vectors_file.read_bytes()[:-4])
+    with pytest.raises(IndexCorruptedError, match="sha256"):
+        _open(tmp_path)
+
+
+def test_other_model_fails_at_open(tmp_path: Path) -> None:
+    _open(tmp_path).close()
+    with pytest.raises(ManifestMismatchError, match="rebuild"):
+        _open(tmp_path, model_sha256="cd" * 32)
+    with pytest.raises(ManifestMismatchError):
+        _open(tmp_path, dim=DIM + 1)
+
+
+def test_manifest_records_versions(tmp_path: Path) -> None:
+    _open(tmp_path).close()
+    raw = json.loads((tmp_path / "manifest.json").read_text())
+    assert {"faiss", "numpy", "logit_search"} <= raw["versions"].keys()
+    assert raw["dim"] == DIM and raw["model_name"] == "m"
+
+
+@pytest.mark.parametrize(
+    ("ids", "vectors", "metadata", "error"),
+    [
+        (["ok", "ok"], np.zeros((2, DIM)), None, InvalidInputError),
+        (["ok", ""], np.zeros((2, DIM)), None, InvalidInputError),
+        (["ok", "bad\x00id"], np.zeros((2, DIM)), None, InvalidInputError),
+        (["ok", "x" * 257], np.zeros((2, DIM)), None, InvalidInputError),
+        (["ok", "nan"], np.array([[0.0] * DIM, [np.nan] * DIM]), None, InvalidInputError),
+        (["ok", "inf"], np.array([[0.0] * DIM, [0.0] * (DIM - 1) + [np.inf]]), None, InvalidInputError),
+        (["ok", "huge"], np.array([[0.0] * DIM, [1e39] * DIM]), None, InvalidInputError),
+        (["ok", "short"], [[0.0] * DIM, [0.0] * (DIM - 1)], None, InvalidInputError),
+        (["ok"], np.zeros((1, DIM + 1)), None, DimensionMismatchError),
+        (["ok", "meta"], np.zeros((2, DIM)), [{}, ["not", "an", "object"]], InvalidInputError),
+        (["ok", "meta"], np.zeros((2, DIM)), [{}, {"x": float("nan")}], InvalidInputError),
+        (["ok", "meta"], np.zeros((2, DIM)), [{}, {"x": "y" * 20_000}], InvalidInputError),
+    ],
+)
+def test_bad_request_stores_nothing(
+    tmp_path: Path, rng: np.random.Generator, ids: list[str], vectors: object, metadata: object, error: type
+) -> None:
+    index = _open(tmp_path)
+    index.upsert(["kept"], _vectors(rng, 1), [{"keep": True}])
+    before = _contents(index)
+    with pytest.raises(error):
+        index.upsert(ids, vectors, metadata)  # type: ignore[arg-type]
+    assert _contents(index) == before
+    assert _contents(_open(tmp_path)) == before
+
+
+def test_search_rejects_bad_arguments(tmp_path: Path, rng: np.random.Generator) -> None:
+    index = _open(tmp_path)
+    index.upsert(["a"], _vectors(rng, 1))
+    with pytest.raises(UnknownMetricError, match="l2"):
+        index.search(_vectors(rng, 1), 1, metric="hamming")
+    with pytest.raises(InvalidInputError, match="k"):
+        index.search(_vectors(rng, 1), 0)
+    with pytest.raises(InvalidInputError, match="temperature"):
+        index.search(_vectors(rng, 1), 1, temperature=float("nan"))
+    with pytest.raises(DimensionMismatchError):
+        index.search(np.zeros((1, DIM + 2)), 1)
+    with pytest.raises(ItemNotFoundError):
+        index.delete("missing")
+
+
+def test_compaction_keeps_everything(tmp_path: Path, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("indexes.durable.COMPACT_EVERY", 3)
+    index = _open(tmp_path)
+    for i in range(7):
+        index.upsert([f"id-{i}"], _vectors(rng, 1))
+    index.delete("id-2")
+    manifest = read_manifest(tmp_path)
+    assert manifest is not None and manifest.wal_seq == 6  # compacted at seq 3 and 6; seq 7, 8 in the log
+    assert _contents(_open(tmp_path)) == _contents(index)

@@ -1,0 +1,95 @@
+"""FaissIndex: exact search against numpy brute force, ids kept in step across upsert and delete."""
+
+import numpy as np
+import pytest
+
+from indexes.errors import ItemNotFoundError
+from indexes.faiss_index import FaissIndex, configure_faiss
+from tests.helpers import assert_matches_brute_force, brute_force_l2
+
+
+def _filled(rng: np.random.Generator, n: int = 500, dim: int = 10) -> tuple[FaissIndex, np.ndarray, list[str]]:
+    index = FaissIndex(dim)
+    vectors = (rng.standard_normal((n, dim)) * 5).astype(np.float32)
+    ids = [f"item-{i}" for i in range(n)]
+    index.upsert(ids, vectors, [{"label": i % 7, "even": i % 2 == 0} for i in range(n)])
+    return index, vectors, ids
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("num_queries", [1, 37, 256])
+@pytest.mark.parametrize("k", [1, 10, 500, 900])
+def test_search_matches_brute_force(seed: int, num_queries: int, k: int) -> None:
+    configure_faiss(2)  # BLAS kernel from 20 queries on: the re-rank must still give exact distances
+    rng = np.random.default_rng(seed)
+    index, vectors, ids = _filled(rng)
+    queries = (rng.standard_normal((num_queries, 10)) * 5).astype(np.float32)
+    result = index.search(queries, k)
+    assert_matches_brute_force(result, brute_force_l2(queries, vectors), ids, k)
+
+
+def test_search_own_vector_at_distance_zero(rng: np.random.Generator) -> None:
+    index, vectors, ids = _filled(rng)
+    vectors_far = vectors * 1000  # large norms: ||x||^2 + ||y||^2 - 2xy would lose everything to cancellation
+    index.upsert(ids, vectors_far, [{}] * len(ids))
+    result = index.search(vectors_far[:64], 1)
+    assert [hits[0].id for hits in result.neighbors] == ids[:64]
+    assert max(hits[0].distance for hits in result.neighbors) == 0.0
+
+
+def test_upsert_replaces_and_delete_moves_rows(rng: np.random.Generator) -> None:
+    index, vectors, ids = _filled(rng, n=50)
+    replacement = (rng.standard_normal((2, 10))).astype(np.float32)
+    index.upsert(["item-3", "new"], replacement, [{"v": 1}, {"v": 2}])
+    index.delete("item-0")  # the last row moves into row 0
+    index.delete("new")
+    assert index.count() == 49
+    np.testing.assert_array_equal(index.get("item-3").logits, replacement[0])
+    assert index.get("item-3").metadata == {"v": 1}
+    np.testing.assert_array_equal(index.get("item-49").logits, vectors[49])
+    with pytest.raises(ItemNotFoundError):
+        index.get("item-0")
+    expected = {f"item-{i}": vectors[i] for i in range(1, 50)}
+    expected["item-3"] = replacement[0]
+    remaining = list(expected)
+    queries = rng.standard_normal((5, 10)).astype(np.float32)
+    result = index.search(queries, 49)
+    assert_matches_brute_force(result, brute_force_l2(queries, np.stack(list(expected.values()))), remaining, 49)
+
+
+def test_filter_restricts_to_matching_rows(rng: np.random.Generator) -> None:
+    index, vectors, ids = _filled(rng)
+    queries = rng.standard_normal((4, 10)).astype(np.float32)
+    for filter in ({"label": 3}, {"label": 3, "even": True}, {"predicted": 2}, {"label": 3.0}):
+        mask = np.ones(len(ids), bool)
+        for key, value in filter.items():
+            if key == "predicted":
+                mask &= vectors.argmax(1) == value
+            elif key == "label":
+                mask &= np.arange(len(ids)) % 7 == value
+            else:
+                mask &= (np.arange(len(ids)) % 2 == 0) == value
+        kept = [i for i, m in zip(ids, mask, strict=True) if m]
+        result = index.search(queries, 10, filter)
+        assert_matches_brute_force(result, brute_force_l2(queries, vectors[mask]), kept, 10)
+
+
+def test_filter_is_type_strict(rng: np.random.Generator) -> None:
+    index, _, _ = _filled(rng)
+    queries = rng.standard_normal((1, 10)).astype(np.float32)
+    assert index.search(queries, 5, {"label": "3"}).neighbors == [[]]
+    assert index.search(queries, 5, {"even": 1}).neighbors == [[]]  # true is not 1
+    assert index.search(queries, 5, {"missing": None}).neighbors == [[]]
+
+
+def test_list_pages_in_id_order(rng: np.random.Generator) -> None:
+    index, _, ids = _filled(rng, n=30)
+    pages = [index.list(offset, 7) for offset in range(0, 30, 7)]
+    listed = [item.id for page in pages for item in page]
+    assert listed == sorted(ids)
+
+
+def test_empty_index_returns_empty_results() -> None:
+    index = FaissIndex(4)
+    result = index.search(np.zeros((2, 4), np.float32), 3)
+    assert result.neighbors == [[], []]
