@@ -13,10 +13,10 @@ class Metrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "logitsearch_requests", "HTTP requests", ["method", "route", "status"], registry=self.registry
+            "logitsearch_requests", "HTTP requests", ["method", "handler", "status"], registry=self.registry
         )
         self.latency = Histogram(
-            "logitsearch_request_seconds", "HTTP request latency", ["method", "route"], registry=self.registry
+            "logitsearch_request_seconds", "HTTP request latency", ["method", "handler"], registry=self.registry
         )
         self.items = Counter("logitsearch_items_written", "Items upserted", registry=self.registry)
         self.queries = Counter("logitsearch_queries", "Search queries answered", ["metric"], registry=self.registry)
@@ -31,10 +31,11 @@ def install_metrics(app: FastAPI) -> Metrics:
     async def observe(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         start = time.perf_counter()
         response = await call_next(request)
-        route = request.scope.get("route")
-        path = getattr(route, "path", "unmatched")
-        metrics.latency.labels(request.method, path).observe(time.perf_counter() - start)
-        metrics.requests.labels(request.method, path, str(response.status_code)).inc()
+        # The handler's name, not the path: low cardinality, and routers included under a prefix only know
+        # their own part of the path template.
+        handler = getattr(request.scope.get("endpoint"), "__name__", "unmatched")
+        metrics.latency.labels(request.method, handler).observe(time.perf_counter() - start)
+        metrics.requests.labels(request.method, handler, str(response.status_code)).inc()
         return response
 
     return metrics
