@@ -73,8 +73,14 @@ class DurableIndex:
             last_seq, replayed = record["seq"], replayed + 1
         wal = WriteAheadLog(directory / WAL, last_seq)
         wal.num_records = replayed
-        logger.info("loaded index %r: %d items, dim %d, %d log records replayed, on %s",
-                    name, index.count(), dim, replayed, index.device)
+        logger.info(
+            "loaded index %r: %d items, dim %d, %d log records replayed, on %s",
+            name,
+            index.count(),
+            dim,
+            replayed,
+            index.device,
+        )
         return cls(directory, index, manifest, wal)
 
     @staticmethod
@@ -206,8 +212,9 @@ class DurableIndex:
         if directory == self.directory:
             self._manifest = written
             self._wal.truncate()
-        logger.info("snapshot of index %r: %d items at seq %d in %s",
-                    self.name, written.count, written.wal_seq, directory)
+        logger.info(
+            "snapshot of index %r: %d items at seq %d in %s", self.name, written.count, written.wal_seq, directory
+        )
 
     # Defined last: inside the class body the name `list` would shadow the builtin in later annotations.
     def list(self, offset: int = 0, limit: int = 100) -> list[Item]:

@@ -63,8 +63,12 @@ def _versions() -> dict[str, str]:
         package = version("logit-search")
     except PackageNotFoundError:  # running from a source tree that was not installed
         package = "unknown"
-    return {"logit_search": package, "faiss": faiss.__version__, "numpy": np.__version__,
-            "python": platform.python_version()}
+    return {
+        "logit_search": package,
+        "faiss": faiss.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def _sha256(path: Path) -> str:
@@ -156,6 +160,8 @@ def read_snapshot(directory: Path, manifest: IndexManifest) -> tuple[list[str], 
     except (StopIteration, ValueError, KeyError, OSError) as exc:
         raise IndexCorruptedError(f"{directory}: snapshot files are unreadable ({exc})") from exc
     if vectors.dtype != np.float32 or vectors.shape != (manifest.count, manifest.dim) or len(ids) != manifest.count:
-        raise IndexCorruptedError(f"{directory}: snapshot holds {vectors.shape} {vectors.dtype} vectors and "
-                                  f"{len(ids)} ids; the manifest says {manifest.count} x {manifest.dim}")
+        raise IndexCorruptedError(
+            f"{directory}: snapshot holds {vectors.shape} {vectors.dtype} vectors and "
+            f"{len(ids)} ids; the manifest says {manifest.count} x {manifest.dim}"
+        )
     return ids, vectors, metadata

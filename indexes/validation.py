@@ -91,9 +91,8 @@ def check_k(k: Any) -> int:
 
 
 def check_temperature(temperature: Any) -> float:
-    """Return `temperature` if it is a finite number > 0."""
-    if isinstance(temperature, bool) or not isinstance(temperature, int | float) or not math.isfinite(temperature):
+    """Return `temperature` as a float if it is a finite real number > 0 (Python or numpy scalar)."""
+    real = isinstance(temperature, int | float | np.integer | np.floating) and not isinstance(temperature, bool)
+    if not real or not math.isfinite(float(temperature)) or float(temperature) <= 0.0:
         raise InvalidInputError(f"temperature must be a finite number > 0, got {temperature!r}")
-    if temperature <= 0:
-        raise InvalidInputError(f"temperature must be > 0, got {temperature}")
     return float(temperature)

@@ -1,0 +1,370 @@
+"""Divergences between classifier outputs (CE, KL, JS, triangular, L2), row-wise or pairwise, in pure numpy.
+
+Conventions (DESIGN.md, "Math conventions"): ``p = softmax(a / T)`` and ``q = softmax(b / T)``, or ``p = a`` and
+``q = b`` for probability input (T must be 1); natural log by default, ``base="2"`` gives bits for the log-based
+measures (ce, kl, kl_reverse, js); ``tri`` (no log, in [0, 2]) and ``euclidean`` (``‖a − b‖₂`` on the inputs as
+given) ignore the base. Everything is float64. An infinite divergence (a zero in probability input) comes back as
+``+inf``, never NaN; logits input always gives finite values.
+
+Row-wise mode compares ``a[i]`` with ``b[i]``; a single row on either side (shape ``(C,)`` or ``(1, C)``) is
+broadcast against every row of the other side. Pairwise mode compares every row of ``a`` with every row of ``b``.
+"""
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+
+from .errors import DimensionMismatchError, InvalidInputError, UnknownMetricError
+from .validation import check_temperature
+
+MEASURES: tuple[str, ...] = ("ce", "kl", "kl_reverse", "js", "tri", "euclidean")
+_LOG_MEASURES = frozenset({"ce", "kl", "kl_reverse", "js"})  # the ones `base` applies to
+Base = Literal["e", "2"]
+InputKind = Literal["logits", "probabilities"]
+FloatArray = npt.NDArray[np.float64]
+_Kernel = Callable[[FloatArray, FloatArray], FloatArray]
+
+_LN2 = math.log(2.0)
+_TINY = float(np.finfo(np.float64).tiny)  # log(max(x, _TINY)) is finite, and x * that is 0 for x = 0
+_LOG_FLOOR = -1e300  # log-probabilities below this are floored, so logits never give -inf (exp() is 0 anyway)
+_PROBABILITY_TOLERANCE = 1e-4
+_BLOCK_ELEMENTS = 1 << 18  # 2 MiB per float64 temporary in blocked pairwise kernels: bounded and cache-friendly
+_REFINE_RELATIVE = 1e-6  # Gram-form squared distances below this share of ‖a‖² + ‖b‖² are recomputed exactly
+
+
+def as_matrix(x: npt.ArrayLike, name: str) -> FloatArray:
+    """Convert a vector ``(C,)`` or a batch ``(n, C)`` of finite numbers to a float64 ``(n, C)`` array.
+
+    Args:
+        x: nested lists or an array of real numbers.
+        name: the argument's name, used in error messages.
+
+    Returns:
+        ``(n, C)`` float64 array (``n = 1`` for a vector); not a copy when ``x`` already is one.
+
+    Raises:
+        InvalidInputError: ragged, non-numeric, scalar, more than 2-D, empty, or holding NaN/inf (the message names
+            the row and column of the first bad value).
+    """
+    try:
+        array = np.asarray(x)
+    except ValueError as exc:  # numpy refuses ragged nested sequences
+        raise InvalidInputError(f"{name} must be a rectangular (n, C) array, not ragged: {exc}") from None
+    if array.dtype.kind not in "iuf":
+        raise InvalidInputError(f"{name} must hold real numbers, got dtype {array.dtype}")
+    if array.ndim not in (1, 2):
+        raise InvalidInputError(f"{name} must have shape (C,) or (n, C), got shape {array.shape}")
+    if array.size == 0:
+        raise InvalidInputError(f"{name} must not be empty, got shape {array.shape}")
+    with np.errstate(over="ignore"):  # e.g. longdouble beyond float64 range becomes inf, reported just below
+        matrix = np.asarray(array.reshape(1, -1) if array.ndim == 1 else array, dtype=np.float64)
+    bad = ~np.isfinite(matrix)
+    if bad.any():
+        row, col = (int(i) for i in np.argwhere(bad)[0])
+        raise InvalidInputError(f"{name} must be finite, got {matrix[row, col]} at row {row}, column {col}")
+    return matrix
+
+
+def log_softmax(logits: npt.NDArray[np.floating], temperature: float = 1.0) -> FloatArray:
+    """Log-probabilities of ``softmax(logits / T)`` along the last axis, via a max-shifted logsumexp.
+
+    Args:
+        logits: ``(n, C)`` (or any shape, classes last) finite values.
+        temperature: T, finite and > 0.
+
+    Returns:
+        float64 array of the same shape; entries are floored at -1e300 so the result is always finite.
+    """
+    t = check_temperature(temperature)
+    z = np.asarray(logits, dtype=np.float64)
+    with np.errstate(over="ignore"):  # only for |z| ~ 1e308 or tiny T: overflows to -inf, then floored
+        shifted = (z - z.max(axis=-1, keepdims=True)) / t
+    np.maximum(shifted, _LOG_FLOOR, out=shifted)
+    result: FloatArray = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    return result
+
+
+def to_log_probabilities(
+    x: npt.ArrayLike, *, input: InputKind, temperature: float, name: str = "probabilities"
+) -> FloatArray:
+    """Log-probabilities of ``(n, C)`` or ``(C,)`` logits or probabilities (checked with `as_matrix` first).
+
+    Logits go through `log_softmax` at temperature T. Probabilities must have T == 1, be >= 0 and have rows that
+    sum to 1 within 1e-4; each row is renormalised to sum to exactly 1, and ``log(0) = -inf``.
+
+    Args:
+        x: ``(n, C)`` or ``(C,)`` finite logits or probabilities.
+        input: ``"logits"`` or ``"probabilities"``.
+        temperature: T, finite and > 0 (exactly 1 for probabilities).
+        name: the argument's name, used in error messages.
+
+    Returns:
+        ``(n, C)`` float64 log-probabilities.
+
+    Raises:
+        InvalidInputError: unknown input kind, bad temperature, bad array (see `as_matrix`), or invalid probability
+            rows (the first is named).
+    """
+    t = check_temperature(temperature)
+    x = as_matrix(x, name)
+    if input == "logits":
+        return log_softmax(x, t)
+    if input != "probabilities":
+        raise InvalidInputError(f"input must be 'logits' or 'probabilities', got {input!r}")
+    if t != 1.0:
+        raise InvalidInputError(f"temperature must be 1 with probability input (it only scales logits), got {t}")
+    negative = np.flatnonzero((x < 0).any(axis=1))
+    if negative.size:
+        row = int(negative[0])
+        raise InvalidInputError(f"{name} must be >= 0, but row {row} has {x[row].min()}")
+    sums = x.sum(axis=1)
+    off = np.flatnonzero(np.abs(sums - 1.0) > _PROBABILITY_TOLERANCE)
+    if off.size:
+        row = int(off[0])
+        raise InvalidInputError(f"{name} rows must sum to 1 (within 1e-4), but row {row} sums to {sums[row]}")
+    with np.errstate(divide="ignore"):  # log(0) = -inf is the intended value
+        result: FloatArray = np.log(x) - np.log(sums)[:, None]
+    return result
+
+
+@dataclass(frozen=True)
+class _Operands:
+    """Both sides of a comparison: inputs as given ``(n, C)``/``(m, C)``, their log-probabilities and probabilities."""
+
+    a: FloatArray
+    b: FloatArray
+    log_p: FloatArray
+    log_q: FloatArray
+    p: FloatArray
+    q: FloatArray
+    pairwise: bool
+
+
+def _xlogy_sum(x: FloatArray, log_y: FloatArray) -> FloatArray:
+    """``Σ x · log y`` over the last axis with ``0 · log y = 0`` even where ``log y`` is -inf or NaN."""
+    result: FloatArray = np.sum(x * np.where(x > 0, log_y, 0.0), axis=-1)
+    return result
+
+
+def _xlogx_sum(x: FloatArray) -> FloatArray:
+    """``Σ x log x`` over the last axis (``0 log 0 = 0``); modifies nothing, works on broadcast blocks."""
+    log_x = np.maximum(x, _TINY)
+    np.log(log_x, out=log_x)
+    log_x *= x
+    result: FloatArray = log_x.sum(axis=-1)
+    return result
+
+
+def _cross_matrix(p: FloatArray, log_q: FloatArray) -> FloatArray:
+    """``Σ_k p[i, k] log q[j, k]`` for every pair via one matrix product: ``(n, C), (m, C) -> (n, m)``.
+
+    Zeros in ``q`` (``log q = -inf``) are masked out of the product so that ``0 · -inf`` cannot make NaN, and the
+    pairs where they meet a positive ``p`` are set to -inf by a second (indicator) product.
+    """
+    zero_q = np.isneginf(log_q)
+    if not zero_q.any():
+        plain: FloatArray = p @ log_q.T
+        return plain
+    cross: FloatArray = p @ np.where(zero_q, 0.0, log_q).T
+    cross[(p > 0).astype(np.float64) @ zero_q.T.astype(np.float64) > 0] = -np.inf
+    return cross
+
+
+def _kl_matrix(p: FloatArray, log_p: FloatArray, log_q: FloatArray) -> FloatArray:
+    """Pairwise ``KL(p_i ‖ q_j) = Σ p log p − Σ p log q``: ``(n, m)``, clipped at 0 against rounding."""
+    result: FloatArray = np.maximum(_xlogy_sum(p, log_p)[:, None] - _cross_matrix(p, log_q), 0.0)
+    return result
+
+
+def _kl_rows(p: FloatArray, log_p: FloatArray, log_q: FloatArray) -> FloatArray:
+    """Row-wise ``Σ p (log p − log q)`` (broadcasting rows), exactly 0 for identical rows, clipped at 0."""
+    with np.errstate(invalid="ignore"):  # -inf - -inf where p = q = 0; masked by p > 0
+        difference = log_p - log_q
+    result: FloatArray = np.maximum(_xlogy_sum(p, difference), 0.0)
+    return result
+
+
+def _pairwise_reduce(kernel: _Kernel, x: FloatArray, y: FloatArray) -> FloatArray:
+    """Apply a block kernel to every pair of rows: ``(n, C), (m, C) -> (n, m)`` float64.
+
+    The kernel maps ``(r, 1, C)`` and ``(1, c, C)`` blocks to ``(r, c)``. Blocks hold at most ~_BLOCK_ELEMENTS
+    pair-elements, so memory stays bounded; the loops run over blocks, not rows.
+    """
+    (n, num_classes), m = x.shape, y.shape[0]
+    cols = max(1, min(m, _BLOCK_ELEMENTS // num_classes))
+    rows = max(1, _BLOCK_ELEMENTS // (cols * num_classes))
+    out = np.empty((n, m), dtype=np.float64)
+    for j in range(0, m, cols):
+        y_block = y[None, j : j + cols]
+        for i in range(0, n, rows):
+            out[i : i + rows, j : j + cols] = kernel(x[i : i + rows, None], y_block)
+    return out
+
+
+def _mixture_xlogx_sum(p: FloatArray, q: FloatArray) -> FloatArray:
+    """``Σ m log m`` with ``m = (p + q) / 2`` over the last axis (broadcasting)."""
+    m = p + q
+    m *= 0.5
+    return _xlogx_sum(m)
+
+
+def _triangular_sum(p: FloatArray, q: FloatArray) -> FloatArray:
+    """``Σ (p − q)² / (p + q)`` over the last axis (broadcasting); terms with ``p + q = 0`` are 0."""
+    total = p + q
+    np.maximum(total, _TINY, out=total)
+    difference = p - q
+    difference *= difference
+    difference /= total
+    result: FloatArray = difference.sum(axis=-1)
+    return result
+
+
+def _ce(o: _Operands) -> FloatArray:
+    cross = _cross_matrix(o.p, o.log_q) if o.pairwise else _xlogy_sum(o.p, o.log_q)
+    result: FloatArray = np.maximum(-cross, 0.0)  # log q can round to just above 0
+    return result
+
+
+def _kl(o: _Operands) -> FloatArray:
+    return _kl_matrix(o.p, o.log_p, o.log_q) if o.pairwise else _kl_rows(o.p, o.log_p, o.log_q)
+
+
+def _kl_reverse(o: _Operands) -> FloatArray:
+    return _kl_matrix(o.q, o.log_q, o.log_p).T if o.pairwise else _kl_rows(o.q, o.log_q, o.log_p)
+
+
+def _js(o: _Operands) -> FloatArray:
+    # JS = H(m) − (H(p) + H(q)) / 2: one log per element, absolute error ~1e-16·log C, no NaN for zeros.
+    neg_h_p, neg_h_q = _xlogx_sum(o.p), _xlogx_sum(o.q)
+    if o.pairwise:
+        js = 0.5 * (neg_h_p[:, None] + neg_h_q[None, :]) - _pairwise_reduce(_mixture_xlogx_sum, o.p, o.q)
+    else:
+        js = 0.5 * (neg_h_p + neg_h_q) - _mixture_xlogx_sum(o.p, o.q)
+    result: FloatArray = np.clip(js, 0.0, _LN2)
+    return result
+
+
+def _tri(o: _Operands) -> FloatArray:
+    tri = _pairwise_reduce(_triangular_sum, o.p, o.q) if o.pairwise else _triangular_sum(o.p, o.q)
+    result: FloatArray = np.clip(tri, 0.0, 2.0)
+    return result
+
+
+def _euclidean(o: _Operands) -> FloatArray:
+    # A power-of-two scale is exact and keeps squares finite for any finite input.
+    _, exponent = math.frexp(max(float(np.abs(o.a).max()), float(np.abs(o.b).max())))
+    scale = math.ldexp(1.0, exponent - 1)
+    a, b = o.a / scale, o.b / scale
+    if not o.pairwise:
+        rows: FloatArray = np.linalg.norm(a - b, axis=-1) * scale
+        return rows
+    shift = b.mean(axis=0)  # L2 ignores a common shift; centring shrinks the cancellation in the Gram form
+    a, b = a - shift, b - shift
+    norms_a, norms_b = np.einsum("ij,ij->i", a, a), np.einsum("ij,ij->i", b, b)
+    norms = norms_a[:, None] + norms_b[None, :]
+    squared = norms - 2.0 * (a @ b.T)
+    # Near pairs lose their digits to cancellation; recompute them as exact differences, chunk by chunk.
+    near_rows, near_cols = np.nonzero(squared <= _REFINE_RELATIVE * norms)
+    chunk = max(1, _BLOCK_ELEMENTS // a.shape[1])
+    for start in range(0, near_rows.size, chunk):
+        i, j = near_rows[start : start + chunk], near_cols[start : start + chunk]
+        difference = a[i] - b[j]
+        squared[i, j] = np.einsum("ij,ij->i", difference, difference)
+    result: FloatArray = np.sqrt(np.maximum(squared, 0.0)) * scale
+    return result
+
+
+_MEASURE_FUNCTIONS: dict[str, Callable[[_Operands], FloatArray]] = {
+    "ce": _ce,
+    "kl": _kl,
+    "kl_reverse": _kl_reverse,
+    "js": _js,
+    "tri": _tri,
+    "euclidean": _euclidean,
+}
+
+
+def _resolve_measures(measures: Sequence[str] | None) -> list[str]:
+    names = list(MEASURES) if measures is None else [measures] if isinstance(measures, str) else list(measures)
+    if not names:
+        raise InvalidInputError(f"measures must name at least one of {', '.join(MEASURES)}")
+    for name in names:
+        if name not in _MEASURE_FUNCTIONS:
+            raise UnknownMetricError(f"unknown divergence measure {name!r}; valid measures: {', '.join(MEASURES)}")
+    return list(dict.fromkeys(names))
+
+
+def compute_divergences(
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    *,
+    measures: Sequence[str] | None = None,
+    input: InputKind = "logits",
+    temperature: float = 1.0,
+    base: Base = "e",
+    pairwise: bool = False,
+) -> dict[str, FloatArray]:
+    """Compute several measures between ``a`` and ``b``, converting to log-probabilities once.
+
+    Args:
+        a: reference side, ``(n, C)`` or ``(C,)`` logits or probabilities (p).
+        b: other side, ``(m, C)`` or ``(C,)`` (q).
+        measures: names from `MEASURES` (a single name may be a plain string); default all, duplicates ignored.
+        input: ``"logits"`` (softmax at temperature T) or ``"probabilities"`` (T must be 1).
+        temperature: T, finite and > 0; ignored by ``euclidean``.
+        base: ``"e"`` (nats) or ``"2"`` (bits) for ce, kl, kl_reverse and js; ignored by ``tri`` and ``euclidean``.
+        pairwise: False for row-wise values, True for every pair of rows.
+
+    Returns:
+        ``{measure: values}`` in the order asked, float64: ``(max(n, m),)`` row-wise, ``(n, m)`` pairwise.
+        Infinite divergences (probability input with zeros) are ``+inf``.
+
+    Raises:
+        UnknownMetricError: a measure name not in `MEASURES`.
+        DimensionMismatchError: ``a`` and ``b`` have different numbers of classes C.
+        InvalidInputError: bad arrays, temperature, base or input kind; row-wise with ``n != m`` and neither 1.
+    """
+    names = _resolve_measures(measures)
+    if base not in ("e", "2"):
+        raise InvalidInputError(f"base must be 'e' or '2', got {base!r}")
+    x, y = as_matrix(a, "a"), as_matrix(b, "b")
+    if x.shape[1] != y.shape[1]:
+        raise DimensionMismatchError(f"a and b must have the same number of classes, got {x.shape[1]} and {y.shape[1]}")
+    if not pairwise and x.shape[0] != y.shape[0] and 1 not in (x.shape[0], y.shape[0]):
+        raise InvalidInputError(
+            f"row-wise mode needs as many rows in a as in b (or a single row on one side), got {x.shape[0]} and "
+            f"{y.shape[0]}; pass pairwise=True to compare every pair"
+        )
+    log_p = to_log_probabilities(x, input=input, temperature=temperature, name="a")
+    log_q = to_log_probabilities(y, input=input, temperature=temperature, name="b")
+    operands = _Operands(x, y, log_p, log_q, np.exp(log_p), np.exp(log_q), bool(pairwise))
+    values: dict[str, FloatArray] = {}
+    for name in names:
+        result = _MEASURE_FUNCTIONS[name](operands)
+        values[name] = result / _LN2 if base == "2" and name in _LOG_MEASURES else result
+    return values
+
+
+def compute_divergence(
+    a: npt.ArrayLike,
+    b: npt.ArrayLike,
+    *,
+    measure: str,
+    input: InputKind = "logits",
+    temperature: float = 1.0,
+    base: Base = "e",
+    pairwise: bool = False,
+) -> FloatArray:
+    """Compute one measure between ``a`` and ``b``; arguments, shapes and errors as in `compute_divergences`.
+
+    Returns:
+        float64 ``(max(n, m),)`` row-wise or ``(n, m)`` pairwise.
+    """
+    values = compute_divergences(
+        a, b, measures=(measure,), input=input, temperature=temperature, base=base, pairwise=pairwise
+    )
+    return values[measure]
