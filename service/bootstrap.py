@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 from tqdm import tqdm
 
 from indexes.durable import DurableIndex
 from models import Classifier, TrainConfig, array_to_image, load_classifier, load_digit_images, model_exists
-from models import ModelNotFoundError, decode_image, train_classifier
+from models import ImageError, ModelNotFoundError, decode_image, train_classifier
 from models.device import resolve_device
 
 from .config import DEFAULT_INDEX, DEFAULT_MODEL, Settings
@@ -80,6 +81,14 @@ def add_digits(index: DurableIndex, classifier: Classifier, progress: bool = Fal
     return len(ids)
 
 
+def _read_image(path: Path, settings: Settings) -> Image.Image:
+    try:
+        return decode_image(path.read_bytes(), max_bytes=settings.max_image_bytes,
+                            max_pixels=settings.max_image_pixels)
+    except ImageError as exc:
+        raise type(exc)(f"{path}: {exc}") from exc
+
+
 def add_image_folder(
     index: DurableIndex, classifier: Classifier, folder: Path, settings: Settings, progress: bool = False
 ) -> int:
@@ -94,8 +103,7 @@ def add_image_folder(
         raise ModelNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
     for batch in _batches(len(paths), settings.max_batch, progress, f"indexing {folder}"):
         chunk = paths[batch]
-        images = [decode_image(p.read_bytes(), max_bytes=settings.max_image_bytes,
-                               max_pixels=settings.max_image_pixels) for p in chunk]
+        images = [_read_image(p, settings) for p in chunk]
         relative = [p.relative_to(folder).as_posix() for p in chunk]
         metadata = [{"path": r, **({"label": r.split("/")[0]} if "/" in r else {})} for r in relative]
         index.upsert(relative, classifier.logits_from_images(images), metadata)

@@ -30,7 +30,7 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
         group.add_argument(f"--{name.replace('_', '-')}", **kwargs)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def settings_from_args(args: argparse.Namespace) -> Settings:
     given = {name: getattr(args, name) for name in Settings.model_fields if getattr(args, name, None) is not None}
     return Settings(**given)
 
@@ -41,7 +41,7 @@ def _serve(args: argparse.Namespace) -> int:
     from .app import create_app
     from .bootstrap import load_model, open_index
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     # Build the embedded default before the server starts, with progress bars, so the lifespan only loads.
     open_index(settings, load_model(settings, progress=True), progress=True).close()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
@@ -52,7 +52,7 @@ def _train(args: argparse.Namespace) -> int:
     from models import TrainConfig, train_classifier
     from models.device import resolve_device
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     options = {k: getattr(args, k) for k in ("arch", "epochs", "seed", "loss", "label_smoothing", "batch_size", "lr")
                if getattr(args, k) is not None}
     config = TrainConfig(name=args.name, **options)
@@ -65,7 +65,7 @@ def _train(args: argparse.Namespace) -> int:
 def _index(args: argparse.Namespace) -> int:
     from .bootstrap import add_digits, add_image_folder, load_model, open_index
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     classifier = load_model(settings, progress=True)
     index = open_index(settings, classifier, rebuild=args.rebuild, progress=True)
     try:
