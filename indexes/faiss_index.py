@@ -197,7 +197,8 @@ class FaissIndex:
             if num_matches == 0:
                 return SearchResult([[] for _ in range(len(queries))])
             bitmap = np.packbits(mask, bitorder="little")
-            params = faiss.SearchParameters(sel=faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap)))
+            params = faiss.SearchParameters()
+            params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
             _, positions = self._cpu.search(queries, min(k, num_matches), params=params)
         else:
             kk = min(k, self.count())

@@ -5,7 +5,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import torch  # noqa: I001 - torch before faiss: both bundle OpenMP, and this order is the tested one
-
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
@@ -31,8 +30,14 @@ def _load(app: FastAPI) -> None:
     classifier = load_model(settings)
     app.state.index = open_index(settings, classifier, app.state.gpu_resources)
     app.state.classifier = classifier
-    logger.info("serving model %r (%d classes) and index %r (%d items, %s) ", classifier.spec.name,
-                classifier.num_classes, settings.index, app.state.index.count(), app.state.index.device)
+    logger.info(
+        "serving model %r (%d classes) and index %r (%d items, %s) ",
+        classifier.spec.name,
+        classifier.num_classes,
+        settings.index,
+        app.state.index.count(),
+        app.state.index.device,
+    )
 
 
 @asynccontextmanager

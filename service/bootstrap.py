@@ -12,8 +12,18 @@ from PIL import Image
 from tqdm import tqdm
 
 from indexes.durable import DurableIndex
-from models import Classifier, TrainConfig, array_to_image, load_classifier, load_digit_images, model_exists
-from models import ImageError, ModelNotFoundError, decode_image, train_classifier
+from models import (
+    Classifier,
+    ImageError,
+    ModelNotFoundError,
+    TrainConfig,
+    array_to_image,
+    decode_image,
+    load_classifier,
+    load_digit_images,
+    model_exists,
+    train_classifier,
+)
 from models.device import resolve_device
 
 from .config import DEFAULT_INDEX, DEFAULT_MODEL, Settings
@@ -32,8 +42,9 @@ def load_model(settings: Settings, progress: bool = False) -> Classifier:
                 f"no model {settings.model!r} in {settings.models_dir}; train it with "
                 f"`logitsearch train --name {settings.model}` or copy its .safetensors and .json there"
             )
-        logger.info("model %r not found in %s: training it on scikit-learn's digits", settings.model,
-                    settings.models_dir)
+        logger.info(
+            "model %r not found in %s: training it on scikit-learn's digits", settings.model, settings.models_dir
+        )
         train_classifier(TrainConfig(name=settings.model), settings.models_dir, device=device, progress=progress)
     return load_classifier(settings.models_dir, settings.model, device)
 
@@ -46,8 +57,14 @@ def open_index(
         logger.info("removing index %r at %s to rebuild it", settings.index, settings.index_dir)
         shutil.rmtree(settings.index_dir)
     spec = classifier.spec
-    index = DurableIndex.open(settings.index_dir, name=settings.index, model_name=spec.name,
-                              model_sha256=spec.sha256, dim=spec.num_classes, gpu_resources=gpu_resources)
+    index = DurableIndex.open(
+        settings.index_dir,
+        name=settings.index,
+        model_name=spec.name,
+        model_sha256=spec.sha256,
+        dim=spec.num_classes,
+        gpu_resources=gpu_resources,
+    )
     if settings.index == DEFAULT_INDEX and settings.model == DEFAULT_MODEL and index.count() == 0:
         add_digits(index, classifier, progress=progress)
         index.save()
@@ -71,11 +88,13 @@ def add_digits(index: DurableIndex, classifier: Classifier, progress: bool = Fal
     start = time.perf_counter()
     digits = load_digit_images()
     images = [array_to_image(pixels) for pixels in digits.images]
-    logits = np.concatenate([classifier.logits_from_images(images[s])
-                             for s in _batches(len(images), 256, progress, "embedding digits")])
+    logits = np.concatenate(
+        [classifier.logits_from_images(images[s]) for s in _batches(len(images), 256, progress, "embedding digits")]
+    )
     ids = [f"digits-{i}" for i in range(len(images))]
-    metadata = [{"label": int(label), "split": str(split)} for label, split in zip(digits.labels, digits.split,
-                                                                                  strict=True)]
+    metadata = [
+        {"label": int(label), "split": str(split)} for label, split in zip(digits.labels, digits.split, strict=True)
+    ]
     index.upsert(ids, logits, metadata)
     logger.info("indexed %d digits into %r in %.1f s", len(ids), index.name, time.perf_counter() - start)
     return len(ids)
@@ -83,8 +102,7 @@ def add_digits(index: DurableIndex, classifier: Classifier, progress: bool = Fal
 
 def _read_image(path: Path, settings: Settings) -> Image.Image:
     try:
-        return decode_image(path.read_bytes(), max_bytes=settings.max_image_bytes,
-                            max_pixels=settings.max_image_pixels)
+        return decode_image(path.read_bytes(), max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     except ImageError as exc:
         raise type(exc)(f"{path}: {exc}") from exc
 
@@ -107,6 +125,7 @@ def add_image_folder(
         relative = [p.relative_to(folder).as_posix() for p in chunk]
         metadata = [{"path": r, **({"label": r.split("/")[0]} if "/" in r else {})} for r in relative]
         index.upsert(relative, classifier.logits_from_images(images), metadata)
-    logger.info("indexed %d images from %s into %r in %.1f s", len(paths), folder, index.name,
-                time.perf_counter() - start)
+    logger.info(
+        "indexed %d images from %s into %r in %.1f s", len(paths), folder, index.name, time.perf_counter() - start
+    )
     return len(paths)

@@ -53,12 +53,18 @@ def _train(args: argparse.Namespace) -> int:
     from models.device import resolve_device
 
     settings = settings_from_args(args)
-    options = {k: getattr(args, k) for k in ("arch", "epochs", "seed", "loss", "label_smoothing", "batch_size", "lr")
-               if getattr(args, k) is not None}
+    options = {
+        k: getattr(args, k)
+        for k in ("arch", "epochs", "seed", "loss", "label_smoothing", "batch_size", "lr")
+        if getattr(args, k) is not None
+    }
     config = TrainConfig(name=args.name, **options)
     classifier = train_classifier(config, settings.models_dir, device=resolve_device(settings.device))
-    logger.info("saved %s: test accuracy %.4f", settings.models_dir / f"{args.name}.safetensors",
-                classifier.spec.training.get("test_accuracy", float("nan")))
+    logger.info(
+        "saved %s: test accuracy %.4f",
+        settings.models_dir / f"{args.name}.safetensors",
+        classifier.spec.training.get("test_accuracy", float("nan")),
+    )
     return 0
 
 

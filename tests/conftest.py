@@ -1,13 +1,24 @@
-"""Shared fixtures: seeded randomness, settings on a temporary data dir, a served app."""
+"""Shared fixtures: seeded randomness and the default digits model, trained once per test session."""
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch  # noqa: F401 - imported before faiss, always (both bundle OpenMP)
+import torch
+
+from models import TrainConfig, train_classifier
+
+CPU = torch.device("cpu")
 
 
 @pytest.fixture
 def rng() -> np.random.Generator:
     return np.random.default_rng(0)
+
+
+@pytest.fixture(scope="session")
+def digits_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A models directory holding the default `digits-cnn`, trained once per session."""
+    models_dir = tmp_path_factory.mktemp("models")
+    train_classifier(TrainConfig(), models_dir, device=CPU, progress=False)
+    return models_dir

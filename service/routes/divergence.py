@@ -16,7 +16,9 @@ router = APIRouter(tags=["divergence"], dependencies=[Depends(require_read_key)]
 
 def _to_json(values: np.ndarray) -> Any:
     """Floats as lists, with +inf (a divergence with zeros in probability input) as null."""
-    return np.where(np.isfinite(values), values, None).tolist()
+    cells = values.astype(object)
+    cells[~np.isfinite(values)] = None
+    return cells.tolist()
 
 
 @router.post("/divergence")
@@ -25,8 +27,17 @@ def compute_divergence(body: DivergenceRequest, settings: SettingsDep) -> Diverg
     for name, rows in (("a", body.a), ("b", body.b)):
         check_batch(len(rows) if rows and isinstance(rows[0], list) else 1, settings, f"rows in {name}")
     values = compute_divergences(
-        body.a, body.b, measures=body.measures, input=body.input, temperature=body.temperature,
-        base=body.base, pairwise=body.pairwise,
+        body.a,
+        body.b,
+        measures=body.measures,
+        input=body.input,
+        temperature=body.temperature,
+        base=body.base,
+        pairwise=body.pairwise,
     )
-    return DivergenceResponse(input=body.input, temperature=body.temperature, base=body.base,
-                              values={name: _to_json(v) for name, v in values.items()})
+    return DivergenceResponse(
+        input=body.input,
+        temperature=body.temperature,
+        base=body.base,
+        values={name: _to_json(v) for name, v in values.items()},
+    )

@@ -22,8 +22,7 @@ def check_ready(request: Request) -> JSONResponse:
     classifier = getattr(request.app.state, "classifier", None)
     if index is None or classifier is None:
         return JSONResponse({"status": "loading"}, status_code=503)
-    return JSONResponse({"status": "ready", "model": classifier.spec.name, "index": index.name,
-                         "count": index.count()})
+    return JSONResponse({"status": "ready", "model": classifier.spec.name, "index": index.name, "count": index.count()})
 
 
 @router.get("/metrics", response_class=Response)

@@ -1,6 +1,6 @@
 """Add, replace, read, page through and delete stored items."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
@@ -9,7 +9,7 @@ from ..inputs import check_batch, resolve_vectors
 from ..schemas import DeleteResponse, ItemOut, ItemsPage, UpsertRequest, UpsertResponse
 
 router = APIRouter(prefix="/items", tags=["items"])
-_NOT_FOUND = {404: {"description": "No item with this id"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No item with this id"}}
 
 
 @router.post("", dependencies=[Depends(require_write_key)])
@@ -31,8 +31,9 @@ def list_items(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ItemsPage:
     """A page of items in ascending id order, and the total count."""
-    items = [ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata)
-             for item in index.list(offset, limit)]
+    items = [
+        ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata) for item in index.list(offset, limit)
+    ]
     return ItemsPage(items=items, count=index.count())
 
 

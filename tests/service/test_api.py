@@ -42,8 +42,7 @@ def test_health_ready_info(client: TestClient) -> None:
     info = client.get("/v1/info").json()
     assert info["model"]["name"] == "digits-cnn" and info["model"]["num_classes"] == 10
     assert info["model"]["labels"] == [str(i) for i in range(10)] and len(info["model"]["sha256"]) == 64
-    assert info["index"] == {"name": "default", "count": 1797, "dim": 10, "device": "cpu",
-                             "index_type": "IndexFlatL2"}
+    assert info["index"] == {"name": "default", "count": 1797, "dim": 10, "device": "cpu", "index_type": "IndexFlatL2"}
 
 
 def test_default_index_holds_every_digit(client: TestClient) -> None:
@@ -63,8 +62,11 @@ def test_digit_png_finds_itself(client: TestClient, i: int) -> None:
 
 
 def test_search_image_multipart(client: TestClient) -> None:
-    response = client.post("/v1/search/image", files={"file": ("d.png", digit_png(42), "image/png")},
-                           data={"k": "4", "metric": "l2", "temperature": "2"})
+    response = client.post(
+        "/v1/search/image",
+        files={"file": ("d.png", digit_png(42), "image/png")},
+        data={"k": "4", "metric": "l2", "temperature": "2"},
+    )
     assert response.status_code == 200
     body = response.json()
     assert body["metric"] == "l2" and body["temperature"] == 2.0
@@ -80,8 +82,9 @@ def test_search_by_logits_matches_brute_force(client: TestClient, rng: np.random
     for row, hits in zip(oracle, response.json()["results"], strict=True):
         position = {item_id: j for j, item_id in enumerate(ids)}
         np.testing.assert_allclose([h["distance"] for h in hits], np.sort(row)[:15], rtol=1e-5, atol=1e-4)
-        np.testing.assert_allclose([h["distance"] for h in hits], row[[position[h["id"]] for h in hits]],
-                                   rtol=1e-5, atol=1e-4)
+        np.testing.assert_allclose(
+            [h["distance"] for h in hits], row[[position[h["id"]] for h in hits]], rtol=1e-5, atol=1e-4
+        )
 
 
 def test_search_by_id_includes_itself_and_mixes_sources(client: TestClient) -> None:
@@ -114,10 +117,15 @@ def test_k_larger_than_index_returns_everything(client: TestClient) -> None:
 
 def test_items_crud(client: TestClient) -> None:
     logits = [float(i) for i in range(10)]
-    created = client.post("/v1/items", json={"items": [
-        {"id": "mine", "logits": logits, "metadata": {"source": "test"}},
-        {"id": "img", "image": b64(digit_png(3)), "metadata": {}},
-    ]})
+    created = client.post(
+        "/v1/items",
+        json={
+            "items": [
+                {"id": "mine", "logits": logits, "metadata": {"source": "test"}},
+                {"id": "img", "image": b64(digit_png(3)), "metadata": {}},
+            ]
+        },
+    )
     assert created.json() == {"upserted": 2, "count": 1799}
     assert client.get("/v1/items/mine").json() == {"id": "mine", "logits": logits, "metadata": {"source": "test"}}
     img = client.get("/v1/items/img").json()

@@ -1,6 +1,5 @@
 """The CLI in-process through `main([...])`: index a folder of images, train a model, settings flags."""
 
-import io
 from pathlib import Path
 
 import numpy as np
@@ -26,12 +25,28 @@ def _write_folder(root: Path, rng: np.random.Generator) -> None:
 def test_index_folder_of_images(settings: Settings, tmp_path: Path, rng: np.random.Generator) -> None:
     folder = tmp_path / "images"
     _write_folder(folder, rng)
-    args = ["index", "--images", str(folder), "--index", "pets", "--data-dir", str(settings.data_dir), "--device",
-            "cpu", "--faiss-gpu", "false"]
+    args = [
+        "index",
+        "--images",
+        str(folder),
+        "--index",
+        "pets",
+        "--data-dir",
+        str(settings.data_dir),
+        "--device",
+        "cpu",
+        "--faiss-gpu",
+        "false",
+    ]
     assert main(args) == 0
     classifier = load_model(settings)
-    index = DurableIndex.open(settings.data_dir / "indexes" / "pets", name="pets", model_name="digits-cnn",
-                              model_sha256=classifier.spec.sha256, dim=10)
+    index = DurableIndex.open(
+        settings.data_dir / "indexes" / "pets",
+        name="pets",
+        model_name="digits-cnn",
+        model_sha256=classifier.spec.sha256,
+        dim=10,
+    )
     items = list(index.iter_items())
     assert [item.id for item in items] == [f"{label}/{i}.png" for label in ("cats", "dogs") for i in range(3)]
     assert items[4].metadata == {"path": "dogs/1.png", "label": "dogs"}

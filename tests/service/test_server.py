@@ -1,6 +1,5 @@
 """End to end over real HTTP: uvicorn serving the app, stopped and started again on the same data."""
 
-import io
 import socket
 import threading
 import time
