@@ -1,1 +1,28 @@
 """Classifiers whose raw logits are the item vectors: registry, specs, training, preprocessing, embedding."""
+
+from . import archs as archs  # registers the built-in architectures
+from .classifier import Classifier as Classifier
+from .classifier import load_classifier as load_classifier
+from .classifier import model_exists as model_exists
+from .classifier import save_classifier as save_classifier
+from .device import resolve_device as resolve_device
+from .digits import DIGITS_SPEC_DEFAULTS as DIGITS_SPEC_DEFAULTS
+from .digits import DigitsData as DigitsData
+from .digits import load_digit_images as load_digit_images
+from .embed import logits_from_images as logits_from_images
+from .errors import ImageDecodeError as ImageDecodeError
+from .errors import ImageError as ImageError
+from .errors import ImageTooLargeError as ImageTooLargeError
+from .errors import ModelError as ModelError
+from .errors import ModelIntegrityError as ModelIntegrityError
+from .errors import ModelNotFoundError as ModelNotFoundError
+from .errors import TrainingConfigError as TrainingConfigError
+from .images import array_to_image as array_to_image
+from .images import decode_image as decode_image
+from .images import preprocess as preprocess
+from .registry import create_model as create_model
+from .registry import list_models as list_models
+from .registry import register_model as register_model
+from .spec import ModelSpec as ModelSpec
+from .training import TrainConfig as TrainConfig
+from .training import train_classifier as train_classifier
