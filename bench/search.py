@@ -18,9 +18,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import torch  # noqa: F401 - before faiss (OpenMP)
+import torch  # before faiss: both bundle OpenMP, and this order is the tested one
 
-import faiss  # noqa: I001
+# isort: split
+import faiss
 import httpx
 import numpy as np
 
@@ -34,11 +35,21 @@ logger = logging.getLogger("bench.search")
 def make_data_dir(root: Path, num_classes: int, vectors: np.ndarray) -> str:
     """A data dir with a random tiny model of `num_classes` outputs and an index holding `vectors`."""
     name = f"bench-c{num_classes}"
-    spec = ModelSpec(name=name, arch="tiny-cnn", num_classes=num_classes, labels=tuple(map(str, range(num_classes))),
-                     input_size=(8, 8), channels=1, mean=(0.5,), std=(0.25,), arch_kwargs={"seed": 0})
+    spec = ModelSpec(
+        name=name,
+        arch="tiny-cnn",
+        num_classes=num_classes,
+        labels=tuple(map(str, range(num_classes))),
+        input_size=(8, 8),
+        channels=1,
+        mean=(0.5,),
+        std=(0.25,),
+        arch_kwargs={"seed": 0},
+    )
     spec = save_classifier(create_model("tiny-cnn", num_classes, 1, seed=0), spec, root / "models")
-    index = DurableIndex.open(root / "indexes" / name, name=name, model_name=name, model_sha256=spec.sha256,
-                              dim=num_classes)
+    index = DurableIndex.open(
+        root / "indexes" / name, name=name, model_name=name, model_sha256=spec.sha256, dim=num_classes
+    )
     for start in range(0, len(vectors), 50_000):
         stop = min(start + 50_000, len(vectors))
         index.upsert([f"item-{i}" for i in range(start, stop)], vectors[start:stop])
@@ -58,10 +69,16 @@ def time_per_query(run: Callable[[np.ndarray], object], queries: np.ndarray, bat
 
 
 def start_server(data_dir: Path, name: str, port: int, threads: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {"LOGITSEARCH_DATA_DIR": str(data_dir), "LOGITSEARCH_MODEL": name,
-                        "LOGITSEARCH_INDEX": name, "LOGITSEARCH_PORT": str(port), "LOGITSEARCH_DEVICE": "cpu",
-                        "LOGITSEARCH_NUM_THREADS": str(threads), "LOGITSEARCH_LOG_LEVEL": "warning",
-                        "LOGITSEARCH_MAX_BATCH": "1024"}
+    env = os.environ | {
+        "LOGITSEARCH_DATA_DIR": str(data_dir),
+        "LOGITSEARCH_MODEL": name,
+        "LOGITSEARCH_INDEX": name,
+        "LOGITSEARCH_PORT": str(port),
+        "LOGITSEARCH_DEVICE": "cpu",
+        "LOGITSEARCH_NUM_THREADS": str(threads),
+        "LOGITSEARCH_LOG_LEVEL": "warning",
+        "LOGITSEARCH_MAX_BATCH": "1024",
+    }
     process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -98,8 +115,10 @@ def bench(num_items: int, num_classes: int, batches: list[int], k: int, seconds:
                 for batch in batches:
                     t_raw = time_per_query(lambda q: raw.search(q, k), queries, batch, seconds)
                     t_service = time_per_query(via_service, queries, batch, seconds)
-                    rows.append(f"| {num_classes} | {num_items} | {batch} | {t_raw * 1e3:.3f} | "
-                                f"{t_service * 1e3:.3f} | {t_service / t_raw:.1f}x | {1 / t_service:.0f} |")
+                    rows.append(
+                        f"| {num_classes} | {num_items} | {batch} | {t_raw * 1e3:.3f} | "
+                        f"{t_service * 1e3:.3f} | {t_service / t_raw:.1f}x | {1 / t_service:.0f} |"
+                    )
         finally:
             server.terminate()
             server.wait(timeout=30)
@@ -118,8 +137,10 @@ def main() -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     configure_faiss(args.threads)
     torch.set_num_threads(args.threads)
-    rows = ["| C | N | batch | raw FAISS ms/query | service ms/query | service / raw | service queries/s |",
-            "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| C | N | batch | raw FAISS ms/query | service ms/query | service / raw | service queries/s |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for num_classes in args.classes:
         rows += bench(args.num_items, num_classes, args.batches, args.k, args.seconds, args.threads)
     logger.info("k = %d, %d threads, %s\n%s", args.k, args.threads, faiss.__version__, "\n".join(rows))

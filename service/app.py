@@ -4,7 +4,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import torch  # noqa: I001 - torch before faiss: both bundle OpenMP, and this order is the tested one
+import torch  # imported before indexes (faiss): both bundle OpenMP, and this order is the tested one
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
