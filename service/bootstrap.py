@@ -1,5 +1,6 @@
 """Loading, and on first start building, the served model and index."""
 
+import importlib
 import logging
 import shutil
 import time
@@ -15,6 +16,7 @@ from indexes.durable import DurableIndex
 from models import (
     Classifier,
     ImageError,
+    ModelError,
     ModelNotFoundError,
     TrainConfig,
     array_to_image,
@@ -33,8 +35,19 @@ logger = logging.getLogger(__name__)
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 
 
+def import_plugins(names: list[str]) -> None:
+    """Import the modules named in `LOGITSEARCH_PLUGINS`, e.g. ones whose `@register_model` adds architectures."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except ImportError as exc:
+            raise ModelError(f"cannot import plugin module {name!r} (LOGITSEARCH_PLUGINS): {exc}") from exc
+        logger.info("imported plugin module %r", name)
+
+
 def load_model(settings: Settings, progress: bool = False) -> Classifier:
     """The served classifier; the embedded default is trained on first use."""
+    import_plugins(settings.plugins)
     device = resolve_device(settings.device)
     if not model_exists(settings.models_dir, settings.model):
         if settings.model != DEFAULT_MODEL:

@@ -3,10 +3,10 @@
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "digits-cnn"
 DEFAULT_INDEX = "default"
@@ -34,6 +34,14 @@ class Settings(BaseSettings):
     max_image_bytes: int = Field(10 * 2**20, ge=1, description="Largest encoded image accepted")
     max_image_pixels: int = Field(25_000_000, ge=1, description="Largest decoded image (width x height)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level")
+    plugins: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated modules imported at start, e.g. to register models"
+    )
+
+    @field_validator("plugins", mode="before")
+    @classmethod
+    def _split_plugins(cls, value: Any) -> Any:
+        return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
 
     @property
     def models_dir(self) -> Path:

@@ -1,0 +1,55 @@
+"""Loading what the settings name: plugin modules that register architectures, missing models."""
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from models import ModelError, ModelNotFoundError, ModelSpec, create_model, save_classifier
+from service.bootstrap import load_model, open_index
+from service.config import Settings
+
+PLUGIN = '''
+from torch import nn
+from models import register_model
+
+
+@register_model("plugin-linear")
+def build(num_classes: int, in_channels: int, size: int = 8) -> nn.Module:
+    return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * size * size, num_classes))
+'''
+
+
+def test_plugin_module_registers_a_servable_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "my_plugin.py").write_text(PLUGIN)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "my_plugin", raising=False)
+    monkeypatch.setenv("LOGITSEARCH_PLUGINS", " my_plugin , ")
+    settings = Settings(data_dir=tmp_path / "data", model="custom", index="custom", device="cpu")
+    assert settings.plugins == ["my_plugin"]
+    spec = ModelSpec(name="custom", arch="plugin-linear", num_classes=3, labels=("a", "b", "c"), input_size=(8, 8),
+                     channels=1, mean=(0.5,), std=(0.5,))
+    import my_plugin  # noqa: F401 - registers the architecture so the weights can be written
+
+    save_classifier(create_model("plugin-linear", 3, 1), spec, settings.models_dir)
+    classifier = load_model(settings)
+    assert classifier.spec.arch == "plugin-linear"
+    index = open_index(settings, classifier)
+    assert index.count() == 0 and index.dim == 3  # only the default index is filled with the digits
+    logits = classifier.logits_from_images([Image.new("L", (32, 32), 255)])
+    index.upsert(["white"], logits)
+    assert index.search(logits, 1).neighbors[0][0].id == "white"
+    assert np.isfinite(logits).all()
+    index.close()
+
+
+def test_unknown_plugin_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match="no_such_module"):
+        load_model(Settings(data_dir=tmp_path, plugins=["no_such_module"]))
+
+
+def test_missing_custom_model_says_how_to_train(tmp_path: Path) -> None:
+    with pytest.raises(ModelNotFoundError, match="logitsearch train --name mine"):
+        load_model(Settings(data_dir=tmp_path, model="mine", device="cpu"))
