@@ -1,0 +1,48 @@
+"""The GPU mirror of the index (`pytest -m gpu` on a machine with faiss-gpu and a CUDA device)."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexes.durable import DurableIndex
+from indexes.faiss_index import GPU_MAX_K, create_gpu_resources, faiss_gpu_available
+from tests.helpers import assert_matches_brute_force, brute_force_l2
+
+pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not faiss_gpu_available(), reason="needs faiss-gpu and a GPU")]
+DIM = 16
+
+
+def _open(path: Path) -> DurableIndex:
+    return DurableIndex.open(
+        path, name="g", model_name="m", model_sha256="0" * 64, dim=DIM, gpu_resources=create_gpu_resources("true")
+    )
+
+
+def test_gpu_search_matches_brute_force_across_writes(tmp_path: Path, rng: np.random.Generator) -> None:
+    index = _open(tmp_path)
+    assert index.device == "cuda" and index.index_type == "GpuIndexFlatL2"
+    vectors = (rng.standard_normal((5000, DIM)) * 4).astype(np.float32)
+    ids = [f"v{i}" for i in range(len(vectors))]
+    index.upsert(ids, vectors)
+    replacement = (rng.standard_normal((10, DIM)) * 4).astype(np.float32)
+    index.upsert(ids[:10], replacement)  # overwrite rows: the GPU copy must follow
+    index.delete(ids[10])
+    vectors[:10] = replacement
+    keep = [i for i in range(len(ids)) if i != 10]
+    queries = (rng.standard_normal((300, DIM)) * 4).astype(np.float32)
+    for k in (1, 10, GPU_MAX_K + 500):  # above the GPU limit the CPU copy answers
+        result = index.search(queries[:50], k)
+        assert_matches_brute_force(result, brute_force_l2(queries[:50], vectors[keep]), [ids[i] for i in keep], k)
+    assert_matches_brute_force(
+        index.search(queries, 10, filter=None), brute_force_l2(queries, vectors[keep]), [ids[i] for i in keep], 10
+    )
+
+
+def test_gpu_index_saves_through_cpu_copy(tmp_path: Path, rng: np.random.Generator) -> None:
+    index = _open(tmp_path)
+    vectors = rng.standard_normal((100, DIM)).astype(np.float32)
+    index.upsert([f"v{i}" for i in range(100)], vectors)
+    index.close()
+    reopened = DurableIndex.open(tmp_path, name="g", model_name="m", model_sha256="0" * 64, dim=DIM)
+    np.testing.assert_array_equal(reopened.get("v42").logits, vectors[42])
