@@ -11,7 +11,7 @@ from models import ModelError, ModelNotFoundError, ModelSpec, create_model, save
 from service.bootstrap import load_model, open_index
 from service.config import Settings
 
-PLUGIN = '''
+PLUGIN = """
 from torch import nn
 from models import register_model
 
@@ -19,7 +19,7 @@ from models import register_model
 @register_model("plugin-linear")
 def build(num_classes: int, in_channels: int, size: int = 8) -> nn.Module:
     return nn.Sequential(nn.Flatten(), nn.Linear(in_channels * size * size, num_classes))
-'''
+"""
 
 
 def test_plugin_module_registers_a_servable_model(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -29,8 +29,16 @@ def test_plugin_module_registers_a_servable_model(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("LOGITSEARCH_PLUGINS", " my_plugin , ")
     settings = Settings(data_dir=tmp_path / "data", model="custom", index="custom", device="cpu")
     assert settings.plugins == ["my_plugin"]
-    spec = ModelSpec(name="custom", arch="plugin-linear", num_classes=3, labels=("a", "b", "c"), input_size=(8, 8),
-                     channels=1, mean=(0.5,), std=(0.5,))
+    spec = ModelSpec(
+        name="custom",
+        arch="plugin-linear",
+        num_classes=3,
+        labels=("a", "b", "c"),
+        input_size=(8, 8),
+        channels=1,
+        mean=(0.5,),
+        std=(0.5,),
+    )
     import my_plugin  # noqa: F401 - registers the architecture so the weights can be written
 
     save_classifier(create_model("plugin-linear", 3, 1), spec, settings.models_dir)
