@@ -10,6 +10,7 @@ Row-wise mode compares ``a[i]`` with ``b[i]``; a single row on either side (shap
 broadcast against every row of the other side. Pairwise mode compares every row of ``a`` with every row of ``b``.
 """
 
+import dataclasses
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -22,6 +23,8 @@ from .errors import DimensionMismatchError, InvalidInputError, UnknownMetricErro
 from .validation import check_temperature
 
 MEASURES: tuple[str, ...] = ("ce", "kl", "kl_reverse", "js", "tri", "euclidean")
+#: Also available when asked for by name (not in the default set): the vector measures of the search metrics.
+EXTRA_MEASURES: tuple[str, ...] = ("l2_centered", "cosine")
 _LOG_MEASURES = frozenset({"ce", "kl", "kl_reverse", "js"})  # the ones `base` applies to
 Base = Literal["e", "2"]
 InputKind = Literal["logits", "probabilities"]
@@ -278,6 +281,28 @@ def _euclidean(o: _Operands) -> FloatArray:
     return result
 
 
+def _l2_centered(o: _Operands) -> FloatArray:
+    # Softmax ignores a constant shift of the logits, L2 does not: compare the rows after removing their means.
+    centred = dataclasses.replace(o, a=o.a - o.a.mean(axis=1, keepdims=True), b=o.b - o.b.mean(axis=1, keepdims=True))
+    return _euclidean(centred)
+
+
+def _unit_rows(x: FloatArray) -> FloatArray:
+    """Rows scaled to unit L2 norm; all-zero rows stay zero (their cosine with anything is taken as 0)."""
+    _, exponent = math.frexp(float(np.abs(x).max()))
+    scaled = x / math.ldexp(1.0, exponent - 1)  # exact, keeps the squares finite
+    norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+    result: FloatArray = np.divide(scaled, norms, out=np.zeros_like(scaled), where=norms > 0)
+    return result
+
+
+def _cosine(o: _Operands) -> FloatArray:
+    a, b = _unit_rows(o.a), _unit_rows(o.b)
+    similarity = a @ b.T if o.pairwise else np.einsum("ij,ij->i", *np.broadcast_arrays(a, b))
+    result: FloatArray = np.clip(1.0 - similarity, 0.0, 2.0)
+    return result
+
+
 _MEASURE_FUNCTIONS: dict[str, Callable[[_Operands], FloatArray]] = {
     "ce": _ce,
     "kl": _kl,
@@ -285,6 +310,8 @@ _MEASURE_FUNCTIONS: dict[str, Callable[[_Operands], FloatArray]] = {
     "js": _js,
     "tri": _tri,
     "euclidean": _euclidean,
+    "l2_centered": _l2_centered,
+    "cosine": _cosine,
 }
 
 
@@ -294,7 +321,8 @@ def _resolve_measures(measures: Sequence[str] | None) -> list[str]:
         raise InvalidInputError(f"measures must name at least one of {', '.join(MEASURES)}")
     for name in names:
         if name not in _MEASURE_FUNCTIONS:
-            raise UnknownMetricError(f"unknown divergence measure {name!r}; valid measures: {', '.join(MEASURES)}")
+            valid = ", ".join(MEASURES + EXTRA_MEASURES)
+            raise UnknownMetricError(f"unknown divergence measure {name!r}; valid measures: {valid}")
     return list(dict.fromkeys(names))
 
 

@@ -13,6 +13,7 @@ from .errors import IndexCorruptedError, InvalidInputError, ItemNotFoundError, U
 from .faiss_index import FaissIndex
 from .filters import check_filter
 from .lock import ReadWriteLock
+from .metrics import SEARCH_METRICS
 from .snapshot import MANIFEST, IndexManifest, read_manifest, read_snapshot, write_snapshot
 from .store import Filter, Item, Metadata, SearchResult
 from .validation import check_ids, check_k, check_metadata, check_temperature, check_vectors
@@ -20,8 +21,6 @@ from .wal import WriteAheadLog, decode_vectors, encode_vectors, replay
 
 logger = logging.getLogger(__name__)
 
-#: Search metrics this store answers.
-SEARCH_METRICS: tuple[str, ...] = ("l2",)
 #: Fold the log into a new snapshot once it holds this many records.
 COMPACT_EVERY = 10_000
 WAL = "wal.log"
@@ -170,23 +169,23 @@ class DurableIndex:
         temperature: float = 1.0,
         filter: Filter | None = None,
     ) -> SearchResult:
-        """Exact k nearest neighbours of each query row (see `FaissIndex.search`).
+        """Exact k nearest neighbours of each query row under `metric` (see `FaissIndex.search`).
 
         Args:
             queries: `(q, dim)` logits.
             k: neighbours per query (>= 1; fewer come back when fewer items match).
             metric: one of `SEARCH_METRICS`.
-            temperature: softmax temperature for divergence metrics (> 0; `l2` ignores it).
+            temperature: softmax temperature T > 0 of `ce`, `kl`, `kl_reverse`, `js` and `tri`.
             filter: exact-match metadata conditions, `"predicted"` for the argmax class.
         """
         if metric not in SEARCH_METRICS:
             raise UnknownMetricError(f"unknown metric {metric!r}; choose one of {', '.join(SEARCH_METRICS)}")
         array = check_vectors(queries, self.dim, name="query logits")
         k = check_k(k)
-        check_temperature(temperature)
+        temperature = check_temperature(temperature)
         checked_filter = check_filter(filter)
         with self._search_lock():
-            return self._index.search(array, k, checked_filter)
+            return self._index.search(array, k, checked_filter, metric, temperature)
 
     def save(self, path: Path | None = None) -> None:
         """Fold the log into a fresh snapshot (in `path`, default the index's own directory)."""

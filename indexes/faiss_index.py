@@ -7,8 +7,10 @@ from typing import Any
 import faiss
 import numpy as np
 
+from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
 from .filters import match_filter
+from .metrics import EMBEDDINGS, exact_distances, hellinger_lower_bound
 from .store import Filter, Item, Metadata, Neighbor, SearchResult
 
 logger = logging.getLogger(__name__)
@@ -76,6 +78,8 @@ class FaissIndex:
         self._positions: dict[str, int] = {}
         self._metadata: list[Metadata] = []
         self._sorted_ids: list[str] | None = None
+        self._version = 0  # bumped on every write; derived indexes built at an older version are rebuilt
+        self._derived = DerivedIndexCache(gpu_resources=gpu_resources)
 
     @property
     def device(self) -> str:
@@ -145,6 +149,7 @@ class FaissIndex:
                 self._ids.append(ids[row])
                 self._metadata.append(metadata[row])
             self._sorted_ids = None
+        self._version += 1
         if replaced:
             self._sync_gpu()
         return len(ids)
@@ -166,6 +171,7 @@ class FaissIndex:
         self._metadata.pop()
         self._cpu.remove_ids(faiss.IDSelectorRange(last, last + 1))
         self._sorted_ids = None
+        self._version += 1
         self._sync_gpu()
 
     def get(self, item_id: str) -> Item:
@@ -174,58 +180,89 @@ class FaissIndex:
             raise ItemNotFoundError(f"no item with id {item_id!r}")
         return Item(item_id, self.vectors[position].copy(), self._metadata[position])
 
-    def search(self, queries: np.ndarray, k: int, filter: Filter | None = None) -> SearchResult:
-        """Exact L2 nearest neighbours.
+    def search(
+        self, queries: np.ndarray, k: int, filter: Filter | None = None, metric: str = "l2", temperature: float = 1.0
+    ) -> SearchResult:
+        """Exact k nearest neighbours under any of `SEARCH_METRICS`.
 
-        FAISS finds the candidates (squared distances, computed through BLAS for batches, which loses
-        precision to cancellation); their true Euclidean distances are then recomputed from the
-        differences, so an item queried with its own logits comes back at distance 0.
+        FAISS finds candidates (in float32, for batches through BLAS, which loses precision to cancellation, and
+        for divergences in a transformed space, see `indexes.metrics`); their true values are then computed in
+        float64 and sorted, so an item queried with its own logits comes back at distance 0.
 
         Args:
             queries: `(q, dim)` float32, C-contiguous, finite.
             k: neighbours per query, >= 1.
             filter: exact-match metadata conditions (`"predicted"` = argmax class), or None.
+            metric: one of `SEARCH_METRICS`.
+            temperature: softmax temperature T > 0 of the divergence metrics.
 
         Returns:
             For each query, at most k neighbours sorted by ascending distance.
         """
-        if self.count() == 0:
+        params, num_matches = self._selector(filter)
+        if num_matches == 0:
             return SearchResult([[] for _ in range(len(queries))])
-        if filter:
-            mask = match_filter(filter, self._metadata, self.vectors)
-            num_matches = int(mask.sum())
-            if num_matches == 0:
-                return SearchResult([[] for _ in range(len(queries))])
-            bitmap = np.packbits(mask, bitorder="little")
-            params = faiss.SearchParameters()
-            params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
-            _, positions = self._cpu.search(queries, min(k, num_matches), params=params)
-        else:
-            kk = min(k, self.count())
-            index = self._gpu if self._gpu is not None and kk <= GPU_MAX_K else self._cpu
-            _, positions = index.search(queries, kk)
-        return self._rerank(queries, positions)
+        top = self._exact_top(queries, k, metric, temperature, params, num_matches)
+        return SearchResult(
+            [[Neighbor(self._ids[p], float(d), self._metadata[p]) for p, d in zip(*row, strict=True)] for row in top]
+        )
 
-    def _rerank(self, queries: np.ndarray, positions: np.ndarray) -> SearchResult:
+    def _selector(self, filter: Filter | None) -> tuple[Any, int]:
+        """FAISS search parameters restricting a search to the rows matching `filter`, and how many match."""
+        if not filter or self.count() == 0:
+            return None, self.count()
+        mask = match_filter(filter, self._metadata, self.vectors)
+        bitmap = np.packbits(mask, bitorder="little")
+        params = faiss.SearchParameters()
+        params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
+        params.bitmap = bitmap  # the selector points into it: keep it alive as long as the parameters
+        return params, int(mask.sum())
+
+    def _candidates(
+        self, queries: np.ndarray, m: int, metric: str, temperature: float, params: Any
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """FAISS scores and row positions `(q, m)` of each query's m best candidates (-1 where fewer match)."""
+        if metric == "l2":
+            cpu, gpu, vectors = self._cpu, self._gpu, queries
+        else:
+            embedding = EMBEDDINGS[metric]
+            derived = self._derived.get(embedding, temperature, self.vectors, self._version)
+            cpu, gpu, vectors = derived.cpu, derived.gpu, embedding.transform_queries(queries, temperature)
+        index = gpu if gpu is not None and params is None and m <= GPU_MAX_K else cpu
+        scores, positions = index.search(vectors, m, params=params)
+        return scores, positions
+
+    def _exact_top(
+        self, queries: np.ndarray, k: int, metric: str, temperature: float, params: Any, num_matches: int
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Per query, the positions and exact distances of its k nearest rows, closest first.
+
+        Candidates are over-fetched (2k, at least k + 32) to absorb float32 rounding in the candidate search.
+        For `js` and `tri`, a query whose Hellinger lower bound at its last candidate is below its k-th exact
+        value is searched again with four times as many candidates, up to every matching row.
+        """
         stored = self.vectors
-        num_queries, kk = positions.shape
-        chunk = max(1, _RERANK_CHUNK // max(1, kk * self.dim))
-        neighbors: list[list[Neighbor]] = []
-        for start in range(0, num_queries, chunk):
-            block = positions[start : start + chunk]
-            diff = stored[np.maximum(block, 0)] - queries[start : start + chunk, None, :]
-            distances = np.sqrt(np.einsum("qkc,qkc->qk", diff, diff, dtype=np.float64))
-            distances[block < 0] = np.inf
-            order = np.argsort(distances, axis=1, kind="stable")
-            for row, (dist_row, pos_row) in enumerate(zip(distances, block, strict=True)):
-                neighbors.append(
-                    [
-                        Neighbor(self._ids[pos_row[j]], float(dist_row[j]), self._metadata[pos_row[j]])
-                        for j in order[row]
-                        if pos_row[j] >= 0
-                    ]
-                )
-        return SearchResult(neighbors)
+        top: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0, np.int64), np.empty(0))] * len(queries)
+        pending, m = np.arange(len(queries)), min(num_matches, k + max(k, 32))
+        while pending.size:
+            unfinished: list[int] = []
+            chunk = max(1, _RERANK_CHUNK // (m * self.dim))
+            for start in range(0, pending.size, chunk):
+                rows = pending[start : start + chunk]
+                scores, positions = self._candidates(queries[rows], m, metric, temperature, params)
+                exact = exact_distances(metric, queries[rows], stored[np.maximum(positions, 0)], temperature)
+                exact[positions < 0] = np.inf
+                order = np.argsort(exact, axis=1, kind="stable")[:, :k]
+                done = np.ones(len(rows), dtype=bool)
+                if metric in ("js", "tri") and m < num_matches:
+                    kth = np.take_along_axis(exact, order[:, -1:], axis=1)[:, 0]
+                    done = hellinger_lower_bound(metric, scores[:, -1], self.dim) >= kth
+                unfinished.extend(rows[~done].tolist())
+                for i in np.flatnonzero(done):
+                    keep = order[i][positions[i, order[i]] >= 0]
+                    top[rows[i]] = (positions[i, keep], exact[i, keep])
+            pending, m = np.array(unfinished, dtype=np.int64), min(num_matches, 4 * m)
+        return top
 
     def replace_all(self, ids: list[str], vectors: np.ndarray, metadata: list[Metadata]) -> None:
         """Load a whole snapshot at once (ids distinct, vectors `(n, dim)` float32)."""
@@ -238,6 +275,7 @@ class FaissIndex:
         self._metadata = list(metadata)
         self._positions = {item_id: i for i, item_id in enumerate(ids)}
         self._sorted_ids = None
+        self._version += 1
         self._sync_gpu()
 
     def _sync_gpu(self) -> None:

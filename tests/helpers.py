@@ -28,3 +28,41 @@ def assert_matches_brute_force(
         np.testing.assert_allclose(got, expected, atol=tol, rtol=tol)
         np.testing.assert_allclose(got, [row[position[h.id]] for h in hits], atol=tol, rtol=tol)
         assert np.all(np.diff(got) >= -tol)
+
+
+def brute_force(metric: str, queries: np.ndarray, items: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """`(q, n)` values of a search metric, computed independently of `indexes` with scipy, in float64."""
+    from scipy.spatial.distance import cdist
+    from scipy.special import log_softmax
+
+    x, z = queries.astype(np.float64), items.astype(np.float64)
+    if metric == "l2":
+        return cdist(x, z)
+    if metric == "l2_centered":
+        return cdist(x - x.mean(1, keepdims=True), z - z.mean(1, keepdims=True))
+    if metric == "cosine":
+        return cdist(x, z, "cosine")
+    log_p, log_q = log_softmax(x / temperature, axis=1), log_softmax(z / temperature, axis=1)
+    p, q = np.exp(log_p), np.exp(log_q)
+    if metric == "ce":
+        return -(p[:, None, :] * log_q[None, :, :]).sum(-1)
+    # Log-domain sums: at T = 0.01 a probability can underflow to 0 while its log stays finite.
+    if metric == "kl":
+        return _xlog_diff(p[:, None, :], log_p[:, None, :], log_q[None, :, :])
+    if metric == "kl_reverse":
+        return _xlog_diff(q[None, :, :], log_q[None, :, :], log_p[:, None, :])
+    if metric == "js":
+        log_m = np.logaddexp(log_p[:, None, :], log_q[None, :, :]) - np.log(2)
+        return 0.5 * _xlog_diff(p[:, None, :], log_p[:, None, :], log_m) + 0.5 * _xlog_diff(
+            q[None, :, :], log_q[None, :, :], log_m
+        )
+    if metric == "tri":
+        total = p[:, None, :] + q[None, :, :]
+        diff2 = (p[:, None, :] - q[None, :, :]) ** 2
+        return np.divide(diff2, total, out=np.zeros_like(diff2), where=total > 0).sum(-1)
+    raise ValueError(metric)
+
+
+def _xlog_diff(p: np.ndarray, log_p: np.ndarray, log_q: np.ndarray) -> np.ndarray:
+    """`Σ p (log p − log q)` over the last axis, terms with p = 0 counting 0."""
+    return np.where(p > 0, p * (log_p - log_q), 0.0).sum(-1)

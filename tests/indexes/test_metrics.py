@@ -1,0 +1,88 @@
+"""Every search metric returns the exact top-k of an independent scipy brute force, for any T, k and filter."""
+
+import numpy as np
+import pytest
+from scipy.spatial.distance import jensenshannon
+
+from indexes.faiss_index import FaissIndex, configure_faiss
+from indexes.metrics import SEARCH_METRICS, hellinger_lower_bound
+from tests.helpers import assert_matches_brute_force, brute_force
+
+
+def _index(vectors: np.ndarray) -> tuple[FaissIndex, list[str]]:
+    index = FaissIndex(vectors.shape[1])
+    ids = [f"i{j}" for j in range(len(vectors))]
+    index.upsert(ids, vectors, [{"parity": j % 2} for j in range(len(vectors))])
+    return index, ids
+
+
+@pytest.mark.parametrize("metric", SEARCH_METRICS)
+@pytest.mark.parametrize("temperature", [0.05, 1.0, 8.0])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_metric_matches_brute_force(metric: str, temperature: float, seed: int) -> None:
+    configure_faiss(2)
+    rng = np.random.default_rng(seed)
+    vectors = (rng.standard_normal((600, 10)) * 4).astype(np.float32)
+    queries = (rng.standard_normal((40, 10)) * 4).astype(np.float32)
+    index, ids = _index(vectors)
+    oracle = brute_force(metric, queries, vectors, temperature)
+    for k in (1, 10, 120):
+        result = index.search(queries, k, metric=metric, temperature=temperature)
+        assert_matches_brute_force(result, oracle, ids, k, tol=1e-5)
+
+
+@pytest.mark.parametrize("metric", SEARCH_METRICS)
+def test_metric_with_filter_and_k_above_matches(metric: str, rng: np.random.Generator) -> None:
+    vectors = (rng.standard_normal((300, 20)) * 3).astype(np.float32)
+    queries = (rng.standard_normal((5, 20)) * 3).astype(np.float32)
+    index, ids = _index(vectors)
+    odd = np.arange(300) % 2 == 1
+    result = index.search(queries, 500, {"parity": 1}, metric=metric, temperature=2.0)
+    kept = [i for i, keep in zip(ids, odd, strict=True) if keep]
+    assert_matches_brute_force(result, brute_force(metric, queries, vectors[odd], 2.0), kept, 500, tol=1e-5)
+
+
+@pytest.mark.parametrize("metric", SEARCH_METRICS)
+def test_item_is_its_own_nearest_neighbour(metric: str, rng: np.random.Generator) -> None:
+    vectors = (rng.standard_normal((200, 10)) * 5).astype(np.float32)
+    index, ids = _index(vectors)
+    result = index.search(vectors[:20], 1, metric=metric, temperature=0.5)
+    if metric == "ce":  # ce(a, a) = H(p) is not 0 and need not be the minimum
+        return
+    assert [hits[0].id for hits in result.neighbors] == ids[:20]
+    assert max(hits[0].distance for hits in result.neighbors) < 1e-6
+
+
+@pytest.mark.parametrize("metric", SEARCH_METRICS)
+@pytest.mark.parametrize("temperature", [0.01, 1000.0])
+def test_extreme_logits_and_temperatures(metric: str, temperature: float, rng: np.random.Generator) -> None:
+    vectors = (rng.standard_normal((150, 1000)) * 1e4).astype(np.float32)
+    vectors[:5] = vectors[5:10] + rng.standard_normal((5, 1000)).astype(np.float32)  # near duplicates
+    queries = vectors[:8] + rng.standard_normal((8, 1000)).astype(np.float32)
+    index, ids = _index(vectors)
+    result = index.search(queries, 7, metric=metric, temperature=temperature)
+    distances = np.array([[h.distance for h in hits] for hits in result.neighbors])
+    assert np.isfinite(distances).all()
+    assert_matches_brute_force(result, brute_force(metric, queries, vectors, temperature), ids, 7, tol=1e-5)
+
+
+def test_hellinger_bounds_hold(rng: np.random.Generator) -> None:
+    p = rng.dirichlet(np.full(10, 0.3), size=2000)
+    q = rng.dirichlet(np.full(10, 0.3), size=2000)
+    inner = np.sum(np.sqrt(p * q), axis=1)
+    js = jensenshannon(p, q, axis=1) ** 2
+    tri = np.sum((p - q) ** 2 / np.maximum(p + q, 1e-300), axis=1)
+    assert np.all(hellinger_lower_bound("js", inner, 10) <= js + 1e-12)
+    assert np.all(hellinger_lower_bound("tri", inner, 10) <= tri + 1e-12)
+    assert np.all(tri <= 2 * (2 - 2 * inner) + 1e-12)  # the bound is within a factor 2 for tri
+
+
+def test_derived_index_follows_writes(rng: np.random.Generator) -> None:
+    vectors = (rng.standard_normal((100, 10)) * 4).astype(np.float32)
+    index, ids = _index(vectors)
+    query = vectors[:1]
+    assert index.search(query, 1, metric="kl").neighbors[0][0].id == "i0"
+    index.delete("i0")
+    assert index.search(query, 1, metric="kl").neighbors[0][0].id != "i0"
+    index.upsert(["back"], query, [{}])
+    assert index.search(query, 1, metric="kl").neighbors[0][0].id == "back"
