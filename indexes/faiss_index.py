@@ -199,24 +199,25 @@ class FaissIndex:
         Returns:
             For each query, at most k neighbours sorted by ascending distance.
         """
-        params, num_matches = self._selector(filter)
+        params, bitmap, num_matches = self._selector(filter)  # the selector points into `bitmap`: keep it
         if num_matches == 0:
             return SearchResult([[] for _ in range(len(queries))])
         top = self._exact_top(queries, k, metric, temperature, params, num_matches)
+        del bitmap
         return SearchResult(
             [[Neighbor(self._ids[p], float(d), self._metadata[p]) for p, d in zip(*row, strict=True)] for row in top]
         )
 
-    def _selector(self, filter: Filter | None) -> tuple[Any, int]:
-        """FAISS search parameters restricting a search to the rows matching `filter`, and how many match."""
+    def _selector(self, filter: Filter | None) -> tuple[Any, np.ndarray | None, int]:
+        """FAISS search parameters restricting a search to the rows matching `filter`, the bitmap they point
+        into, and how many rows match."""
         if not filter or self.count() == 0:
-            return None, self.count()
+            return None, None, self.count()
         mask = match_filter(filter, self._metadata, self.vectors)
         bitmap = np.packbits(mask, bitorder="little")
         params = faiss.SearchParameters()
         params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
-        params.bitmap = bitmap  # the selector points into it: keep it alive as long as the parameters
-        return params, int(mask.sum())
+        return params, bitmap, int(mask.sum())
 
     def _candidates(
         self, queries: np.ndarray, m: int, metric: str, temperature: float, params: Any

@@ -32,11 +32,13 @@ Transform = Callable[[np.ndarray, float], np.ndarray]
 
 
 def _log_q(z: np.ndarray, temperature: float) -> np.ndarray:
-    return np.maximum(log_softmax(z, temperature), _LOG_FLOOR)
+    log_q: np.ndarray = np.maximum(log_softmax(z, temperature), _LOG_FLOOR)
+    return log_q
 
 
 def _p(x: np.ndarray, temperature: float) -> np.ndarray:
-    return np.exp(log_softmax(x, temperature))
+    p: np.ndarray = np.exp(log_softmax(x, temperature))
+    return p
 
 
 def _q_negentropy(z: np.ndarray, temperature: float) -> np.ndarray:
@@ -51,7 +53,8 @@ def _log_p_one(x: np.ndarray, temperature: float) -> np.ndarray:
 
 
 def _sqrt_q(z: np.ndarray, temperature: float) -> np.ndarray:
-    return np.exp(0.5 * log_softmax(z, temperature))
+    sqrt_q: np.ndarray = np.exp(0.5 * log_softmax(z, temperature))
+    return sqrt_q
 
 
 def _centred(z: np.ndarray, temperature: float) -> np.ndarray:
@@ -134,7 +137,8 @@ def exact_distances(metric: str, queries: np.ndarray, candidates: np.ndarray, te
     num_queries, m, num_classes = candidates.shape
     if metric == "l2":
         diff = candidates.astype(np.float64) - queries[:, None, :]
-        return np.sqrt(np.einsum("qkc,qkc->qk", diff, diff))
+        l2: np.ndarray = np.sqrt(np.einsum("qkc,qkc->qk", diff, diff))
+        return l2
     flat_queries = np.repeat(queries, m, axis=0)
     values = compute_divergence(
         flat_queries, candidates.reshape(-1, num_classes), measure=metric, temperature=temperature
