@@ -59,7 +59,8 @@ def _sqrt_q(z: np.ndarray, temperature: float) -> np.ndarray:
 
 def _centred(z: np.ndarray, temperature: float) -> np.ndarray:
     z64 = z.astype(np.float64)
-    return z64 - z64.mean(axis=1, keepdims=True)
+    centred: np.ndarray = z64 - z64.mean(axis=1, keepdims=True)
+    return centred
 
 
 def _unit(z: np.ndarray, temperature: float) -> np.ndarray:
@@ -67,7 +68,8 @@ def _unit(z: np.ndarray, temperature: float) -> np.ndarray:
     scale = np.abs(z64).max(axis=1, keepdims=True)
     z64 = np.divide(z64, scale, out=np.zeros_like(z64), where=scale > 0)  # avoids overflow in the squares
     norms = np.linalg.norm(z64, axis=1, keepdims=True)
-    return np.divide(z64, norms, out=np.zeros_like(z64), where=norms > 0)
+    unit: np.ndarray = np.divide(z64, norms, out=np.zeros_like(z64), where=norms > 0)
+    return unit
 
 
 @dataclass(frozen=True)
