@@ -24,7 +24,7 @@ from .validation import check_temperature
 
 MEASURES: tuple[str, ...] = ("ce", "kl", "kl_reverse", "js", "tri", "euclidean")
 #: Also available when asked for by name (not in the default set): the vector measures of the search metrics.
-EXTRA_MEASURES: tuple[str, ...] = ("l2_centered", "cosine")
+EXTRA_MEASURES: tuple[str, ...] = ("l2", "l2_centered", "cosine")
 _LOG_MEASURES = frozenset({"ce", "kl", "kl_reverse", "js"})  # the ones `base` applies to
 Base = Literal["e", "2"]
 InputKind = Literal["logits", "probabilities"]
@@ -310,6 +310,7 @@ _MEASURE_FUNCTIONS: dict[str, Callable[[_Operands], FloatArray]] = {
     "js": _js,
     "tri": _tri,
     "euclidean": _euclidean,
+    "l2": _euclidean,  # the search metric's name for it
     "l2_centered": _l2_centered,
     "cosine": _cosine,
 }

@@ -68,7 +68,9 @@ class Query(_OneSource):
 class SearchRequest(Strict):
     queries: list[Query] = Field(min_length=1, description="1..MAX_BATCH queries")
     k: int = Field(10, ge=1, description="Neighbours per query, 1..MAX_K")
-    metric: str = Field("l2", description="Distance: l2")
+    metric: str = Field(
+        "l2", description="l2, l2_centered, ce, kl, kl_reverse, js, tri or cosine (README: Search metrics)"
+    )
     temperature: Temperature = 1.0
     filter: dict[str, str | int | float | bool | None] | None = Field(
         None, description='Exact match on metadata fields; "predicted" matches the argmax class'
@@ -109,7 +111,11 @@ class DivergenceRequest(Strict):
     temperature: Temperature = 1.0
     base: Literal["e", "2"] = "e"
     pairwise: bool = False
-    measures: list[str] | None = Field(None, min_length=1, description="Default: all")
+    measures: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="ce, kl, kl_reverse, js, tri, euclidean (the default: all six), l2, l2_centered, cosine",
+    )
 
 
 class DivergenceResponse(BaseModel):

@@ -12,7 +12,7 @@ from scipy.special import log_softmax, rel_entr, softmax
 from models import array_to_image, load_digit_images
 from service.app import create_app
 from service.config import Settings
-from tests.helpers import brute_force_l2
+from tests.helpers import brute_force, brute_force_l2
 
 
 def digit_png(i: int) -> bytes:
@@ -255,3 +255,44 @@ def test_metrics_count_requests(client: TestClient) -> None:
     text = client.get("/metrics").text
     assert 'logitsearch_requests_total{handler="search_neighbors",method="POST",status="200"} 1.0' in text
     assert 'logitsearch_queries_total{metric="l2"} 1.0' in text
+
+
+@pytest.mark.parametrize("metric", ["l2", "l2_centered", "ce", "kl", "kl_reverse", "js", "tri", "cosine"])
+def test_every_metric_matches_brute_force_on_the_digits(client: TestClient, metric: str) -> None:
+    ids, vectors = all_items(client)
+    queries = vectors[[3, 500, 1200]] + 0.5
+    body = {"queries": [{"logits": q.tolist()} for q in queries], "k": 10, "metric": metric, "temperature": 4.0}
+    response = client.post("/v1/search", json=body)
+    assert response.status_code == 200 and response.json()["metric"] == metric
+    results = response.json()["results"]
+    oracle = brute_force(metric, queries, vectors, 4.0)
+    position = {item_id: j for j, item_id in enumerate(ids)}
+    for row, hits in zip(oracle, results, strict=True):
+        np.testing.assert_allclose([h["distance"] for h in hits], np.sort(row)[:10], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            [h["distance"] for h in hits], row[[position[h["id"]] for h in hits]], rtol=1e-5, atol=1e-6
+        )
+    # every value search returns can be recomputed with /v1/divergence
+    hit = results[0][3]
+    item = client.get(f"/v1/items/{hit['id']}").json()
+    again = client.post(
+        "/v1/divergence", json={"a": queries[0].tolist(), "b": item["logits"], "temperature": 4.0, "measures": [metric]}
+    ).json()["values"][metric][0]
+    assert again == pytest.approx(hit["distance"], rel=1e-6, abs=1e-9)
+
+
+def test_search_image_shortcut_takes_metric_and_temperature(client: TestClient) -> None:
+    response = client.post(
+        "/v1/search/image",
+        files={"file": ("d.png", digit_png(42), "image/png")},
+        data={"k": "3", "metric": "kl", "temperature": "8"},
+    )
+    body = response.json()
+    assert body["metric"] == "kl" and body["results"][0][0]["id"] == "digits-42"
+    assert body["results"][0][0]["distance"] < 1e-6
+    bad = client.post(
+        "/v1/search/image",
+        files={"file": ("d.png", digit_png(1), "image/png")},
+        data={"metric": "kl", "temperature": "0"},
+    )
+    assert bad.status_code == 422
