@@ -7,7 +7,7 @@ import pytest
 
 from indexes.durable import DurableIndex
 from indexes.faiss_index import GPU_MAX_K, create_gpu_resources, faiss_gpu_available
-from tests.helpers import assert_matches_brute_force, brute_force_l2
+from tests.helpers import assert_matches_brute_force, brute_force, brute_force_l2
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not faiss_gpu_available(), reason="needs faiss-gpu and a GPU")]
 DIM = 16
@@ -46,3 +46,15 @@ def test_gpu_index_saves_through_cpu_copy(tmp_path: Path, rng: np.random.Generat
     index.close()
     reopened = DurableIndex.open(tmp_path, name="g", model_name="m", model_sha256="0" * 64, dim=DIM)
     np.testing.assert_array_equal(reopened.get("v42").logits, vectors[42])
+
+
+@pytest.mark.parametrize("metric", ["l2_centered", "ce", "kl", "kl_reverse", "js", "tri", "cosine"])
+def test_gpu_divergence_metrics_match_brute_force(tmp_path: Path, rng: np.random.Generator, metric: str) -> None:
+    index = _open(tmp_path)
+    vectors = (rng.standard_normal((3000, DIM)) * 4).astype(np.float32)
+    ids = [f"v{i}" for i in range(len(vectors))]
+    index.upsert(ids, vectors)
+    queries = (rng.standard_normal((40, DIM)) * 4).astype(np.float32)
+    for k in (10, GPU_MAX_K + 100):
+        result = index.search(queries, k, metric=metric, temperature=2.0)
+        assert_matches_brute_force(result, brute_force(metric, queries, vectors, 2.0), ids, k, tol=1e-5)
