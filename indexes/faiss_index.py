@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import faiss
@@ -10,7 +11,7 @@ import numpy as np
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
 from .filters import match_filter
-from .metrics import EMBEDDINGS, exact_distances, hellinger_lower_bound
+from .metrics import EMBEDDINGS, exact_distances, exact_matrix, hellinger_lower_bound
 from .store import Filter, Item, Metadata, Neighbor, SearchResult
 
 logger = logging.getLogger(__name__)
@@ -19,6 +20,16 @@ logger = logging.getLogger(__name__)
 GPU_MAX_K = 2048
 #: Bound on the floats gathered at once when re-ranking candidates exactly.
 _RERANK_CHUNK = 1 << 23
+
+
+@dataclass(frozen=True)
+class _Selection:
+    """Rows a search may return: FAISS parameters restricting it (None: all), the bitmap the selector points
+    into (kept alive with them), and the matching row positions."""
+
+    params: Any
+    bitmap: np.ndarray | None
+    rows: np.ndarray
 
 
 def faiss_gpu_available() -> bool:
@@ -199,25 +210,23 @@ class FaissIndex:
         Returns:
             For each query, at most k neighbours sorted by ascending distance.
         """
-        params, bitmap, num_matches = self._selector(filter)  # the selector points into `bitmap`: keep it
-        if num_matches == 0:
+        selection = self._select(filter)
+        if selection.rows.size == 0:
             return SearchResult([[] for _ in range(len(queries))])
-        top = self._exact_top(queries, k, metric, temperature, params, num_matches)
-        del bitmap
+        top = self._exact_top(queries, k, metric, temperature, selection)
         return SearchResult(
             [[Neighbor(self._ids[p], float(d), self._metadata[p]) for p, d in zip(*row, strict=True)] for row in top]
         )
 
-    def _selector(self, filter: Filter | None) -> tuple[Any, np.ndarray | None, int]:
-        """FAISS search parameters restricting a search to the rows matching `filter`, the bitmap they point
-        into, and how many rows match."""
+    def _select(self, filter: Filter | None) -> _Selection:
+        """The rows matching `filter` and FAISS search parameters restricted to them (None: every row)."""
         if not filter or self.count() == 0:
-            return None, None, self.count()
+            return _Selection(None, None, np.arange(self.count()))
         mask = match_filter(filter, self._metadata, self.vectors)
         bitmap = np.packbits(mask, bitorder="little")
         params = faiss.SearchParameters()
         params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
-        return params, bitmap, int(mask.sum())
+        return _Selection(params, bitmap, np.flatnonzero(mask))
 
     def _candidates(
         self, queries: np.ndarray, m: int, metric: str, temperature: float, params: Any
@@ -234,24 +243,28 @@ class FaissIndex:
         return scores, positions
 
     def _exact_top(
-        self, queries: np.ndarray, k: int, metric: str, temperature: float, params: Any, num_matches: int
+        self, queries: np.ndarray, k: int, metric: str, temperature: float, selection: _Selection
     ) -> list[tuple[np.ndarray, np.ndarray]]:
         """Per query, the positions and exact distances of its k nearest rows, closest first.
 
         Candidates are over-fetched (2k, at least k + 32) to absorb float32 rounding in the candidate search.
         For `js` and `tri`, a query whose Hellinger lower bound at its last candidate is below its k-th exact
-        value is searched again with four times as many candidates, up to every matching row.
+        value is searched again with four times as many candidates; past half of the matching rows, they are
+        all compared exactly instead.
         """
-        stored = self.vectors
+        num_matches = selection.rows.size
         top: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0, np.int64), np.empty(0))] * len(queries)
         pending, m = np.arange(len(queries)), min(num_matches, k + max(k, 32))
         while pending.size:
+            if 2 * m > num_matches and m < num_matches:
+                self._scan(queries, pending, k, metric, temperature, selection.rows, top)
+                break
             unfinished: list[int] = []
             chunk = max(1, _RERANK_CHUNK // (m * self.dim))
             for start in range(0, pending.size, chunk):
                 rows = pending[start : start + chunk]
-                scores, positions = self._candidates(queries[rows], m, metric, temperature, params)
-                exact = exact_distances(metric, queries[rows], stored[np.maximum(positions, 0)], temperature)
+                scores, positions = self._candidates(queries[rows], m, metric, temperature, selection.params)
+                exact = exact_distances(metric, queries[rows], self.vectors[np.maximum(positions, 0)], temperature)
                 exact[positions < 0] = np.inf
                 order = np.argsort(exact, axis=1, kind="stable")[:, :k]
                 done = np.ones(len(rows), dtype=bool)
@@ -264,6 +277,28 @@ class FaissIndex:
                     top[rows[i]] = (positions[i, keep], exact[i, keep])
             pending, m = np.array(unfinished, dtype=np.int64), min(num_matches, 4 * m)
         return top
+
+    def _scan(
+        self,
+        queries: np.ndarray,
+        pending: np.ndarray,
+        k: int,
+        metric: str,
+        temperature: float,
+        rows: np.ndarray,
+        top: list[tuple[np.ndarray, np.ndarray]],
+    ) -> None:
+        """Exact values against every row in `rows` for the `pending` queries, written into `top`."""
+        items = self.vectors[rows]
+        chunk = max(1, _RERANK_CHUNK // max(1, rows.size))
+        for start in range(0, pending.size, chunk):
+            block = pending[start : start + chunk]
+            exact = exact_matrix(metric, queries[block], items, temperature)
+            kk = min(k, rows.size)
+            best = np.argpartition(exact, kk - 1, axis=1)[:, :kk]
+            for i, query in enumerate(block):
+                order = best[i][np.argsort(exact[i, best[i]], kind="stable")]
+                top[query] = (rows[order], exact[i, order])
 
     def replace_all(self, ids: list[str], vectors: np.ndarray, metadata: list[Metadata]) -> None:
         """Load a whole snapshot at once (ids distinct, vectors `(n, dim)` float32)."""

@@ -146,3 +146,10 @@ def exact_distances(metric: str, queries: np.ndarray, candidates: np.ndarray, te
         flat_queries, candidates.reshape(-1, num_classes), measure=metric, temperature=temperature
     )
     return values.reshape(num_queries, m)
+
+
+def exact_matrix(metric: str, queries: np.ndarray, items: np.ndarray, temperature: float) -> np.ndarray:
+    """True metric values between every query `(q, C)` and every item `(n, C)`: `(q, n)` float64."""
+    measure = "euclidean" if metric == "l2" else metric
+    values: np.ndarray = compute_divergence(queries, items, measure=measure, temperature=temperature, pairwise=True)
+    return values

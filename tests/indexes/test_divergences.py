@@ -400,6 +400,6 @@ def test_probability_rows_within_tolerance_are_renormalised() -> None:
 
 def test_unknown_measure_is_a_key_error_with_a_readable_message() -> None:
     with pytest.raises(KeyError) as info:
-        compute_divergence([1.0, 2.0], [2.0, 1.0], measure="l2")
+        compute_divergence([1.0, 2.0], [2.0, 1.0], measure="hamming")
     assert isinstance(info.value, UnknownMetricError)
-    assert str(info.value).startswith("unknown divergence measure 'l2'; valid measures: ce, kl")
+    assert str(info.value).startswith("unknown divergence measure 'hamming'; valid measures: ce, kl")

@@ -86,3 +86,22 @@ def test_derived_index_follows_writes(rng: np.random.Generator) -> None:
     assert index.search(query, 1, metric="kl").neighbors[0][0].id != "i0"
     index.upsert(["back"], query, [{}])
     assert index.search(query, 1, metric="kl").neighbors[0][0].id == "back"
+
+
+@pytest.mark.parametrize("metric", ["js", "tri"])
+def test_weak_bound_falls_back_to_exact_scan(
+    metric: str, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Near-uniform softmax (small logits, T = 10): the Hellinger bound separates little, so the candidate set
+    # grows until every row is compared exactly.
+    vectors = (rng.standard_normal((600, 10)) * 0.1).astype(np.float32)
+    queries = (rng.standard_normal((6, 10)) * 0.1).astype(np.float32)
+    index, ids = _index(vectors)
+    scans: list[int] = []
+    original = FaissIndex._scan
+    monkeypatch.setattr(
+        FaissIndex, "_scan", lambda self, q, pending, *a: scans.append(len(pending)) or original(self, q, pending, *a)
+    )
+    result = index.search(queries, 60, metric=metric, temperature=10.0)
+    assert scans, "expected the exact scan to be used"
+    assert_matches_brute_force(result, brute_force(metric, queries, vectors, 10.0), ids, 60, tol=1e-6)
