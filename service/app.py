@@ -15,7 +15,7 @@ from .bootstrap import load_model, open_index
 from .config import Settings, get_settings
 from .errors import register_error_handlers
 from .metrics import install_metrics
-from .routes import divergence, embed, health, info, items, search
+from .routes import divergence, embed, evaluate, health, info, items, search
 
 logger = logging.getLogger(__name__)
 
@@ -64,6 +64,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
     register_error_handlers(app)
     app.include_router(health.router)
-    for module in (info, embed, items, search, divergence):
+    for module in (info, embed, items, search, divergence, evaluate):
         app.include_router(module.router, prefix="/v1")
     return app

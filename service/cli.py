@@ -105,6 +105,49 @@ def _search(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
+_EVALUATE_OPTIONS = ("num_queries", "temperatures", "k", "metrics", "seed", "num_items", "kendall_items", "num_pairs")
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from evaluation.options import EvaluationOptions
+    from evaluation.report import evaluate_store, write_report
+
+    from .bootstrap import load_model, open_index
+
+    options = EvaluationOptions(**{k: getattr(args, k) for k in _EVALUATE_OPTIONS if getattr(args, k) is not None})
+    settings = settings_from_args(args)
+    classifier = load_model(settings, progress=True)
+    index = open_index(settings, classifier, progress=True)
+    try:
+        report = evaluate_store(index, classifier.spec, options, progress=True)
+    finally:
+        index.close()
+    paths = write_report(report, args.out)
+    logger.info("%s = %.4f; wrote %s", report["primary_metric"]["name"], report["primary_metric"]["value"], paths[0])
+    return 0
+
+
+def _add_evaluate_parser(sub: Any) -> None:
+    def numbers(kind: type) -> Any:
+        return lambda text: tuple(kind(v) for v in text.split(",") if v.strip())
+
+    evaluate = sub.add_parser("evaluate", help="compare search metrics with the cross-entropy ranking; write a report")
+    evaluate.add_argument("--out", type=Path, required=True, help="writes OUT/report.json, report.md and PNG plots")
+    evaluate.add_argument("--num-queries", type=int, help="queries sampled (test split first); default 200")
+    evaluate.add_argument("--temperatures", type=numbers(float), help="comma-separated; default 0.1,0.5,1,...,100")
+    evaluate.add_argument("-k", type=int, help="neighbours for overlap/recall/nDCG/label precision; default 10")
+    evaluate.add_argument(
+        "--metrics", type=numbers(str), help="comma-separated, default l2,l2_centered,kl,js,tri,cosine"
+    )
+    evaluate.add_argument("--seed", type=int, help="seeds every sample; default 0")
+    evaluate.add_argument("--num-items", type=int, help="rank against a seeded sample of this many items (default all)")
+    evaluate.add_argument(
+        "--kendall-items", type=int, help="Kendall tau over a sample of this many items; default 2000"
+    )
+    evaluate.add_argument("--num-pairs", type=int, help="random pairs for the measure correlations; default 10000")
+    _add_settings_flags(evaluate)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="logitsearch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -139,6 +182,8 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--url", default="http://127.0.0.1:8000")
     search.add_argument("--api-key")
     search.add_argument("--timeout", type=float, default=30.0)
+
+    _add_evaluate_parser(sub)
     return parser
 
 
@@ -152,6 +197,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _train(args)
     if args.command == "index":
         return _index(args)
+    if args.command == "evaluate":
+        return _evaluate(args)
     return _search(args, sys.stdout)
 
 

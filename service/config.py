@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     max_batch: int = Field(1024, ge=1, description="Most queries, items or images in one request")
     max_image_bytes: int = Field(10 * 2**20, ge=1, description="Largest encoded image accepted")
     max_image_pixels: int = Field(25_000_000, ge=1, description="Largest decoded image (width x height)")
+    max_eval_queries: int = Field(500, ge=1, description="Most queries one POST /v1/evaluate may sample or send")
+    max_eval_items: int = Field(
+        20_000, ge=2, description="Most items each POST /v1/evaluate query is ranked against (larger indexes: sampled)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level")
     plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated modules imported at start, e.g. to register models"

@@ -31,11 +31,11 @@ def check_k(k: int, settings: Settings) -> None:
 
 
 def decode_base64(text: str, where: str) -> bytes:
-    """Bytes of a base64 string; a `data:<mime>;base64,` prefix is accepted."""
+    """Bytes of a base64 string; a `data:<mime>;base64,` prefix and line breaks (as `base64` wraps) are accepted."""
     if text.startswith("data:"):
         text = text.partition(",")[2]
     try:
-        return base64.b64decode(text, validate=True)
+        return base64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError) as exc:
         raise ImageDecodeError(f"{where} is not valid base64 ({exc}); encode the file's bytes with base64") from exc
 

@@ -61,6 +61,14 @@ def test_digit_png_finds_itself(client: TestClient, i: int) -> None:
     assert top["id"] == f"digits-{i}" and top["distance"] < 1e-3
 
 
+def test_base64_may_be_wrapped_or_a_data_url(client: TestClient) -> None:
+    encoded = b64(digit_png(11))
+    wrapped = "\n".join(encoded[i : i + 76] for i in range(0, len(encoded), 76))
+    for image in (wrapped, f"data:image/png;base64,{encoded}"):
+        hits = client.post("/v1/search", json={"queries": [{"image": image}], "k": 1}).json()["results"][0]
+        assert hits[0]["id"] == "digits-11"
+
+
 def test_search_image_multipart(client: TestClient) -> None:
     response = client.post(
         "/v1/search/image",

@@ -1,0 +1,58 @@
+"""Retrieval evaluation against the cross-entropy ranking, on the served model and index."""
+
+import threading
+
+from fastapi import APIRouter, Depends, HTTPException, status
+
+from evaluation.options import EvaluationOptions
+from evaluation.report import evaluate_store
+
+from ..deps import ClassifierDep, IndexDep, SettingsDep, require_read_key
+from ..errors import LimitExceededError
+from ..evaluation_schemas import EvaluateRequest, EvaluateResponse
+
+router = APIRouter(tags=["evaluation"], dependencies=[Depends(require_read_key)])
+
+# One evaluation at a time per process: each one is CPU-bound for seconds, and queuing more behind it would
+# starve searches of the cores, so a second request is refused with 429 instead of waiting.
+_ONE_AT_A_TIME = threading.Lock()
+
+
+def _options(body: EvaluateRequest, settings: SettingsDep, count: int) -> EvaluationOptions:
+    """The evaluation options of a request, within the service's limits."""
+    num_queries = len(body.logits) if body.logits is not None else body.num_queries
+    if num_queries > settings.max_eval_queries:
+        raise LimitExceededError(
+            f"{num_queries} evaluation queries; at most {settings.max_eval_queries} (LOGITSEARCH_MAX_EVAL_QUERIES)"
+        )
+    if body.num_items is not None and body.num_items > settings.max_eval_items:
+        raise LimitExceededError(
+            f"num_items = {body.num_items} is above the limit of {settings.max_eval_items} (LOGITSEARCH_MAX_EVAL_ITEMS)"
+        )
+    num_items = body.num_items or (settings.max_eval_items if count > settings.max_eval_items else None)
+    return EvaluationOptions(
+        num_queries=num_queries,
+        temperatures=tuple(body.temperatures),
+        k=body.k,
+        metrics=tuple(body.metrics),
+        seed=body.seed,
+        num_items=num_items,
+    )
+
+
+@router.post(
+    "/evaluate",
+    responses={429: {"description": "Another evaluation is running"}, 422: {"description": "Bad or too large options"}},
+)
+def evaluate_retrieval(
+    body: EvaluateRequest, classifier: ClassifierDep, index: IndexDep, settings: SettingsDep
+) -> EvaluateResponse:
+    """How closely each search metric follows the CE ranking, correlations between measures, and separability."""
+    options = _options(body, settings, index.count())
+    if not _ONE_AT_A_TIME.acquire(blocking=False):
+        raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail="an evaluation is already running; retry later")
+    try:
+        report = evaluate_store(index, classifier.spec, options, query_logits=body.logits)
+    finally:
+        _ONE_AT_A_TIME.release()
+    return EvaluateResponse.model_validate(report)
