@@ -16,7 +16,7 @@ from .lock import ReadWriteLock
 from .metrics import SEARCH_METRICS
 from .snapshot import MANIFEST, IndexManifest, read_manifest, read_snapshot, write_snapshot
 from .store import Filter, Item, Metadata, SearchResult
-from .validation import check_ids, check_k, check_metadata, check_temperature, check_vectors
+from .validation import check_id, check_ids, check_k, check_metadata, check_temperature, check_vectors
 from .wal import WriteAheadLog, decode_vectors, encode_vectors, replay
 
 logger = logging.getLogger(__name__)
@@ -142,6 +142,7 @@ class DurableIndex:
 
     def delete(self, item_id: str) -> None:
         """Remove an item; raises `ItemNotFoundError` (and logs nothing) if it is not stored."""
+        check_id(item_id)
         with self._lock.write():
             if item_id not in self._index:
                 raise ItemNotFoundError(f"no item with id {item_id!r}")
@@ -150,6 +151,7 @@ class DurableIndex:
             self._maybe_compact()
 
     def get(self, item_id: str) -> Item:
+        check_id(item_id)
         with self._lock.read():
             return self._index.get(item_id)
 

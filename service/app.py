@@ -14,6 +14,7 @@ from . import __version__
 from .bootstrap import load_model, open_index
 from .config import Settings, get_settings
 from .errors import register_error_handlers
+from .limits import BodySizeLimit, RequestTimeout
 from .metrics import install_metrics
 from .routes import divergence, embed, evaluate, health, info, items, search
 
@@ -61,6 +62,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     app.state.settings = settings or get_settings()
+    # Each middleware added wraps the ones before it: metrics, added last, see the limits' 413 and 503 too.
+    app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
+    app.add_middleware(RequestTimeout, seconds=app.state.settings.request_timeout_s)
     install_metrics(app)
     register_error_handlers(app)
     app.include_router(health.router)

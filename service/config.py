@@ -37,6 +37,8 @@ class Settings(BaseSettings):
     max_eval_items: int = Field(
         20_000, ge=2, description="Most items each POST /v1/evaluate query is ranked against (larger indexes: sampled)"
     )
+    max_body_bytes: int = Field(64 * 2**20, ge=1, description="Largest request body (413 above)")
+    request_timeout_s: float = Field(120.0, gt=0, description="Wall-clock limit of one request (503 above)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level")
     plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated modules imported at start, e.g. to register models"

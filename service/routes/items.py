@@ -37,14 +37,14 @@ def list_items(
     return ItemsPage(items=items, count=index.count())
 
 
-@router.get("/{item_id}", dependencies=[Depends(require_read_key)], responses=_NOT_FOUND)
+@router.get("/{item_id:path}", dependencies=[Depends(require_read_key)], responses=_NOT_FOUND)
 def get_item(item_id: str, index: IndexDep) -> ItemOut:
     """One stored item: its logits and metadata."""
     item = index.get(item_id)
     return ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata)
 
 
-@router.delete("/{item_id}", dependencies=[Depends(require_write_key)], responses=_NOT_FOUND)
+@router.delete("/{item_id:path}", dependencies=[Depends(require_write_key)], responses=_NOT_FOUND)
 def delete_item(item_id: str, index: IndexDep) -> DeleteResponse:
     """Remove one item."""
     index.delete(item_id)

@@ -1,0 +1,98 @@
+"""ASGI middlewares that bound what one request may cost: body size and wall-clock time."""
+
+import asyncio
+import json
+import logging
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+logger = logging.getLogger(__name__)
+
+
+async def _send_error(send: Send, status: int, detail: str) -> None:
+    body = json.dumps({"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+class BodySizeLimit:
+    """Answer 413 to request bodies over `max_bytes`, by their Content-Length or as they stream in.
+
+    The body is never read past the limit, so a huge upload costs no more memory than the limit.
+    """
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    def _detail(self, size: str) -> str:
+        return f"request body is {size}; the limit is {self.max_bytes} bytes (LOGITSEARCH_MAX_BODY_BYTES)"
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = dict(scope["headers"]).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await _send_error(send, 413, self._detail(f"{int(length)} bytes"))
+            return
+        received = 0
+        started = False
+
+        async def counting_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                raise _BodyTooLarge
+            return message
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, counting_receive, tracking_send)
+        except _BodyTooLarge:
+            if not started:
+                await _send_error(send, 413, self._detail(f"over {self.max_bytes} bytes"))
+
+
+class RequestTimeout:
+    """Answer 503 when a request runs longer than `seconds`.
+
+    The client is answered at the deadline; work already running in the thread pool finishes in the
+    background (a write that was under way may still be applied: upserts are idempotent, so retrying is safe).
+    """
+
+    def __init__(self, app: ASGIApp, seconds: float) -> None:
+        self.app = app
+        self.seconds = seconds
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await asyncio.wait_for(self.app(scope, receive, tracking_send), self.seconds)
+        except TimeoutError:
+            logger.warning("%s %s timed out after %.1f s", scope["method"], scope["path"], self.seconds)
+            if not started:
+                detail = (
+                    f"the request took longer than {self.seconds:g} s (LOGITSEARCH_REQUEST_TIMEOUT_S); "
+                    f"ask for less work (fewer queries, smaller k) or retry later"
+                )
+                await _send_error(send, 503, detail)
