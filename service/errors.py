@@ -1,8 +1,11 @@
 """The one place where domain errors become HTTP responses (`{"detail": ...}`, like HTTPException)."""
 
 import logging
+import math
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from indexes.errors import IndexCorruptedError, InvalidInputError, ItemNotFoundError, UnknownMetricError
@@ -45,7 +48,25 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": str(exc)})
 
 
+def _json_safe(value: Any) -> Any:
+    """`value` with non-finite floats as strings and other non-JSON values as their repr."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+
+
+async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
+    # FastAPI's own handler echoes the offending input, and a NaN in it cannot be encoded as JSON (a 500).
+    errors = exc.errors() if isinstance(exc, RequestValidationError) else [{"msg": str(exc)}]
+    return JSONResponse(status_code=422, content={"detail": _json_safe(errors)})
+
+
 def register_error_handlers(app: FastAPI) -> None:
-    """Map every domain error class to its status code."""
+    """Map every domain error class to its status code, and keep request-validation errors encodable."""
     for cls, _ in _STATUS:
         app.add_exception_handler(cls, _handle)
+    app.add_exception_handler(RequestValidationError, _handle_validation)

@@ -16,10 +16,6 @@ async def _send_error(send: Send, status: int, detail: str) -> None:
     await send({"type": "http.response.body", "body": body})
 
 
-class _BodyTooLarge(Exception):
-    pass
-
-
 class BodySizeLimit:
     """Answer 413 to request bodies over `max_bytes`, by their Content-Length or as they stream in.
 
@@ -42,26 +38,24 @@ class BodySizeLimit:
             await _send_error(send, 413, self._detail(f"{int(length)} bytes"))
             return
         received = 0
-        started = False
+        refused = False
 
         async def counting_receive() -> Message:
-            nonlocal received
+            # Past the limit, answer 413 ourselves and tell the app the client is gone (an exception here
+            # would be turned into a 400 by the body parser).
+            nonlocal received, refused
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
-                raise _BodyTooLarge
-            return message
-
-        async def tracking_send(message: Message) -> None:
-            nonlocal started
-            started = started or message["type"] == "http.response.start"
-            await send(message)
-
-        try:
-            await self.app(scope, counting_receive, tracking_send)
-        except _BodyTooLarge:
-            if not started:
+            if received > self.max_bytes and not refused:
+                refused = True
                 await _send_error(send, 413, self._detail(f"over {self.max_bytes} bytes"))
+            return {"type": "http.disconnect"} if refused else message
+
+        async def guarded_send(message: Message) -> None:
+            if not refused:  # after a 413 the app's own answer to the "disconnect" is dropped
+                await send(message)
+
+        await self.app(scope, counting_receive, guarded_send)
 
 
 class RequestTimeout:

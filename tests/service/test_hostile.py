@@ -1,0 +1,230 @@
+"""Hostile and broken input: each class gets a clear 4xx, the server stays healthy, stored data is untouched."""
+
+import base64
+import io
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from PIL import Image
+
+from models import array_to_image, load_digit_images
+from service.app import create_app
+from service.config import Settings
+from tests.service.test_api import all_items, b64, digit_png
+
+GOOD = [0.5] * 10
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def _jpeg(i: int) -> bytes:
+    buffer = io.BytesIO()
+    array_to_image(load_digit_images().images[i]).resize((64, 64)).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def _search(query: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"json": {"queries": [query], **extra}}
+
+
+def _upsert(item: dict[str, Any]) -> dict[str, Any]:
+    return {"json": {"items": [{"id": "ok-1", "logits": GOOD}, item]}}
+
+
+def _raw(body: str) -> dict[str, Any]:
+    return {"content": body, "headers": {"content-type": "application/json"}}
+
+
+CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
+    ("malformed JSON", "POST", "/v1/search", _raw('{"queries": [{"logits": [1, 2'), 422, "JSON"),
+    ("wrong type", "POST", "/v1/search", _search({"logits": GOOD}, k="ten"), 422, "integer"),
+    ("wrong type in logits", "POST", "/v1/items", _upsert({"id": "x", "logits": "abc"}), 422, "list"),
+    ("missing field", "POST", "/v1/items", {"json": {"items": [{"logits": GOOD}]}}, 422, "Field required"),
+    ("unknown field", "POST", "/v1/search", _search({"logits": GOOD}, kk=3), 422, "Extra inputs"),
+    ("empty batch", "POST", "/v1/items", {"json": {"items": []}}, 422, "at least 1"),
+    (
+        "oversized batch",
+        "POST",
+        "/v1/items",
+        {"json": {"items": [{"id": f"i{i}", "logits": GOOD} for i in range(65)]}},
+        422,
+        "MAX_BATCH",
+    ),
+    ("wrong length", "POST", "/v1/items", _upsert({"id": "x", "logits": [1.0] * 11}), 422, "10-dimensional"),
+    ("NaN", "POST", "/v1/items", _raw('{"items": [{"id": "x", "logits": [NaN, 0,0,0,0,0,0,0,0,0]}]}'), 422, "finite"),
+    (
+        "infinity",
+        "POST",
+        "/v1/search",
+        _raw('{"queries": [{"logits": [-Infinity, 0,0,0,0,0,0,0,0,0]}]}'),
+        422,
+        "finite",
+    ),
+    ("huge value", "POST", "/v1/items", _upsert({"id": "x", "logits": [1e39] + [0.0] * 9}), 422, "float32"),
+    (
+        "negative probabilities",
+        "POST",
+        "/v1/divergence",
+        {"json": {"a": [1.2, -0.2], "b": [0.5, 0.5], "input": "probabilities"}},
+        422,
+        ">= 0",
+    ),
+    (
+        "probabilities not summing to 1",
+        "POST",
+        "/v1/divergence",
+        {"json": {"a": [0.3, 0.3], "b": [0.5, 0.5], "input": "probabilities"}},
+        422,
+        "sum to 1",
+    ),
+    ("k = 0", "POST", "/v1/search", _search({"logits": GOOD}, k=0), 422, "greater than or equal to 1"),
+    ("k above MAX_K", "POST", "/v1/search", _search({"logits": GOOD}, k=2001), 422, "MAX_K"),
+    ("unknown metric", "POST", "/v1/search", _search({"logits": GOOD}, metric="manhattan"), 422, "unknown metric"),
+    ("temperature 0", "POST", "/v1/search", _search({"logits": GOOD}, temperature=0), 422, "greater than 0"),
+    (
+        "temperature NaN",
+        "POST",
+        "/v1/search",
+        _raw('{"queries": [{"id": "digits-1"}], "temperature": NaN}'),
+        422,
+        "finite",
+    ),
+    ("unknown id", "GET", "/v1/items/nope", {}, 404, "nope"),
+    ("empty id", "POST", "/v1/items", _upsert({"id": "", "logits": GOOD}), 422, "non-empty"),
+    ("very long id", "GET", "/v1/items/" + "x" * 300, {}, 422, "at most 256"),
+    ("control characters in id", "POST", "/v1/items", _upsert({"id": "a\x07b", "logits": GOOD}), 422, "control"),
+    ("duplicate ids", "POST", "/v1/items", _upsert({"id": "ok-1", "logits": GOOD}), 422, "more than once"),
+    (
+        "non-image bytes",
+        "POST",
+        "/v1/search",
+        _search({"image": b64(b"%PDF-1.4 not an image")}),
+        422,
+        "not a supported image",
+    ),
+    ("truncated PNG", "POST", "/v1/search", _search({"image": b64(digit_png(3)[:60])}), 422, "runcated"),
+    ("truncated JPEG", "POST", "/v1/embed", {"json": {"images": [b64(_jpeg(3)[:200])]}}, 422, "runcated"),
+    (
+        "image over MAX_IMAGE_BYTES",
+        "POST",
+        "/v1/embed",
+        {"json": {"images": [b64(b"\x89PNG" + b"\0" * 20_000)]}},
+        413,
+        "limit",
+    ),
+    (
+        "decompression bomb",
+        "POST",
+        "/v1/items",
+        _upsert({"id": "x", "image": b64(_png(Image.new("1", (9000, 9000))))}),
+        413,
+        "pixels",
+    ),
+    (
+        "metadata not an object",
+        "POST",
+        "/v1/items",
+        _upsert({"id": "x", "logits": GOOD, "metadata": [1, 2]}),
+        422,
+        "dictionary",
+    ),
+    (
+        "metadata too large",
+        "POST",
+        "/v1/items",
+        _upsert({"id": "x", "logits": GOOD, "metadata": {"x": "y" * 20000}}),
+        422,
+        "16384",
+    ),
+    (
+        "body over MAX_BODY_BYTES",
+        "POST",
+        "/v1/search",
+        {"json": {"queries": [{"logits": GOOD}] * 50, "pad": "x" * 90_000}},
+        413,
+        "MAX_BODY_BYTES",
+    ),
+]
+
+
+@pytest.fixture(scope="module")
+def guarded(tmp_path_factory: pytest.TempPathFactory, default_data_dir: Any) -> Iterator[TestClient]:
+    """One app with small limits, shared by the cases (each leaves the data as it was)."""
+    import shutil
+
+    data_dir = tmp_path_factory.mktemp("hostile") / "data"
+    shutil.copytree(default_data_dir, data_dir)
+    settings = Settings(
+        data_dir=data_dir,
+        device="cpu",
+        faiss_gpu="false",
+        num_threads=2,
+        max_k=2000,
+        max_batch=64,
+        max_image_bytes=16_384,
+        max_image_pixels=4_000_000,
+        max_body_bytes=80_000,
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+@pytest.mark.parametrize(
+    ("case", "method", "path", "request_args", "status", "message"), CASES, ids=[c[0] for c in CASES]
+)
+def test_hostile_input_is_refused_cleanly(
+    guarded: TestClient, case: str, method: str, path: str, request_args: dict[str, Any], status: int, message: str
+) -> None:
+    before = all_items(guarded)
+    response = guarded.request(method, path, **request_args)
+    assert response.status_code == status, response.text
+    assert message in json.dumps(response.json()["detail"]), response.json()
+    assert guarded.get("/health").status_code == 200
+    after = all_items(guarded)
+    assert after[0] == before[0] and np.array_equal(after[1], before[1])
+
+
+def test_streamed_body_over_limit_is_413(guarded: TestClient) -> None:
+    def chunks() -> Iterator[bytes]:  # no Content-Length: the limit is enforced while reading
+        yield b'{"queries": [{"id": "digits-1"}], "pad": "'
+        for _ in range(100):
+            yield b"x" * 1000
+        yield b'"}'
+
+    response = guarded.post("/v1/search", content=chunks(), headers={"content-type": "application/json"})
+    assert response.status_code == 413 and "MAX_BODY_BYTES" in response.json()["detail"]
+
+
+def test_animated_gif_uses_its_first_frame(guarded: TestClient) -> None:
+    digits = load_digit_images()
+    frames = [array_to_image(digits.images[i]) for i in (5, 6, 7)]
+    buffer = io.BytesIO()
+    frames[0].save(buffer, format="GIF", save_all=True, append_images=frames[1:])
+    gif = guarded.post("/v1/embed", json={"images": [b64(buffer.getvalue())]}).json()
+    first = guarded.post("/v1/embed", json={"images": [b64(digit_png(5))]}).json()
+    np.testing.assert_allclose(gif["logits"], first["logits"], atol=1e-5)
+
+
+def test_sixteen_bit_png_is_scaled_to_eight_bits(guarded: TestClient) -> None:
+    pixels = load_digit_images().images[9].astype(np.uint16) * 257  # the same picture on the 16-bit scale
+    wide = Image.fromarray(pixels)
+    response = guarded.post("/v1/search", json={"queries": [{"image": base64.b64encode(_png(wide)).decode()}], "k": 1})
+    assert response.status_code == 200
+    assert response.json()["results"][0][0]["id"] == "digits-9"
+
+
+def test_request_timeout_answers_503(settings: Settings, rng: np.random.Generator) -> None:
+    slow = Settings(**(settings.model_dump() | {"request_timeout_s": 0.05, "max_batch": 2000}))
+    a = (rng.standard_normal((1500, 10))).tolist()
+    with TestClient(create_app(slow)) as client:
+        response = client.post("/v1/divergence", json={"a": a, "b": a, "pairwise": True, "measures": ["js"]})
+        assert response.status_code == 503 and "REQUEST_TIMEOUT" in response.json()["detail"]
+        assert client.get("/health").status_code == 200
