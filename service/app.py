@@ -17,6 +17,7 @@ from .errors import register_error_handlers
 from .limits import BodySizeLimit, RequestTimeout
 from .metrics import install_metrics
 from .routes import divergence, embed, evaluate, health, info, items, search
+from .schemas import ERROR_RESPONSES
 
 logger = logging.getLogger(__name__)
 
@@ -69,5 +70,5 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     register_error_handlers(app)
     app.include_router(health.router)
     for module in (info, embed, items, search, divergence, evaluate):
-        app.include_router(module.router, prefix="/v1")
+        app.include_router(module.router, prefix="/v1", responses=ERROR_RESPONSES)
     return app

@@ -146,3 +146,17 @@ class InfoResponse(BaseModel):
     version: str
     model: ModelInfo
     index: IndexInfo
+
+
+class ErrorResponse(BaseModel):
+    """Every error: a message saying what was wrong and how to fix it, or FastAPI's list of field errors."""
+
+    detail: str | list[dict[str, Any]]
+
+
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
+    413: {"model": ErrorResponse, "description": "Body or image over its size limit"},
+    422: {"model": ErrorResponse, "description": "Invalid input (the detail says what and how to fix it)"},
+    503: {"model": ErrorResponse, "description": "Not loaded yet, or the request timed out"},
+}

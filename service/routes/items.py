@@ -6,10 +6,10 @@ from fastapi import APIRouter, Depends, Query
 
 from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep, require_read_key, require_write_key
 from ..inputs import check_batch, resolve_vectors
-from ..schemas import DeleteResponse, ItemOut, ItemsPage, UpsertRequest, UpsertResponse
+from ..schemas import DeleteResponse, ErrorResponse, ItemOut, ItemsPage, UpsertRequest, UpsertResponse
 
 router = APIRouter(prefix="/items", tags=["items"])
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No item with this id"}}
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No item with this id"}}
 
 
 @router.post("", dependencies=[Depends(require_write_key)])

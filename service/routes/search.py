@@ -8,7 +8,7 @@ from indexes.store import SearchResult
 
 from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep, require_read_key
 from ..inputs import check_batch, check_k, decode_one, resolve_vectors
-from ..schemas import Neighbor, SearchRequest, SearchResponse, Temperature
+from ..schemas import ErrorResponse, Neighbor, SearchRequest, SearchResponse, Temperature
 
 router = APIRouter(prefix="/search", tags=["search"], dependencies=[Depends(require_read_key)])
 
@@ -18,7 +18,7 @@ def _to_response(result: SearchResult, metric: str, temperature: float) -> Searc
     return SearchResponse(metric=metric, temperature=temperature, results=rows)
 
 
-@router.post("", responses={404: {"description": "A query names an unknown id"}})
+@router.post("", responses={404: {"model": ErrorResponse, "description": "A query names an unknown id"}})
 def search_neighbors(
     body: SearchRequest, classifier: ClassifierDep, index: IndexDep, settings: SettingsDep, metrics: MetricsDep
 ) -> SearchResponse:
