@@ -1,0 +1,184 @@
+"""Concurrency and crash safety over real HTTP: what was acknowledged is what is stored, whatever happens."""
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+from service.config import Settings
+from tests.service.test_server import _free_port, serving
+
+DIM = 10
+
+
+def _logits(rng: random.Random) -> list[float]:
+    # Values exactly representable in float32, so "exact logits" can be compared with ==.
+    return [float(np.float32(rng.gauss(0, 4))) for _ in range(DIM)]
+
+
+def _all_items(client: httpx.Client) -> dict[str, tuple[list[float], dict[str, Any]]]:
+    items: dict[str, tuple[list[float], dict[str, Any]]] = {}
+    while True:
+        page = client.get("/v1/items", params={"offset": len(items), "limit": 1000}).json()
+        items.update({item["id"]: (item["logits"], item["metadata"]) for item in page["items"]})
+        if not page["items"]:
+            return items
+
+
+def _writer(url: str, name: str, seconds: float, acknowledged: list[tuple[str, Any]], errors: list[str]) -> None:
+    """Upserts and deletes on its own ids, recording each acknowledged write in order."""
+    rng = random.Random(name)
+    deadline = time.monotonic() + seconds
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while time.monotonic() < deadline:
+            item_id = f"{name}-{rng.randrange(12)}"
+            if rng.random() < 0.3:
+                response = client.delete(f"/v1/items/{item_id}")
+                if response.status_code == 200:
+                    acknowledged.append((item_id, None))
+                elif response.status_code != 404:
+                    errors.append(f"DELETE {response.status_code} {response.text}")
+                continue
+            value = (_logits(rng), {"writer": name, "n": len(acknowledged)})
+            response = client.post(
+                "/v1/items", json={"items": [{"id": item_id, "logits": value[0], "metadata": value[1]}]}
+            )
+            if response.status_code == 200:
+                acknowledged.append((item_id, value))
+            else:
+                errors.append(f"POST {response.status_code} {response.text}")
+
+
+def _reader(url: str, seconds: float, seen: set[str], errors: list[str]) -> None:
+    rng = random.Random(1)
+    deadline = time.monotonic() + seconds
+    with httpx.Client(base_url=url, timeout=30) as client:
+        while time.monotonic() < deadline:
+            body = {"queries": [{"logits": _logits(rng)}], "k": 20, "metric": rng.choice(["l2", "kl", "js"])}
+            response = client.post("/v1/search", json=body)
+            if response.status_code != 200:
+                errors.append(f"search {response.status_code} {response.text}")
+                continue
+            seen.update(hit["id"] for hit in response.json()["results"][0])
+
+
+def test_concurrent_writers_and_readers_agree_with_a_sequential_replay(settings: Settings) -> None:
+    writers = {f"w{i}": [] for i in range(2)}  # type: dict[str, list[tuple[str, Any]]]
+    seen: set[str] = set()
+    errors: list[str] = []
+    with serving(settings) as url:
+        with httpx.Client(base_url=url) as client:
+            before = _all_items(client)
+        threads = [
+            threading.Thread(target=_writer, args=(url, name, 4.0, log, errors)) for name, log in writers.items()
+        ]
+        threads += [threading.Thread(target=_reader, args=(url, 4.0, seen, errors)) for _ in range(2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        with httpx.Client(base_url=url) as client:
+            after = _all_items(client)
+    assert errors == []
+    expected = dict(before)
+    for log in writers.values():
+        for item_id, value in log:  # each writer owns its ids, so its own order is the order of record
+            if value is None:
+                expected.pop(item_id, None)
+            else:
+                expected[item_id] = value
+    assert after == expected
+    assert sum(len(log) for log in writers.values()) > 20
+    ever_stored = set(before) | {item_id for log in writers.values() for item_id, _ in log}
+    assert seen and seen <= ever_stored
+
+
+def _start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
+    env = os.environ | {
+        "LOGITSEARCH_DATA_DIR": str(data_dir),
+        "LOGITSEARCH_PORT": str(port),
+        "LOGITSEARCH_DEVICE": "cpu",
+        "LOGITSEARCH_FAISS_GPU": "false",
+        "LOGITSEARCH_NUM_THREADS": "1",
+        "LOGITSEARCH_LOG_LEVEL": "warning",
+    }
+    process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"server exited at start: {process.stderr.read().decode() if process.stderr else ''}")
+        try:
+            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError("server did not become ready")
+
+
+def test_sigkill_never_loses_an_acknowledged_write(settings: Settings) -> None:
+    rng = random.Random(7)
+    acknowledged: dict[str, tuple[list[float], dict[str, Any]]] = {}
+    deleted: set[str] = set()
+    port = _free_port()
+    for cycle in range(10):
+        process = _start(settings.data_dir, port)
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            stored = _all_items(client)
+            for item_id, value in acknowledged.items():
+                assert stored.get(item_id) == value, f"cycle {cycle}: {item_id} lost or changed"
+            assert not deleted & set(stored), f"cycle {cycle}: a deleted item came back"
+            killer = threading.Timer(rng.uniform(0.2, 1.2), process.send_signal, args=(signal.SIGKILL,))
+            killer.start()
+            try:
+                for n in range(10_000):
+                    items = [
+                        {"id": f"c{cycle}-{n}-{j}", "logits": _logits(rng), "metadata": {"cycle": cycle}}
+                        for j in range(5)
+                    ]
+                    response = client.post("/v1/items", json={"items": items})
+                    assert response.status_code == 200
+                    acknowledged.update({i["id"]: (i["logits"], i["metadata"]) for i in items})
+                    if n % 7 == 3:
+                        victim = f"c{cycle}-{n - 1}-0"
+                        assert client.delete(f"/v1/items/{victim}").status_code == 200
+                        acknowledged.pop(victim)
+                        deleted.add(victim)
+            except httpx.TransportError:
+                pass  # killed mid-request: that write was not acknowledged
+            killer.join()
+        process.wait(timeout=30)
+    process = _start(settings.data_dir, port)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
+            stored = _all_items(client)
+        assert all(stored.get(item_id) == value for item_id, value in acknowledged.items())
+        assert len(acknowledged) > 50 and not deleted & set(stored)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+@pytest.mark.parametrize("protect_reads", [False, True])
+def test_protect_reads_requires_the_key_for_reads(settings: Settings, protect_reads: bool) -> None:
+    from fastapi.testclient import TestClient
+
+    from service.app import create_app
+
+    keyed = Settings(**(settings.model_dump() | {"api_key": "k3y", "protect_reads": protect_reads}))
+    with TestClient(create_app(keyed)) as client:
+        expected = 401 if protect_reads else 200
+        assert client.get("/v1/items/digits-1").status_code == expected
+        assert client.post("/v1/search", json={"queries": [{"id": "digits-1"}]}).status_code == expected
+        assert client.get("/v1/items/digits-1", headers={"X-API-Key": "k3y"}).status_code == 200
+        assert client.get("/health").status_code == 200  # liveness stays open for orchestrators
