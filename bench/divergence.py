@@ -23,8 +23,9 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 from scipy.special import log_softmax, rel_entr, softmax, xlogy
 
+from indexes.device import configure_faiss
 from indexes.divergences import MEASURES, compute_divergence
-from indexes.faiss_index import FaissIndex, configure_faiss
+from indexes.faiss_index import FaissIndex
 
 logger = logging.getLogger("bench.divergence")
 

@@ -25,8 +25,8 @@ import faiss
 import httpx
 import numpy as np
 
+from indexes.device import configure_faiss
 from indexes.durable import DurableIndex
-from indexes.faiss_index import configure_faiss
 from models import ModelSpec, create_model, save_classifier
 
 logger = logging.getLogger("bench.search")

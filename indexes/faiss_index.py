@@ -32,42 +32,6 @@ class _Selection:
     rows: np.ndarray
 
 
-def faiss_gpu_available() -> bool:
-    """True when the installed FAISS has GPU support and sees at least one device."""
-    return hasattr(faiss, "StandardGpuResources") and faiss.get_num_gpus() > 0
-
-
-def create_gpu_resources(setting: str) -> Any | None:
-    """GPU resources for `FaissIndex`, or None to stay on CPU.
-
-    Args:
-        setting: `"auto"` (GPU when available), `"true"` (GPU or fail), `"false"` (CPU).
-
-    Raises:
-        IndexError_: `"true"` without GPU FAISS or a visible device; never falls back silently.
-    """
-    if setting == "false":
-        return None
-    if faiss_gpu_available():
-        return faiss.StandardGpuResources()
-    if setting == "true":
-        raise IndexError_(
-            "LOGITSEARCH_FAISS_GPU=true but FAISS has no GPU support here or sees no CUDA device: install "
-            "`pip install 'logit-search[gpu]'` (faiss-gpu-cu12) on a machine with an NVIDIA GPU, or set it to auto"
-        )
-    return None
-
-
-def configure_faiss(num_threads: int) -> None:
-    """Set FAISS's OpenMP thread count and make batched searches use its BLAS kernel.
-
-    FAISS 1.15 only switches to BLAS when `num_queries * dim >= 128000`, so a batch of 256 queries over
-    100 classes stays on a kernel 4-8x slower (PERF-NOTES.md); the older threshold of 20 queries fixes it.
-    """
-    faiss.omp_set_num_threads(num_threads)
-    faiss.cvar.distance_compute_blas_threshold = 20
-
-
 class FaissIndex:
     """Exact L2 index over logits, addressed by string ids, with a JSON metadata dict per item.
 

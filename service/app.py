@@ -8,7 +8,7 @@ import torch  # imported before indexes (faiss): both bundle OpenMP, and this or
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from indexes.faiss_index import configure_faiss, create_gpu_resources
+from indexes.device import configure_faiss, create_gpu_resources
 
 from . import __version__
 from .bootstrap import load_model, open_index

@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
+from indexes.device import configure_faiss
 from indexes.errors import ItemNotFoundError
-from indexes.faiss_index import FaissIndex, configure_faiss
+from indexes.faiss_index import FaissIndex
 from tests.helpers import assert_matches_brute_force, brute_force_l2
 
 

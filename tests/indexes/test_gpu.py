@@ -5,8 +5,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from indexes.device import create_gpu_resources, faiss_gpu_available
 from indexes.durable import DurableIndex
-from indexes.faiss_index import GPU_MAX_K, create_gpu_resources, faiss_gpu_available
+from indexes.faiss_index import GPU_MAX_K
 from tests.helpers import assert_matches_brute_force, brute_force, brute_force_l2
 
 pytestmark = [pytest.mark.gpu, pytest.mark.skipif(not faiss_gpu_available(), reason="needs faiss-gpu and a GPU")]

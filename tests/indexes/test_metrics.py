@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from indexes.faiss_index import FaissIndex, configure_faiss
+from indexes.device import configure_faiss
+from indexes.faiss_index import FaissIndex
 from indexes.metrics import SEARCH_METRICS, hellinger_lower_bound
 from tests.helpers import assert_matches_brute_force, brute_force
 
