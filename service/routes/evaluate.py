@@ -18,18 +18,19 @@ router = APIRouter(tags=["evaluation"], dependencies=[Depends(require_read_key)]
 _ONE_AT_A_TIME = threading.Lock()
 
 
+def _check_limit(value: int, limit: int, what: str, setting: str) -> None:
+    if value > limit:
+        raise LimitExceededError(f"{what} = {value} is above the limit of {limit} (LOGITSEARCH_{setting})")
+
+
 def _options(body: EvaluateRequest, settings: SettingsDep, count: int) -> EvaluationOptions:
-    """The evaluation options of a request, within the service's limits."""
+    """The evaluation options of a request, within the service's limits (each refused with 422)."""
     num_queries = len(body.logits) if body.logits is not None else body.num_queries
-    if num_queries > settings.max_eval_queries:
-        raise LimitExceededError(
-            f"{num_queries} evaluation queries; at most {settings.max_eval_queries} (LOGITSEARCH_MAX_EVAL_QUERIES)"
-        )
-    if body.num_items is not None and body.num_items > settings.max_eval_items:
-        raise LimitExceededError(
-            f"num_items = {body.num_items} is above the limit of {settings.max_eval_items} (LOGITSEARCH_MAX_EVAL_ITEMS)"
-        )
+    _check_limit(num_queries, settings.max_eval_queries, "number of evaluation queries", "MAX_EVAL_QUERIES")
+    _check_limit(body.num_items or 0, settings.max_eval_items, "num_items", "MAX_EVAL_ITEMS")
     num_items = body.num_items or (settings.max_eval_items if count > settings.max_eval_items else None)
+    work = num_queries * len(body.temperatures) * min(num_items or count, count)
+    _check_limit(work, settings.max_eval_work, "queries x temperatures x ranked items", "MAX_EVAL_WORK")
     return EvaluationOptions(
         num_queries=num_queries,
         temperatures=tuple(body.temperatures),

@@ -9,6 +9,7 @@ from fastapi.testclient import TestClient
 
 from evaluation.options import EvaluationOptions
 from evaluation.report import evaluate_store
+from service.app import create_app
 from service.bootstrap import load_model, open_index
 from service.cli import main
 from service.config import Settings
@@ -93,6 +94,13 @@ def test_evaluate_refuses_k_above_the_ranked_items(client: TestClient) -> None:
     response = client.post("/v1/evaluate", json=SMALL | {"num_items": 50, "k": 60})
     assert response.status_code == 422
     assert "k must be between 1 and the number of ranked items (50" in response.json()["detail"]
+
+
+def test_evaluate_refuses_more_work_than_configured(settings: Settings) -> None:
+    with TestClient(create_app(settings.model_copy(update={"max_eval_work": 20 * 2 * 1000}))) as client:
+        response = client.post("/v1/evaluate", json=SMALL)
+    assert response.status_code == 422
+    assert "LOGITSEARCH_MAX_EVAL_WORK" in response.json()["detail"]  # 20 queries x 2 temperatures x 1777 items
 
 
 def test_evaluate_refuses_a_second_run_at_once(client: TestClient) -> None:
