@@ -5,6 +5,9 @@ from .classifier import Classifier as Classifier
 from .classifier import load_classifier as load_classifier
 from .classifier import model_exists as model_exists
 from .classifier import save_classifier as save_classifier
+from .datasets import LabeledImages as LabeledImages
+from .datasets import load_dataset as load_dataset
+from .datasets import load_image_folder as load_image_folder
 from .device import resolve_device as resolve_device
 from .digits import DIGITS_SPEC_DEFAULTS as DIGITS_SPEC_DEFAULTS
 from .digits import DigitsData as DigitsData
@@ -20,9 +23,14 @@ from .errors import TrainingConfigError as TrainingConfigError
 from .images import array_to_image as array_to_image
 from .images import decode_image as decode_image
 from .images import preprocess as preprocess
+from .losses import LossConfig as LossConfig
+from .losses import create_objective as create_objective
 from .registry import create_model as create_model
 from .registry import list_models as list_models
 from .registry import register_model as register_model
+from .separability import separability as separability
 from .spec import ModelSpec as ModelSpec
+from .training import FitResult as FitResult
 from .training import TrainConfig as TrainConfig
+from .training import fit_classifier as fit_classifier
 from .training import train_classifier as train_classifier

@@ -48,24 +48,97 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+_TRAIN_OPTIONS = (
+    "data", "arch", "loss", "activation", "reduction", "label_smoothing", "class_weights", "gamma", "epochs",
+    "batch_size", "lr", "seed",
+)  # fmt: skip
+
+
 def _train(args: argparse.Namespace) -> int:
-    from models import TrainConfig, train_classifier
+    from models import TrainConfig, TrainingConfigError, load_dataset, train_classifier
     from models.device import resolve_device
 
     settings = settings_from_args(args)
-    options = {
-        k: getattr(args, k)
-        for k in ("arch", "epochs", "seed", "loss", "label_smoothing", "batch_size", "lr")
-        if getattr(args, k) is not None
-    }
-    config = TrainConfig(name=args.name, **options)
-    classifier = train_classifier(config, settings.models_dir, device=resolve_device(settings.device))
+    options = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
+    try:
+        config = TrainConfig(name=args.name, **options)
+        # Training images get the same size limits as uploads (--max-image-bytes, --max-image-pixels).
+        data = load_dataset(config.data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+        device = resolve_device(settings.device)
+        classifier = train_classifier(config, settings.models_dir, device=device, data=data)
+    except TrainingConfigError as e:
+        logger.error("cannot train %s: %s", args.name, e)
+        return 2
     logger.info(
         "saved %s: test accuracy %.4f",
         settings.models_dir / f"{args.name}.safetensors",
         classifier.spec.training.get("test_accuracy", float("nan")),
     )
     return 0
+
+
+def _add_train_parser(sub: Any) -> None:
+    from models.losses import ACTIVATIONS, LOSS_NAMES, REDUCTIONS
+
+    train = sub.add_parser("train", help="train on the digits or an image folder; save under DATA_DIR/models")
+    train.add_argument("--name", required=True, help="model name: DATA_DIR/models/NAME.safetensors + NAME.json")
+    train.add_argument("--data", help="'digits' (default) or a folder with one sub-folder of images per class")
+    train.add_argument("--arch", help="architecture: cnn (= digits-cnn, default), mlp, or another registry key")
+    train.add_argument("--loss", choices=LOSS_NAMES, help="training objective (default ce)")
+    train.add_argument("--activation", choices=list(ACTIVATIONS), help="ISBE soft score (default softmax)")
+    train.add_argument("--reduction", choices=REDUCTIONS, help="batch reduction (default mean)")
+    train.add_argument("--label-smoothing", type=float, help="target blurring in [0, 1) (default 0)")
+    train.add_argument("--class-weights", type=_floats, help="comma-separated positive weight per class")
+    train.add_argument("--gamma", type=float, help="focal loss gamma >= 0 (default 2)")
+    train.add_argument("--epochs", type=int)
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--seed", type=int)
+    _add_settings_flags(train)
+
+
+def _compare_training(args: argparse.Namespace) -> int:
+    from models import TrainingConfigError
+    from models.comparison import ComparisonConfig, run_comparison
+    from models.report import write_report
+
+    options = {k: getattr(args, k) for k in ("seeds", "epochs", "archs", "variants", "data") if getattr(args, k)}
+    try:
+        config = ComparisonConfig(**options)
+    except TrainingConfigError as e:
+        logger.error("cannot compare: %s", e)
+        return 2
+    command = (
+        f"logitsearch compare-training --out {args.out} --seeds {','.join(map(str, config.seeds))} "
+        f"--epochs {config.epochs} --archs {','.join(config.archs)} --data {config.data}"
+    )
+    paths = write_report(run_comparison(config), config, args.out, command=command)
+    logger.info("wrote %s", ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _add_compare_parser(sub: Any) -> None:
+    from models.comparison import VARIANTS
+
+    compare = sub.add_parser("compare-training", help="train every loss variant on the same data and seeds; report")
+    compare.add_argument("--out", type=Path, required=True, help="writes OUT/results.json, results.md and PNG plots")
+    compare.add_argument("--seeds", type=_ints, help="comma-separated seeds (default 0,1,2)")
+    compare.add_argument("--epochs", type=int, help="epochs per run (default 12)")
+    compare.add_argument("--archs", type=_strings, help="comma-separated architectures (default cnn,mlp)")
+    compare.add_argument("--variants", type=_strings, help=f"comma-separated, default all: {','.join(VARIANTS)}")
+    compare.add_argument("--data", help="'digits' (default) or a folder with one sub-folder of images per class")
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    return tuple(float(v) for v in text.split(",") if v.strip())
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    return tuple(int(v) for v in text.split(",") if v.strip())
+
+
+def _strings(text: str) -> tuple[str, ...]:
+    return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
 def _index(args: argparse.Namespace) -> int:
@@ -155,16 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="serve the REST API (builds the embedded default on first start)")
     _add_settings_flags(serve)
 
-    train = sub.add_parser("train", help="train a classifier on the digits and save it under DATA_DIR/models")
-    train.add_argument("--name", required=True, help="model name: DATA_DIR/models/NAME.safetensors + NAME.json")
-    train.add_argument("--arch", help="architecture from the model registry (digits-cnn, mlp)")
-    train.add_argument("--loss", help="training loss (ce)")
-    train.add_argument("--label-smoothing", type=float)
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--seed", type=int)
-    _add_settings_flags(train)
+    _add_train_parser(sub)
+    _add_compare_parser(sub)
 
     index = sub.add_parser("index", help="build or extend an index from the digits default or a folder of images")
     index.add_argument("--images", type=Path, help="folder of images (sub-folder = label); default: the digits")
@@ -195,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(args)
     if args.command == "train":
         return _train(args)
+    if args.command == "compare-training":
+        return _compare_training(args)
     if args.command == "index":
         return _index(args)
     if args.command == "evaluate":

@@ -4,6 +4,7 @@ import dataclasses
 import io
 import json
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,7 @@ from models import (
     preprocess,
     train_classifier,
 )
+from models.separability import SEPARABILITY_KEYS
 
 CPU = torch.device("cpu")
 
@@ -35,9 +37,14 @@ def test_train_default_digits_cnn_accuracy(digits_classifier: Classifier) -> Non
 def test_train_records_config_and_trajectory(digits_classifier: Classifier, digits_models_dir: Path) -> None:
     training = digits_classifier.spec.training
     config = TrainConfig()
-    for key in ("loss", "label_smoothing", "seed", "epochs", "lr", "batch_size"):
+    for key in ("loss", "label_smoothing", "seed", "epochs", "lr", "batch_size", "reduction", "class_weights"):
         assert training[key] == getattr(config, key)
+    assert training["activation"] == "softmax" and training["gamma"] is None and training["data"] == "digits"
+    assert set(training["timings"]) == {"forward_s", "loss_s", "backward_s", "optimizer_s"}
     assert [row["epoch"] for row in training["trajectory"]] == list(range(1, config.epochs + 1))
+    assert set(training["trajectory"][0]) == {"epoch", "train_loss", "test_accuracy", *SEPARABILITY_KEYS}
+    last = training["trajectory"][-1]
+    assert last["p_inter_gt_intra"] > 0.9 and last["inter_mean"] > last["intra_mean"]
     assert training["trajectory"][-1]["test_accuracy"] == training["test_accuracy"]
     saved = json.loads((digits_models_dir / "digits-cnn.json").read_text())
     assert saved["training"]["test_accuracy"] == training["test_accuracy"]
@@ -96,6 +103,13 @@ def test_train_mlp_with_label_smoothing(
         ({"arch": "resnet"}, "known architectures"),
         ({"loss": "hinge"}, "known losses"),
         ({"name": "a/b"}, "invalid model name"),
+        ({"loss": "isbe", "activation": "relu"}, "known activations"),
+        ({"loss": "bce", "activation": "tanh"}, "only with --loss isbe"),
+        ({"loss": "focal", "gamma": -1.0}, "gamma"),
+        ({"reduction": "avg"}, "reduction"),
+        ({"label_smoothing": -0.1}, "label_smoothing"),
+        ({"class_weights": (1.0, -2.0)}, "class weights"),
+        ({"data": ""}, "data"),
     ],
 )
 def test_train_config_invalid(changes: dict[str, Any], message: str) -> None:
@@ -107,3 +121,63 @@ def _png(image: Any) -> bytes:
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_train_config_arch_alias() -> None:
+    assert TrainConfig(arch="cnn").arch == "digits-cnn"
+    assert TrainConfig(arch="digits-cnn").arch == "digits-cnn"
+
+
+def test_train_rejects_class_weight_count_before_training(tmp_path: Path) -> None:
+    with pytest.raises(TrainingConfigError, match="3 class weights for 10 classes"):
+        train_classifier(TrainConfig(name="w", class_weights=(1.0, 2.0, 3.0)), tmp_path, progress=False)
+    assert not tmp_path.exists() or not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"loss": "ce", "reduction": "none"},
+        {"loss": "bce"},
+        {"loss": "focal", "gamma": 2.0},
+        *({"loss": "isbe", "activation": activation} for activation in ("softmax", "sigmoid", "tanh", "hardsigmoid")),
+        {"loss": "isbe", "activation": "hardtanh", "reduction": "sum", "label_smoothing": 0.1},
+    ],
+    ids=lambda options: "-".join(str(v) for v in options.values()),
+)
+def test_train_each_loss_learns(tmp_path: Path, options: dict[str, Any]) -> None:
+    config = TrainConfig(name="variant", arch="mlp", epochs=4, arch_kwargs={"hidden": [64]}, **options)
+    training = train_classifier(config, tmp_path, progress=False).spec.training
+    assert training["test_accuracy"] > 0.85
+    assert training["loss"] == options["loss"] and training["activation"] == options.get(
+        "activation", training["activation"]
+    )
+    assert all(np.isfinite(row["train_loss"]) for row in training["trajectory"])
+
+
+def test_train_isbe_deterministic_for_seed(tmp_path: Path) -> None:
+    config = TrainConfig(
+        name="isbe", arch="mlp", epochs=2, loss="isbe", activation="tanh", class_weights=(1.0,) * 9 + (2.0,)
+    )
+    first = train_classifier(config, tmp_path / "a", progress=False)
+    second = train_classifier(config, tmp_path / "b", progress=False)
+    assert first.spec.sha256 == second.spec.sha256
+    assert first.spec.training["trajectory"] == second.spec.training["trajectory"]
+    assert first.spec.training["class_weights"] == [1.0] * 9 + [2.0]
+
+
+@pytest.mark.parametrize(("arch", "sizes"), [("cnn", ((8, 8),)), ("mlp", ((10, 12), (20, 9)))])
+def test_train_on_image_folder_end_to_end(
+    make_image_folder: Callable[..., Path], tmp_path: Path, arch: str, sizes: tuple[tuple[int, int], ...]
+) -> None:
+    folder = make_image_folder("animals", sizes=sizes)
+    config = TrainConfig(name="animals", data=str(folder), arch=arch, epochs=15, loss="isbe", lr=3e-3)
+    classifier = train_classifier(config, tmp_path / "models", progress=False)
+    spec = classifier.spec
+    assert spec.labels == ("ant", "bee", "cow") and spec.training["data"] == str(folder)
+    assert (tmp_path / "models" / "animals.safetensors").is_file()
+    paths = sorted(folder.glob("*/*.png"))
+    images = [decode_image(p.read_bytes(), max_bytes=2**20, max_pixels=2**20) for p in paths]
+    predicted = classifier.logits_from_images(images).argmax(axis=1)
+    assert (predicted == np.repeat(np.arange(3), 10)).mean() >= 0.9
+    assert spec.training["test_accuracy"] >= 0.8
