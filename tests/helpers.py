@@ -4,6 +4,20 @@ import numpy as np
 
 from indexes.store import SearchResult
 
+# The keys of report.json's "ranking" rows that other tools rely on (issue contract).
+RANKING_KEYS = {
+    "metric",
+    "temperature",
+    "k",
+    "spearman_mean",
+    "spearman_std",
+    "kendall_mean",
+    "overlap_at_k",
+    "recall_at_k",
+    "ndcg_at_k",
+    "label_precision_at_k",
+}
+
 
 def brute_force_l2(queries: np.ndarray, items: np.ndarray) -> np.ndarray:
     """`(q, n)` true Euclidean distances in float64, the slow obvious way."""

@@ -14,20 +14,9 @@ from evaluation.options import EvaluationOptions
 from evaluation.pairwise import PAIRWISE_MEASURES, correlate_measures, measure_pairs, sample_pairs
 from evaluation.report import evaluate_store, write_report
 from tests.evaluation.synthetic import MemoryStore, make_spec, make_store
+from tests.helpers import RANKING_KEYS
 
 OPTIONS = EvaluationOptions(num_queries=20, temperatures=(1.0, 8.0), k=5, num_pairs=500, separability_pairs=500)
-RANKING_KEYS = {
-    "metric",
-    "temperature",
-    "k",
-    "spearman_mean",
-    "spearman_std",
-    "kendall_mean",
-    "overlap_at_k",
-    "recall_at_k",
-    "ndcg_at_k",
-    "label_precision_at_k",
-}
 TRAJECTORY = [
     {
         "epoch": 1,

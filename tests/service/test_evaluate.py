@@ -14,20 +14,9 @@ from service.bootstrap import load_model, open_index
 from service.cli import main
 from service.config import Settings
 from service.routes import evaluate as evaluate_route
+from tests.helpers import RANKING_KEYS
 
 SMALL: dict[str, Any] = {"num_queries": 20, "temperatures": [1.0, 8.0], "k": 5, "metrics": ["l2", "kl"], "seed": 3}
-RANKING_KEYS = {
-    "metric",
-    "temperature",
-    "k",
-    "spearman_mean",
-    "spearman_std",
-    "kendall_mean",
-    "overlap_at_k",
-    "recall_at_k",
-    "ndcg_at_k",
-    "label_precision_at_k",
-}
 
 
 def test_evaluate_returns_the_report(client: TestClient, settings: Settings) -> None:
