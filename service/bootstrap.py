@@ -58,7 +58,7 @@ def load_model(settings: Settings, progress: bool = False) -> Classifier:
         logger.info(
             "model %r not found in %s: training it on scikit-learn's digits", settings.model, settings.models_dir
         )
-        train_classifier(TrainConfig(name=settings.model), settings.models_dir, device=device, progress=progress)
+        return train_classifier(TrainConfig(name=settings.model), settings.models_dir, device=device, progress=progress)
     return load_classifier(settings.models_dir, settings.model, device)
 
 
