@@ -23,7 +23,7 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 from scipy.special import log_softmax, rel_entr, softmax, xlogy
 
-from indexes.device import configure_faiss
+from indexes.device import configure_cpu
 from indexes.divergences import MEASURES, compute_divergence
 from indexes.faiss_index import FaissIndex
 
@@ -106,7 +106,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    configure_faiss(args.threads)
+    configure_cpu(args.threads)
     torch.set_num_threads(args.threads)
     search = [
         "| search | ours ms/query | numpy obvious ms/query | speed-up | numpy batched GEMM ms/query | "

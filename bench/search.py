@@ -25,7 +25,7 @@ import faiss
 import httpx
 import numpy as np
 
-from indexes.device import configure_faiss
+from indexes.device import configure_cpu
 from indexes.durable import DurableIndex
 from models import ModelSpec, create_model, save_classifier
 
@@ -136,7 +136,7 @@ def main() -> None:
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    configure_faiss(args.threads)
+    configure_cpu(args.threads)
     torch.set_num_threads(args.threads)
     rows = [
         "| C | N | batch | raw FAISS ms/query | service ms/query | service / raw | service queries/s |",

@@ -1,9 +1,10 @@
-"""Where FAISS runs: GPU detection and resources, thread count and kernel settings (the only place that decides)."""
+"""Where FAISS runs: GPU detection and resources, CPU thread counts and kernel settings (the only place that decides)."""
 
 from typing import Any
 
 import faiss
 
+from . import divergences
 from .errors import IndexError_
 
 
@@ -33,11 +34,12 @@ def create_gpu_resources(setting: str) -> Any | None:
     return None
 
 
-def configure_faiss(num_threads: int) -> None:
-    """Set FAISS's OpenMP thread count and make batched searches use its BLAS kernel.
+def configure_cpu(num_threads: int) -> None:
+    """Set the CPU threads of FAISS (OpenMP) and of the divergence kernels, and make batched searches use BLAS.
 
     FAISS 1.15 only switches to BLAS when `num_queries * dim >= 128000`, so a batch of 256 queries over
     100 classes stays on a kernel 4-8x slower (PERF-NOTES.md); the older threshold of 20 queries fixes it.
     """
     faiss.omp_set_num_threads(num_threads)
+    divergences.set_num_threads(num_threads)
     faiss.cvar.distance_compute_blas_threshold = 20

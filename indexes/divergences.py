@@ -12,7 +12,9 @@ broadcast against every row of the other side. Pairwise mode compares every row 
 
 import dataclasses
 import math
+import os
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Literal
 
@@ -36,6 +38,8 @@ _TINY = float(np.finfo(np.float64).tiny)  # log(max(x, _TINY)) is finite, and x 
 _LOG_FLOOR = -1e300  # log-probabilities below this are floored, so logits never give -inf (exp() is 0 anyway)
 _PROBABILITY_TOLERANCE = 1e-4
 _BLOCK_ELEMENTS = 1 << 18  # 2 MiB per float64 temporary in blocked pairwise kernels: bounded and cache-friendly
+# Threads of the blocked pairwise kernels (numpy releases the GIL inside each block's ufuncs); set_num_threads.
+_num_threads = os.cpu_count() or 1
 _REFINE_RELATIVE = 1e-6  # Gram-form squared distances below this share of ‖a‖² + ‖b‖² are recomputed exactly
 
 
@@ -191,20 +195,42 @@ def _kl_rows(p: FloatArray, log_p: FloatArray, log_q: FloatArray) -> FloatArray:
     return result
 
 
+def set_num_threads(num_threads: int) -> None:
+    """Set how many threads compute the blocks of the JS and triangular matrices (default: the CPU count).
+
+    Raises:
+        InvalidInputError: ``num_threads < 1``.
+    """
+    global _num_threads
+    if num_threads < 1:
+        raise InvalidInputError(f"num_threads must be >= 1; got {num_threads}")
+    _num_threads = num_threads
+
+
 def _pairwise_reduce(kernel: _Kernel, x: FloatArray, y: FloatArray) -> FloatArray:
     """Apply a block kernel to every pair of rows: ``(n, C), (m, C) -> (n, m)`` float64.
 
     The kernel maps ``(r, 1, C)`` and ``(1, c, C)`` blocks to ``(r, c)``. Blocks hold at most ~_BLOCK_ELEMENTS
-    pair-elements, so memory stays bounded; the loops run over blocks, not rows.
+    pair-elements, so memory stays bounded; the loops run over blocks, not rows. Blocks are shared out among
+    ``set_num_threads`` threads, each writing its own blocks of the result, so the values do not depend on the
+    thread count.
     """
     (n, num_classes), m = x.shape, y.shape[0]
     cols = max(1, min(m, _BLOCK_ELEMENTS // num_classes))
     rows = max(1, _BLOCK_ELEMENTS // (cols * num_classes))
     out = np.empty((n, m), dtype=np.float64)
-    for j in range(0, m, cols):
-        y_block = y[None, j : j + cols]
-        for i in range(0, n, rows):
-            out[i : i + rows, j : j + cols] = kernel(x[i : i + rows, None], y_block)
+    blocks = [(i, j) for j in range(0, m, cols) for i in range(0, n, rows)]
+    workers = min(_num_threads, len(blocks))
+
+    def fill(worker: int) -> None:
+        for i, j in blocks[worker::workers]:
+            out[i : i + rows, j : j + cols] = kernel(x[i : i + rows, None], y[None, j : j + cols])
+
+    if workers <= 1:
+        fill(0)
+    else:
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="divergence") as pool:
+            list(pool.map(fill, range(workers)))  # list(): re-raises a worker's exception here
     return out
 
 

@@ -8,7 +8,7 @@ import torch  # imported before indexes (faiss): both bundle OpenMP, and this or
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
-from indexes.device import configure_faiss, create_gpu_resources
+from indexes.device import configure_cpu, create_gpu_resources
 
 from . import __version__
 from .bootstrap import load_model, open_index
@@ -25,7 +25,7 @@ logger = logging.getLogger(__name__)
 def _load(app: FastAPI) -> None:
     settings: Settings = app.state.settings
     torch.set_num_threads(settings.num_threads)
-    configure_faiss(settings.num_threads)
+    configure_cpu(settings.num_threads)
     if settings.api_key is None:
         logger.warning("LOGITSEARCH_API_KEY is not set: anyone who reaches this port can add and delete items")
     app.state.gpu_resources = create_gpu_resources(settings.faiss_gpu)

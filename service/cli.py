@@ -184,11 +184,13 @@ _EVALUATE_OPTIONS = ("num_queries", "temperatures", "k", "metrics", "seed", "num
 def _evaluate(args: argparse.Namespace) -> int:
     from evaluation.options import EvaluationOptions
     from evaluation.report import evaluate_store, write_report
+    from indexes.device import configure_cpu
 
     from .bootstrap import load_model, open_index
 
     options = EvaluationOptions(**{k: getattr(args, k) for k in _EVALUATE_OPTIONS if getattr(args, k) is not None})
     settings = settings_from_args(args)
+    configure_cpu(settings.num_threads)
     classifier = load_model(settings, progress=True)
     index = open_index(settings, classifier, progress=True)
     try:

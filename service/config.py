@@ -26,7 +26,9 @@ class Settings(BaseSettings):
     index: str = Field(DEFAULT_INDEX, description="Index to serve: DATA_DIR/indexes/INDEX/")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Torch device for the classifier")
     faiss_gpu: Literal["auto", "true", "false"] = Field("auto", description="Keep the FAISS index on the GPU")
-    num_threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, description="Torch/FAISS threads")
+    num_threads: int = Field(
+        default_factory=lambda: os.cpu_count() or 1, ge=1, description="Torch, FAISS and divergence-kernel threads"
+    )
     api_key: SecretStr | None = Field(None, description="Bearer key required for writes (unset: open)")
     protect_reads: bool = Field(False, description="Require the API key for reads too")
     max_k: int = Field(4096, ge=1, description="Largest k a search may ask for")

@@ -235,6 +235,31 @@ def test_blocked_pairwise_kernels_match_one_block(seed: int, monkeypatch: pytest
         np.testing.assert_allclose(blocked[name], whole[name], rtol=1e-13, atol=1e-15, err_msg=name)
 
 
+@pytest.mark.parametrize("num_threads", [1, 2, 3, 64])
+def test_pairwise_kernels_give_the_same_values_on_any_thread_count(
+    num_threads: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = np.random.default_rng(5)
+    a, b = rng.normal(size=(17, 8)) * 3, rng.normal(size=(9, 8)) * 3
+    monkeypatch.setattr(divergences, "_BLOCK_ELEMENTS", 24)  # 3 columns x 1 row: 51 blocks to share out
+    monkeypatch.setattr(divergences, "_num_threads", 1)
+    serial = compute_divergences(a, b, measures=["js", "tri"], pairwise=True)
+    divergences.set_num_threads(num_threads)
+    threaded = compute_divergences(a, b, measures=["js", "tri"], pairwise=True)
+    p, q = softmax(a, axis=1), softmax(b, axis=1)
+    oracle = np.array([[jensenshannon(pi, qj) ** 2 for qj in q] for pi in p])
+    for name in ("js", "tri"):
+        np.testing.assert_array_equal(threaded[name], serial[name], err_msg=name)  # bit for bit
+    np.testing.assert_allclose(threaded["js"], oracle, atol=1e-12)
+
+
+def test_set_num_threads_rejects_less_than_one(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(divergences, "_num_threads", 2)
+    with pytest.raises(InvalidInputError, match="num_threads must be >= 1"):
+        divergences.set_num_threads(0)
+    assert divergences._num_threads == 2
+
+
 @pytest.mark.parametrize("seed", SEEDS)
 def test_pairwise_euclidean_keeps_relative_accuracy_for_near_duplicates(seed: int) -> None:
     rng = np.random.default_rng(seed)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from indexes.device import configure_faiss
+from indexes.device import configure_cpu
 from indexes.errors import ItemNotFoundError
 from indexes.faiss_index import FaissIndex
 from tests.helpers import assert_matches_brute_force, brute_force_l2
@@ -21,7 +21,7 @@ def _filled(rng: np.random.Generator, n: int = 500, dim: int = 10) -> tuple[Fais
 @pytest.mark.parametrize("num_queries", [1, 37, 256])
 @pytest.mark.parametrize("k", [1, 10, 500, 900])
 def test_search_matches_brute_force(seed: int, num_queries: int, k: int) -> None:
-    configure_faiss(2)  # BLAS kernel from 20 queries on: the re-rank must still give exact distances
+    configure_cpu(2)  # BLAS kernel from 20 queries on: the re-rank must still give exact distances
     rng = np.random.default_rng(seed)
     index, vectors, ids = _filled(rng)
     queries = (rng.standard_normal((num_queries, 10)) * 5).astype(np.float32)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
-from indexes.device import configure_faiss
+from indexes.device import configure_cpu
 from indexes.faiss_index import FaissIndex
 from indexes.metrics import SEARCH_METRICS, hellinger_lower_bound
 from tests.helpers import assert_matches_brute_force, brute_force
@@ -21,7 +21,7 @@ def _index(vectors: np.ndarray) -> tuple[FaissIndex, list[str]]:
 @pytest.mark.parametrize("temperature", [0.05, 1.0, 8.0])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_metric_matches_brute_force(metric: str, temperature: float, seed: int) -> None:
-    configure_faiss(2)
+    configure_cpu(2)
     rng = np.random.default_rng(seed)
     vectors = (rng.standard_normal((600, 10)) * 4).astype(np.float32)
     queries = (rng.standard_normal((40, 10)) * 4).astype(np.float32)
