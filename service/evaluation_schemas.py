@@ -4,6 +4,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from evaluation.evaluator import RankingRow
 from evaluation.measures import RANKING_METRICS
 from evaluation.options import DEFAULT_TEMPERATURES, MAX_K, MAX_TEMPERATURES
 
@@ -32,25 +33,6 @@ class EvaluateRequest(BaseModel):
     )
 
 
-class RankingRowOut(BaseModel):
-    metric: str
-    temperature: float
-    k: int
-    num_queries: int
-    spearman_mean: float | None
-    spearman_std: float | None
-    kendall_mean: float | None
-    kendall_std: float | None
-    overlap_at_k: float | None
-    overlap_at_k_std: float | None
-    recall_at_k: float | None
-    recall_at_k_std: float | None
-    ndcg_at_k: float | None
-    ndcg_at_k_std: float | None
-    label_precision_at_k: float | None
-    label_precision_at_k_std: float | None
-
-
 class PairwiseRowOut(BaseModel):
     temperature: float
     a: str
@@ -72,7 +54,7 @@ class EvaluateResponse(BaseModel):
 
     config: dict[str, Any]
     primary_metric: dict[str, Any]
-    ranking: list[RankingRowOut]
+    ranking: list[RankingRow]  # the evaluator's own dataclass: one definition of the row
     reference: list[dict[str, Any]]
     pairwise: list[PairwiseRowOut]
     separability: list[SeparabilityRowOut]
