@@ -3,13 +3,13 @@
 import dataclasses
 import logging
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .errors import IndexCorruptedError, InvalidInputError, ItemNotFoundError, UnknownMetricError
+from .errors import IndexClosedError, IndexCorruptedError, InvalidInputError, ItemNotFoundError, UnknownMetricError
 from .faiss_index import FaissIndex
 from .filters import check_filter
 from .lock import ReadWriteLock
@@ -43,6 +43,7 @@ class DurableIndex:
         self._manifest = manifest
         self._wal = wal
         self._lock = ReadWriteLock()
+        self._closed = False
 
     @classmethod
     def open(
@@ -111,11 +112,16 @@ class DurableIndex:
     def index_type(self) -> str:
         return self._index.index_type
 
-    def _search_lock(self) -> AbstractContextManager[None]:
-        return self._lock.write() if self._index.on_gpu else self._lock.read()
+    @contextmanager
+    def _locked(self, write: bool) -> Iterator[None]:
+        """Hold the lock (shared for reads, alone for writes) of an index that is still open."""
+        with self._lock.write() if write else self._lock.read():
+            if self._closed:
+                raise IndexClosedError(f"index {self.name!r} was closed (dropped, or the service is stopping)")
+            yield
 
     def count(self) -> int:
-        with self._lock.read():
+        with self._locked(write=False):
             return self._index.count()
 
     def upsert(self, ids: Sequence[str], vectors: Any, metadata: Sequence[Metadata] | None = None) -> int:
@@ -134,7 +140,7 @@ class DurableIndex:
         if len(metas) != len(checked_ids):
             raise InvalidInputError(f"{len(checked_ids)} ids but {len(metas)} metadata objects")
         record = {"op": "upsert", "ids": checked_ids, "vectors": encode_vectors(array), "metadata": metas}
-        with self._lock.write():
+        with self._locked(write=True):
             self._wal.append(record)
             written = self._index.upsert(checked_ids, array, metas)
             self._maybe_compact()
@@ -143,7 +149,7 @@ class DurableIndex:
     def delete(self, item_id: str) -> None:
         """Remove an item; raises `ItemNotFoundError` (and logs nothing) if it is not stored."""
         check_id(item_id)
-        with self._lock.write():
+        with self._locked(write=True):
             if item_id not in self._index:
                 raise ItemNotFoundError(f"no item with id {item_id!r}")
             self._wal.append({"op": "delete", "id": item_id})
@@ -152,7 +158,7 @@ class DurableIndex:
 
     def get(self, item_id: str) -> Item:
         check_id(item_id)
-        with self._lock.read():
+        with self._locked(write=False):
             return self._index.get(item_id)
 
     def iter_items(self, batch_size: int = 10_000) -> Iterator[Item]:
@@ -186,20 +192,28 @@ class DurableIndex:
         k = check_k(k)
         temperature = check_temperature(temperature)
         checked_filter = check_filter(filter)
-        with self._search_lock():
+        # FAISS on a GPU needs every call serialised.
+        with self._locked(write=self._index.on_gpu):
             return self._index.search(array, k, checked_filter, metric, temperature)
 
     def save(self, path: Path | None = None) -> None:
         """Fold the log into a fresh snapshot (in `path`, default the index's own directory)."""
-        with self._lock.write():
+        with self._locked(write=True):
             self._snapshot(path or self.directory)
 
-    def close(self) -> None:
-        """Snapshot what the log holds and release the log file."""
+    def close(self, compact: bool = True) -> None:
+        """Release the log file, first folding it into a snapshot unless `compact` is False; idempotent.
+
+        Waits for the operations under way; later ones raise `IndexClosedError`. An index about to be
+        deleted is closed with `compact=False`, so that nothing more is written to its directory.
+        """
         with self._lock.write():
-            if self._wal.num_records:
+            if self._closed:
+                return
+            if compact and self._wal.num_records:
                 self._snapshot(self.directory)
             self._wal.close()
+            self._closed = True
 
     def _maybe_compact(self) -> None:
         if self._wal.num_records >= COMPACT_EVERY:
@@ -219,5 +233,5 @@ class DurableIndex:
 
     # Defined last: inside the class body the name `list` would shadow the builtin in later annotations.
     def list(self, offset: int = 0, limit: int = 100) -> list[Item]:
-        with self._lock.read():
+        with self._locked(write=False):
             return self._index.list(offset, limit)

@@ -31,5 +31,9 @@ class IndexCorruptedError(IndexError_):
     """Files on disk are missing, truncated or fail their checksums; the index is not loaded."""
 
 
+class IndexClosedError(IndexError_):
+    """An operation on an index that was closed: dropped, or the service is stopping."""
+
+
 class ManifestMismatchError(IndexError_):
     """The index on disk was built for another model (name, sha256 or dimension)."""

@@ -76,3 +76,10 @@ class VectorStore(Protocol):
     ) -> SearchResult: ...
 
     def save(self, path: Path | None = None) -> None: ...
+
+    def close(self, compact: bool = True) -> None:
+        """Release the store (first persisting what is pending, unless `compact` is False); idempotent.
+
+        Operations under way finish first; later ones raise `IndexClosedError`.
+        """
+        ...

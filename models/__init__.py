@@ -4,7 +4,9 @@ from . import archs as archs  # registers the built-in architectures
 from .classifier import Classifier as Classifier
 from .classifier import load_classifier as load_classifier
 from .classifier import model_exists as model_exists
+from .classifier import read_spec as read_spec
 from .classifier import save_classifier as save_classifier
+from .classifier import saved_model_names as saved_model_names
 from .datasets import LabeledImages as LabeledImages
 from .datasets import load_dataset as load_dataset
 from .datasets import load_image_folder as load_image_folder

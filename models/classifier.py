@@ -156,6 +156,25 @@ def model_exists(models_dir: Path, name: str) -> bool:
         return False
 
 
+def read_spec(models_dir: Path, name: str) -> ModelSpec:
+    """The spec of the saved model ``name`` (``NAME.json``), without loading its weights.
+
+    Raises:
+        ModelNotFoundError: If ``NAME.json`` or ``NAME.safetensors`` is missing, or the name is invalid.
+        ModelIntegrityError: If the spec is not a valid spec of ``name``.
+    """
+    if not model_exists(models_dir, name):
+        raise ModelNotFoundError(f"no model {name!r} in {models_dir}; train it with `logitsearch train --name {name}`")
+    return _read_spec(_spec_path(models_dir, name), name)
+
+
+def saved_model_names(models_dir: Path) -> list[str]:
+    """The names of the models saved in ``models_dir`` (both files present), sorted."""
+    if not models_dir.is_dir():
+        return []
+    return sorted(p.stem for p in models_dir.glob("*.json") if model_exists(models_dir, p.stem))
+
+
 def _read_spec(path: Path, name: str) -> ModelSpec:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))

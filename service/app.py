@@ -1,23 +1,24 @@
-"""The FastAPI application: `create_app(settings)`; the model and index load in the lifespan."""
+"""The FastAPI application: `create_app(settings)`; the catalog of indexes and models opens in the lifespan."""
 
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Annotated
 
 import torch  # imported before indexes (faiss): both bundle OpenMP, and this order is the tested one
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, Path
 from fastapi.concurrency import run_in_threadpool
 
 from indexes.device import configure_cpu, create_gpu_resources
 
 from . import __version__
-from .bootstrap import load_model, open_index
+from .catalog import Catalog
 from .config import Settings, get_settings
 from .errors import register_error_handlers
 from .limits import BodySizeLimit, RequestTimeout
 from .metrics import install_metrics
-from .routes import divergence, embed, evaluate, health, info, items, search
-from .schemas import ERROR_RESPONSES
+from .routes import divergence, embed, evaluate, health, indexes, info, items, models, search
+from .schemas import ERROR_RESPONSES, ErrorResponse
 
 logger = logging.getLogger(__name__)
 
@@ -28,18 +29,18 @@ def _load(app: FastAPI) -> None:
     configure_cpu(settings.num_threads)
     if settings.api_key is None:
         logger.warning("LOGITSEARCH_API_KEY is not set: anyone who reaches this port can add and delete items")
-    app.state.gpu_resources = create_gpu_resources(settings.faiss_gpu)
-    classifier = load_model(settings)
-    app.state.index = open_index(settings, classifier, app.state.gpu_resources)
-    app.state.classifier = classifier
-    logger.info(
-        "serving model %r (%d classes) and index %r (%d items, %s) ",
-        classifier.spec.name,
-        classifier.num_classes,
-        settings.index,
-        app.state.index.count(),
-        app.state.index.device,
-    )
+    catalog = Catalog(settings, create_gpu_resources(settings.faiss_gpu))
+    catalog.open()
+    catalog.open_default()
+    app.state.catalog = catalog
+    for status in catalog.statuses():
+        if status.reason is None:
+            logger.info(
+                "serving index %r: model %r, %d items, %s", status.entry.name, status.entry.model, status.count,
+                status.device,
+            )  # fmt: skip
+        else:
+            logger.warning("index %r is unavailable: %s", status.entry.name, status.reason)
 
 
 @asynccontextmanager
@@ -48,10 +49,20 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
     try:
         yield
     finally:
-        index = getattr(app.state, "index", None)
-        if index is not None:
-            await run_in_threadpool(index.close)
-            app.state.index = None
+        catalog = getattr(app.state, "catalog", None)
+        if catalog is not None:
+            app.state.catalog = None
+            await run_in_threadpool(catalog.close)
+
+
+def _index_in_path(
+    index_name: Annotated[str, Path(description="Index name; GET /v1/indexes lists them")],
+) -> None:
+    """Declares the `{index_name}` path parameter of the routes under /v1/indexes/{index_name}/ for OpenAPI."""
+
+
+def _model_in_path(model_name: Annotated[str, Path(description="Model name; GET /v1/models lists them")]) -> None:
+    """Declares the `{model_name}` path parameter of /v1/models/{model_name}/embed for OpenAPI."""
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -69,6 +80,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
     register_error_handlers(app)
     app.include_router(health.router)
-    for module in (info, embed, items, search, divergence, evaluate):
+    for module in (info, embed, items, search, divergence, evaluate, indexes, models):
         app.include_router(module.router, prefix="/v1", responses=ERROR_RESPONSES)
+    # The same routers again under an index or a model: the dependencies read the name from the path, so
+    # `/v1/indexes/{index_name}/search` runs the very handler of `/v1/search`, on that index.
+    for module in (items, search, evaluate):
+        app.include_router(
+            module.router,
+            prefix="/v1/indexes/{index_name}",
+            dependencies=[Depends(_index_in_path)],
+            responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse, "description": "No index of that name"}},
+        )
+    app.include_router(
+        embed.router,
+        prefix="/v1/models/{model_name}",
+        dependencies=[Depends(_model_in_path)],
+        responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse, "description": "No model of that name"}},
+    )
     return app

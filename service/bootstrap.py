@@ -1,18 +1,16 @@
-"""Loading, and on first start building, the served model and index."""
+"""Loading models (training the embedded default on first use) and filling indexes with images."""
 
 import importlib
 import logging
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
-from indexes.durable import DurableIndex
+from indexes.store import VectorStore
 from models import (
     Classifier,
     ImageError,
@@ -28,7 +26,7 @@ from models import (
 )
 from models.device import resolve_device
 
-from .config import DEFAULT_INDEX, DEFAULT_MODEL, Settings
+from .config import DEFAULT_MODEL, Settings
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +44,7 @@ def import_plugins(names: list[str]) -> None:
 
 
 def load_model(settings: Settings, progress: bool = False) -> Classifier:
-    """The served classifier; the embedded default is trained on first use."""
+    """The classifier `settings.model`; the embedded default is trained on first use."""
     import_plugins(settings.plugins)
     device = resolve_device(settings.device)
     if not model_exists(settings.models_dir, settings.model):
@@ -62,28 +60,6 @@ def load_model(settings: Settings, progress: bool = False) -> Classifier:
     return load_classifier(settings.models_dir, settings.model, device)
 
 
-def open_index(
-    settings: Settings, classifier: Classifier, gpu_resources: Any = None, rebuild: bool = False, progress: bool = False
-) -> DurableIndex:
-    """The served index; the `default` index of the default model is filled with the digits when empty."""
-    if rebuild and settings.index_dir.exists():
-        logger.info("removing index %r at %s to rebuild it", settings.index, settings.index_dir)
-        shutil.rmtree(settings.index_dir)
-    spec = classifier.spec
-    index = DurableIndex.open(
-        settings.index_dir,
-        name=settings.index,
-        model_name=spec.name,
-        model_sha256=spec.sha256,
-        dim=spec.num_classes,
-        gpu_resources=gpu_resources,
-    )
-    if settings.index == DEFAULT_INDEX and settings.model == DEFAULT_MODEL and index.count() == 0:
-        add_digits(index, classifier, progress=progress)
-        index.save()
-    return index
-
-
 def _batches(n: int, batch_size: int, progress: bool, desc: str) -> Iterator[slice]:
     with tqdm(total=n, desc=desc, unit="img", disable=not progress) as bar:
         for start in range(0, n, batch_size):
@@ -92,7 +68,7 @@ def _batches(n: int, batch_size: int, progress: bool, desc: str) -> Iterator[sli
             bar.update(stop - start)
 
 
-def add_digits(index: DurableIndex, classifier: Classifier, progress: bool = False) -> int:
+def add_digits(index: VectorStore, classifier: Classifier, progress: bool = False) -> int:
     """Index all 1797 digits as `digits-<i>` with `{"label", "split"}`, through the uploaded-image path.
 
     Each digit becomes an 8-bit grayscale image and is embedded exactly as a PNG upload of it would be, so
@@ -121,7 +97,7 @@ def _read_image(path: Path, settings: Settings) -> Image.Image:
 
 
 def add_image_folder(
-    index: DurableIndex, classifier: Classifier, folder: Path, settings: Settings, progress: bool = False
+    index: VectorStore, classifier: Classifier, folder: Path, settings: Settings, progress: bool = False
 ) -> int:
     """Index every image under `folder`: id = relative path, metadata `{"path", "label": <sub-folder>}`.
 

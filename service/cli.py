@@ -39,11 +39,15 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from .app import create_app
-    from .bootstrap import load_model, open_index
+    from .catalog import Catalog
 
     settings = settings_from_args(args)
-    # Build the embedded default before the server starts, with progress bars, so the lifespan only loads.
-    open_index(settings, load_model(settings, progress=True), progress=True).close()
+    if not settings.index_dir.exists():
+        # Build the default index before the server starts, with progress bars, so the lifespan only loads.
+        catalog = Catalog(settings)
+        catalog.open(names=[settings.index])
+        catalog.open_default(progress=True)
+        catalog.close()
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0
 
@@ -142,19 +146,55 @@ def _strings(text: str) -> tuple[str, ...]:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from .bootstrap import add_digits, add_image_folder, load_model, open_index
+    from .bootstrap import add_digits, add_image_folder
+    from .catalog import Catalog
 
     settings = settings_from_args(args)
-    classifier = load_model(settings, progress=True)
-    index = open_index(settings, classifier, rebuild=args.rebuild, progress=True)
+    name = settings.index
+    catalog = Catalog(settings)
+    catalog.open(names=[name])
     try:
+        if name in catalog and args.model is not None and catalog.entry(name).model != args.model:
+            logger.error(
+                "index %r holds the logits of model %r, not %r; choose another --index, or add --rebuild",
+                name, catalog.entry(name).model, args.model,
+            )  # fmt: skip
+            if not args.rebuild:
+                return 2
+        model = args.model or (catalog.entry(name).model if name in catalog else settings.model)
+        if args.rebuild and name in catalog:
+            logger.info("dropping index %r to rebuild it", name)
+            catalog.drop(name)
+        if name not in catalog:
+            catalog.model(model, progress=True)  # the embedded default model is trained here on a first run
+            catalog.create(name, model)
+        index, classifier = catalog.store(name), catalog.index_model(name)
         if args.images is not None:
             add_image_folder(index, classifier, args.images, settings, progress=True)
         elif index.count() == 0:
             add_digits(index, classifier, progress=True)
-        logger.info("index %r at %s holds %d items", index.name, settings.index_dir, index.count())
+        logger.info("index %r (model %r) at %s holds %d items", name, model, settings.index_dir, index.count())
     finally:
-        index.close()
+        catalog.close()
+    return 0
+
+
+def _indexes(args: argparse.Namespace, out: Any) -> int:
+    from .catalog import Catalog
+
+    catalog = Catalog(settings_from_args(args))
+    catalog.open()
+    try:
+        out.write(f"{'name':<24}  {'model':<20}  {'store':<6}  {'count':>9}  {'dim':>5}  status\n")
+        for index in catalog.statuses():
+            entry, count, dim = index.entry, index.count, index.dim
+            state = "ready" if index.reason is None else f"unavailable: {index.reason}"
+            out.write(
+                f"{entry.name:<24}  {entry.model:<20}  {entry.store:<6}  {'-' if count is None else count:>9}  "
+                f"{'-' if dim is None else dim:>5}  {state}\n"
+            )
+    finally:
+        catalog.close(compact=False)  # only read: leave the files as a running service may be using them
     return 0
 
 
@@ -167,7 +207,8 @@ def _search(args: argparse.Namespace, out: Any) -> int:
         query = {"logits": [float(v) for v in args.logits.split(",")]}
     body = {"queries": [query], "k": args.k, "metric": args.metric, "temperature": args.temperature}
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    response = httpx.post(f"{args.url.rstrip('/')}/v1/search", json=body, headers=headers, timeout=args.timeout)
+    path = "/v1/search" if args.index is None else f"/v1/indexes/{args.index}/search"
+    response = httpx.post(f"{args.url.rstrip('/')}{path}", json=body, headers=headers, timeout=args.timeout)
     if response.status_code != 200:
         logger.error("search failed (%d): %s", response.status_code, response.json().get("detail"))
         return 1
@@ -186,17 +227,19 @@ def _evaluate(args: argparse.Namespace) -> int:
     from evaluation.report import evaluate_store, write_report
     from indexes.device import configure_cpu
 
-    from .bootstrap import load_model, open_index
+    from .catalog import Catalog
 
     options = EvaluationOptions(**{k: getattr(args, k) for k in _EVALUATE_OPTIONS if getattr(args, k) is not None})
     settings = settings_from_args(args)
     configure_cpu(settings.num_threads)
-    classifier = load_model(settings, progress=True)
-    index = open_index(settings, classifier, progress=True)
+    catalog = Catalog(settings)
+    catalog.open(names=[settings.index])
+    catalog.open_default(progress=True)
     try:
-        report = evaluate_store(index, classifier.spec, options, progress=True)
+        classifier = catalog.index_model(settings.index)
+        report = evaluate_store(catalog.store(settings.index), classifier.spec, options, progress=True)
     finally:
-        index.close()
+        catalog.close()
     paths = write_report(report, args.out)
     logger.info("%s = %.4f; wrote %s", report["primary_metric"]["name"], report["primary_metric"]["value"], paths[0])
     return 0
@@ -233,10 +276,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train_parser(sub)
     _add_compare_parser(sub)
 
-    index = sub.add_parser("index", help="build or extend an index from the digits default or a folder of images")
+    index = sub.add_parser(
+        "index",
+        help="build or extend an index (--index NAME, created bound to --model when absent) from images or the digits",
+    )
     index.add_argument("--images", type=Path, help="folder of images (sub-folder = label); default: the digits")
-    index.add_argument("--rebuild", action="store_true", help="delete the index first")
+    index.add_argument("--rebuild", action="store_true", help="drop the index first and create it again")
     _add_settings_flags(index)
+
+    indexes = sub.add_parser("indexes", help="the indexes under DATA_DIR/indexes")
+    indexes_sub = indexes.add_subparsers(dest="indexes_command", required=True)
+    _add_settings_flags(indexes_sub.add_parser("list", help="print every index with its model, size and status"))
 
     search = sub.add_parser("search", help="query a running service and print a table")
     source = search.add_mutually_exclusive_group(required=True)
@@ -246,6 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("-k", type=int, default=10)
     search.add_argument("--metric", default="l2")
     search.add_argument("--temperature", type=float, default=1.0)
+    search.add_argument("--index", help="search this index (default: the service's default index)")
     search.add_argument("--url", default="http://127.0.0.1:8000")
     search.add_argument("--api-key")
     search.add_argument("--timeout", type=float, default=30.0)
@@ -268,6 +319,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _index(args)
     if args.command == "evaluate":
         return _evaluate(args)
+    if args.command == "indexes":
+        return _indexes(args, sys.stdout)
     return _search(args, sys.stdout)
 
 

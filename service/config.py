@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "digits-cnn"
 DEFAULT_INDEX = "default"
+#: Index names: also directory names and URL path segments.
+INDEX_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
 
 
 class Settings(BaseSettings):
@@ -22,8 +24,14 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./data"), description="Root of models/ and indexes/")
     host: str = Field("127.0.0.1", description="Address to bind")
     port: int = Field(8000, ge=1, le=65535, description="Port to bind")
-    model: str = Field(DEFAULT_MODEL, description="Model to serve: DATA_DIR/models/MODEL.safetensors + .json")
-    index: str = Field(DEFAULT_INDEX, description="Index to serve: DATA_DIR/indexes/INDEX/")
+    model: str = Field(
+        DEFAULT_MODEL, description="Model of the default index: DATA_DIR/models/MODEL.safetensors + .json"
+    )
+    index: str = Field(
+        DEFAULT_INDEX,
+        pattern=f"^{INDEX_NAME_PATTERN}$",
+        description="Default index, the one of the routes without /indexes/{name}: DATA_DIR/indexes/INDEX/",
+    )
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Torch device for the classifier")
     faiss_gpu: Literal["auto", "true", "false"] = Field("auto", description="Keep the FAISS index on the GPU")
     num_threads: int = Field(
@@ -59,8 +67,12 @@ class Settings(BaseSettings):
         return self.data_dir / "models"
 
     @property
+    def indexes_dir(self) -> Path:
+        return self.data_dir / "indexes"
+
+    @property
     def index_dir(self) -> Path:
-        return self.data_dir / "indexes" / self.index
+        return self.indexes_dir / self.index
 
 
 @lru_cache

@@ -1,17 +1,19 @@
-"""Request dependencies: what the lifespan loaded, read from `request.app.state`, and access control.
+"""Request dependencies: the catalog the lifespan opened (`request.app.state`), what it holds, access control.
 
-They are `async def` although nothing in them awaits: FastAPI runs a plain `def` dependency in its thread
-pool, one hop per dependency per request, while these only read attributes.
+They are `async def`: FastAPI runs a plain `def` dependency in its thread pool, one hop per dependency per
+request, while most of these only read attributes; the ones that may load a file hop there themselves.
 """
 
 import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
+from fastapi.concurrency import run_in_threadpool
 
 from indexes.store import VectorStore
-from models.classifier import Classifier
+from models import Classifier, ModelSpec, read_spec
 
+from .catalog import Catalog
 from .config import Settings
 from .errors import ServiceNotReadyError
 from .metrics import Metrics
@@ -22,18 +24,49 @@ async def get_settings(request: Request) -> Settings:
     return settings
 
 
-async def get_classifier(request: Request) -> Classifier:
-    classifier: Classifier | None = getattr(request.app.state, "classifier", None)
-    if classifier is None:
-        raise ServiceNotReadyError("the model is not loaded yet; retry when GET /ready answers 200")
-    return classifier
+def _catalog(request: Request) -> Catalog:
+    catalog: Catalog | None = getattr(request.app.state, "catalog", None)
+    if catalog is None:
+        raise ServiceNotReadyError("the service is still loading; retry when GET /ready answers 200")
+    return catalog
+
+
+async def get_catalog(request: Request) -> Catalog:
+    return _catalog(request)
+
+
+def _index_name(request: Request) -> str:
+    """The index of the path (`/v1/indexes/{index_name}/...`), else the default index."""
+    name: str = request.path_params.get("index_name") or request.app.state.settings.index
+    return name
 
 
 async def get_index(request: Request) -> VectorStore:
-    index: VectorStore | None = getattr(request.app.state, "index", None)
-    if index is None:
-        raise ServiceNotReadyError("the index is not loaded yet; retry when GET /ready answers 200")
-    return index
+    """The store of the path's index (404 unknown, 503 unavailable)."""
+    return _catalog(request).store(_index_name(request))
+
+
+async def get_classifier(request: Request) -> Classifier:
+    """The model of the path (`/v1/models/{model_name}/...`), else the model of the path's index.
+
+    Loads it on first use, in the thread pool: a load takes from milliseconds to seconds.
+    """
+    catalog = _catalog(request)
+    model_name = request.path_params.get("model_name")
+    if model_name is not None:
+        loaded = catalog.loaded_model(model_name)
+        return loaded if loaded is not None else await run_in_threadpool(catalog.model, model_name)
+    index_name = _index_name(request)
+    catalog.store(index_name)  # an unknown or unavailable index answers for itself before its model loads
+    if catalog.loaded_model(model_name := catalog.entry(index_name).model) is None:
+        await run_in_threadpool(catalog.model, model_name)
+    return catalog.index_model(index_name)
+
+
+async def get_spec(request: Request) -> ModelSpec:
+    """The spec of the path's index's model, read without loading the weights."""
+    catalog = _catalog(request)
+    return await run_in_threadpool(read_spec, catalog.settings.models_dir, catalog.entry(_index_name(request)).model)
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -42,6 +75,8 @@ async def get_metrics(request: Request) -> Metrics:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+CatalogDep = Annotated[Catalog, Depends(get_catalog)]
+SpecDep = Annotated[ModelSpec, Depends(get_spec)]
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
 IndexDep = Annotated[VectorStore, Depends(get_index)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]

@@ -8,8 +8,14 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
-from indexes.errors import IndexCorruptedError, InvalidInputError, ItemNotFoundError, UnknownMetricError
-from models.errors import ImageError, ImageTooLargeError, ModelError
+from indexes.errors import (
+    IndexClosedError,
+    IndexCorruptedError,
+    InvalidInputError,
+    ItemNotFoundError,
+    UnknownMetricError,
+)
+from models.errors import ImageError, ImageTooLargeError, ModelError, ModelNotFoundError
 
 logger = logging.getLogger(__name__)
 
@@ -22,9 +28,38 @@ class LimitExceededError(Exception):
     """A request asks for more than a configured limit (k, batch size); maps to 422."""
 
 
+class IndexNotFoundError(LookupError):
+    """No index of that name in the catalog (404)."""
+
+
+class IndexConflictError(Exception):
+    """The request conflicts with the catalog's state, e.g. dropping the default index (409)."""
+
+
+class IndexExistsError(IndexConflictError):
+    """An index of that name exists already (409)."""
+
+
+class InvalidIndexError(ValueError):
+    """A bad index name or option (422)."""
+
+
+class IndexUnavailableError(ServiceNotReadyError):
+    """The index is in the catalog but cannot serve: its files or its model do not check out (503)."""
+
+
+class ModelUnavailableError(ServiceNotReadyError):
+    """The model's files are there but do not load (503)."""
+
+
 # Most specific first: the first matching class decides the status.
 _STATUS: list[tuple[type[Exception], int]] = [
     (ItemNotFoundError, 404),
+    (IndexNotFoundError, 404),
+    (IndexClosedError, 404),
+    (ModelNotFoundError, 404),
+    (IndexConflictError, 409),
+    (InvalidIndexError, 422),
     (ImageTooLargeError, 413),
     (ImageError, 422),
     (InvalidInputError, 422),

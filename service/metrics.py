@@ -18,8 +18,10 @@ class Metrics:
         self.latency = Histogram(
             "logitsearch_request_seconds", "HTTP request latency", ["method", "handler"], registry=self.registry
         )
-        self.items = Counter("logitsearch_items_written", "Items upserted", registry=self.registry)
-        self.queries = Counter("logitsearch_queries", "Search queries answered", ["metric"], registry=self.registry)
+        self.items = Counter("logitsearch_items_written", "Items upserted", ["index"], registry=self.registry)
+        self.queries = Counter(
+            "logitsearch_queries", "Search queries answered", ["index", "metric"], registry=self.registry
+        )
 
 
 class MetricsMiddleware:

@@ -148,6 +148,44 @@ class InfoResponse(BaseModel):
     index: IndexInfo
 
 
+class IndexCreateRequest(Strict):
+    name: str = Field(description="1-63 lowercase letters, digits, '_' or '-', starting with a letter or digit")
+    model: str = Field(description="The model whose logits the index holds (GET /v1/models lists them)")
+    store: str = Field("faiss", description="Where the vectors live: faiss (embedded, the default)")
+    index_type: str = Field("flat", description="flat: exact search under every metric")
+
+
+class IndexDescription(BaseModel):
+    name: str
+    model: str
+    store: str
+    index_type: str
+    created_at: str
+    status: Literal["ready", "unavailable"]
+    reason: str | None = Field(description="Why the index is unavailable (null when ready)")
+    count: int | None
+    dim: int | None
+    device: str | None
+
+
+class IndexList(BaseModel):
+    indexes: list[IndexDescription]
+
+
+class DropResponse(BaseModel):
+    deleted: str
+
+
+class ModelDescription(ModelInfo):
+    arch: str
+    training: dict[str, Any] = Field(description="How the model was trained (loss, seed, test accuracy, ...)")
+    loaded: bool = Field(description="Whether the service has loaded it (models load on first use)")
+
+
+class ModelList(BaseModel):
+    models: list[ModelDescription]
+
+
 class ErrorResponse(BaseModel):
     """Every error: a message saying what was wrong and how to fix it, or FastAPI's list of field errors."""
 

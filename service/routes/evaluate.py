@@ -1,4 +1,4 @@
-"""Retrieval evaluation against the cross-entropy ranking, on the served model and index."""
+"""Retrieval evaluation against the cross-entropy ranking, on an index and its model."""
 
 import threading
 
@@ -7,7 +7,7 @@ from fastapi import APIRouter, Depends, HTTPException, status
 from evaluation.options import EvaluationOptions
 from evaluation.report import evaluate_store
 
-from ..deps import ClassifierDep, IndexDep, SettingsDep, require_read_key
+from ..deps import IndexDep, SettingsDep, SpecDep, require_read_key
 from ..errors import LimitExceededError
 from ..evaluation_schemas import EvaluateRequest, EvaluateResponse
 
@@ -46,14 +46,14 @@ def _options(body: EvaluateRequest, settings: SettingsDep, count: int) -> Evalua
     responses={429: {"description": "Another evaluation is running"}, 422: {"description": "Bad or too large options"}},
 )
 def evaluate_retrieval(
-    body: EvaluateRequest, classifier: ClassifierDep, index: IndexDep, settings: SettingsDep
+    body: EvaluateRequest, spec: SpecDep, index: IndexDep, settings: SettingsDep
 ) -> EvaluateResponse:
     """How closely each search metric follows the CE ranking, correlations between measures, and separability."""
     options = _options(body, settings, index.count())
     if not _ONE_AT_A_TIME.acquire(blocking=False):
         raise HTTPException(status.HTTP_429_TOO_MANY_REQUESTS, detail="an evaluation is already running; retry later")
     try:
-        report = evaluate_store(index, classifier.spec, options, query_logits=body.logits)
+        report = evaluate_store(index, spec, options, query_logits=body.logits)
     finally:
         _ONE_AT_A_TIME.release()
     return EvaluateResponse.model_validate(report)

@@ -4,6 +4,7 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from ..catalog import Catalog
 from ..deps import MetricsDep
 
 router = APIRouter(tags=["health"])
@@ -15,14 +16,19 @@ def check_health() -> dict[str, str]:
     return {"status": "ok"}
 
 
-@router.get("/ready", responses={503: {"description": "Model or index not loaded yet"}})
+@router.get("/ready", responses={503: {"description": "The default index or its model is not loaded"}})
 def check_ready(request: Request) -> JSONResponse:
-    """Readiness: 200 once the model and the index are loaded, 503 before."""
-    index = getattr(request.app.state, "index", None)
-    classifier = getattr(request.app.state, "classifier", None)
-    if index is None or classifier is None:
+    """Readiness: 200 once the default index and its model are loaded, 503 before (or when they cannot be)."""
+    catalog: Catalog | None = getattr(request.app.state, "catalog", None)
+    if catalog is None:
         return JSONResponse({"status": "loading"}, status_code=503)
-    return JSONResponse({"status": "ready", "model": classifier.spec.name, "index": index.name, "count": index.count()})
+    status = catalog.status(catalog.settings.index)
+    if not catalog.ready():
+        body = {"status": "unavailable", "index": status.entry.name, "reason": status.reason or "model not loaded"}
+        return JSONResponse(body, status_code=503)
+    return JSONResponse(
+        {"status": "ready", "model": status.entry.model, "index": status.entry.name, "count": status.count}
+    )
 
 
 @router.get("/metrics", response_class=Response)

@@ -20,7 +20,7 @@ def upsert_items(
     check_batch(len(body.items), settings, "items")
     vectors = resolve_vectors(body.items, classifier, index, settings, where="items")
     upserted = index.upsert([item.id for item in body.items], vectors, [item.metadata for item in body.items])
-    metrics.items.inc(upserted)
+    metrics.items.labels(index.name).inc(upserted)
     return UpsertResponse(upserted=upserted, count=index.count())
 
 

@@ -27,7 +27,7 @@ def search_neighbors(
     check_k(body.k, settings)
     queries = resolve_vectors(body.queries, classifier, index, settings, where="queries")
     result = index.search(queries, body.k, metric=body.metric, temperature=body.temperature, filter=body.filter)
-    metrics.queries.labels(body.metric).inc(len(body.queries))
+    metrics.queries.labels(index.name, body.metric).inc(len(body.queries))
     return _to_response(result, body.metric, body.temperature)
 
 
@@ -46,5 +46,5 @@ def search_image(
     check_k(k, settings)
     image = decode_one(file.file.read(settings.max_image_bytes + 1), settings, "file")
     result = index.search(classifier.logits_from_images([image]), k, metric=metric, temperature=temperature)
-    metrics.queries.labels(metric).inc()
+    metrics.queries.labels(index.name, metric).inc()
     return _to_response(result, metric, temperature)

@@ -9,6 +9,7 @@ import pytest
 from indexes.durable import DurableIndex
 from indexes.errors import (
     DimensionMismatchError,
+    IndexClosedError,
     IndexCorruptedError,
     InvalidInputError,
     ItemNotFoundError,
@@ -159,3 +160,24 @@ def test_compaction_keeps_everything(tmp_path: Path, rng: np.random.Generator, m
     manifest = read_manifest(tmp_path)
     assert manifest is not None and manifest.wal_seq == 6  # compacted at seq 3 and 6; seq 7, 8 in the log
     assert _contents(_open(tmp_path)) == _contents(index)
+
+
+def test_closed_index_refuses_every_operation(tmp_path: Path, rng: np.random.Generator) -> None:
+    index = _open(tmp_path)
+    index.upsert(["a"], _vectors(rng, 1))
+    manifest_before = read_manifest(tmp_path)
+    index.close(compact=False)
+    index.close()  # idempotent, and nothing more is written once closed
+    assert read_manifest(tmp_path) == manifest_before
+    for operation in (
+        lambda: index.upsert(["b"], _vectors(rng, 1)),
+        lambda: index.delete("a"),
+        lambda: index.get("a"),
+        lambda: index.list(0, 10),
+        lambda: index.count(),
+        lambda: index.search(_vectors(rng, 1), 1),
+        lambda: index.save(),
+    ):
+        with pytest.raises(IndexClosedError, match="'t' was closed"):
+            operation()
+    assert [item.id for item in _open(tmp_path).iter_items()] == ["a"]  # the log still holds the write

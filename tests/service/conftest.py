@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.bootstrap import load_model, open_index
+from service.catalog import Catalog
 from service.config import Settings
 
 
@@ -18,7 +18,10 @@ def default_data_dir(tmp_path_factory: pytest.TempPathFactory, digits_models_dir
     data_dir = tmp_path_factory.mktemp("data")
     shutil.copytree(digits_models_dir, data_dir / "models")
     settings = Settings(data_dir=data_dir, device="cpu", faiss_gpu="false", num_threads=2)
-    open_index(settings, load_model(settings)).close()
+    catalog = Catalog(settings)
+    catalog.open()
+    catalog.open_default()
+    catalog.close()
     return data_dir
 
 

@@ -262,7 +262,7 @@ def test_metrics_count_requests(client: TestClient) -> None:
     client.post("/v1/search", json={"queries": [{"id": "digits-1"}], "k": 1})
     text = client.get("/metrics").text
     assert 'logitsearch_requests_total{handler="search_neighbors",method="POST",status="200"} 1.0' in text
-    assert 'logitsearch_queries_total{metric="l2"} 1.0' in text
+    assert 'logitsearch_queries_total{index="default",metric="l2"} 1.0' in text
 
 
 @pytest.mark.parametrize("metric", ["l2", "l2_centered", "ce", "kl", "kl_reverse", "js", "tri", "cosine"])

@@ -8,7 +8,8 @@ import pytest
 from PIL import Image
 
 from models import ModelError, ModelNotFoundError, ModelSpec, create_model, save_classifier
-from service.bootstrap import load_model, open_index
+from service.bootstrap import load_model
+from service.catalog import Catalog
 from service.config import Settings
 
 PLUGIN = """
@@ -44,13 +45,16 @@ def test_plugin_module_registers_a_servable_model(tmp_path: Path, monkeypatch: p
     save_classifier(create_model("plugin-linear", 3, 1), spec, settings.models_dir)
     classifier = load_model(settings)
     assert classifier.spec.arch == "plugin-linear"
-    index = open_index(settings, classifier)
+    catalog = Catalog(settings)
+    catalog.open()
+    catalog.open_default()
+    index = catalog.store("custom")
     assert index.count() == 0 and index.dim == 3  # only the default index is filled with the digits
     logits = classifier.logits_from_images([Image.new("L", (32, 32), 255)])
     index.upsert(["white"], logits)
     assert index.search(logits, 1).neighbors[0][0].id == "white"
     assert np.isfinite(logits).all()
-    index.close()
+    catalog.close()
 
 
 def test_unknown_plugin_fails_clearly(tmp_path: Path) -> None:

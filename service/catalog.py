@@ -1,0 +1,398 @@
+"""The catalog: the indexes of a data directory, the model each one is bound to, and the loaded models.
+
+Every index is a directory `DATA_DIR/indexes/<name>/` holding its catalog entry `index.json` (name, model,
+store, index type, creation time) beside the store's own files. An index is created in a hidden `.creating-*`
+directory that is renamed into place once complete, and dropped by renaming it to a hidden `.dropped-*`
+directory before its files are deleted: a crash at any point leaves the index whole or absent, and the next
+start removes the hidden leftovers. Directories written before the catalog existed have no `index.json`;
+their manifest names the model, and they are served as FAISS indexes.
+"""
+
+import dataclasses
+import json
+import logging
+import os
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from indexes.durable import DurableIndex
+from indexes.errors import IndexError_
+from indexes.snapshot import read_manifest
+from indexes.store import VectorStore
+from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec, saved_model_names
+
+from .bootstrap import add_digits, import_plugins, load_model
+from .config import DEFAULT_INDEX, DEFAULT_MODEL, INDEX_NAME_PATTERN, Settings
+from .errors import (
+    IndexExistsError,
+    IndexNotFoundError,
+    IndexUnavailableError,
+    InvalidIndexError,
+    ModelUnavailableError,
+    ServiceNotReadyError,
+)
+
+logger = logging.getLogger(__name__)
+
+ENTRY_FILE = "index.json"
+STORES = ("faiss",)
+INDEX_TYPES = ("flat",)
+_CREATING, _DROPPED = ".creating-", ".dropped-"
+_INDEX_NAME = re.compile(INDEX_NAME_PATTERN)
+
+
+def check_index_name(name: str) -> str:
+    """`name` if it is a valid index name, else `InvalidIndexError` saying what is allowed."""
+    if not _INDEX_NAME.fullmatch(name):
+        raise InvalidIndexError(
+            f"invalid index name {name!r}: use 1-63 lowercase letters, digits, '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class IndexEntry:
+    """What the catalog records of an index (its `index.json`)."""
+
+    name: str
+    model: str
+    store: str = "faiss"
+    index_type: str = "flat"
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+
+
+@dataclass(frozen=True)
+class IndexStatus:
+    """An index as `GET /v1/indexes` shows it; the store's figures are None while it is unavailable."""
+
+    entry: IndexEntry
+    count: int | None = None
+    dim: int | None = None
+    device: str | None = None
+    reason: str | None = None  # why the index is unavailable; None when it is ready
+
+
+@dataclass
+class _Slot:
+    entry: IndexEntry
+    store: VectorStore | None = None
+    model_sha256: str = ""  # of the model the store was checked against when it was opened
+    reason: str | None = None
+
+
+class Catalog:
+    """The indexes under `DATA_DIR/indexes/` and the models under `DATA_DIR/models/`; thread-safe.
+
+    Call `open` first. Models load on first use and are shared by every index bound to them; an index whose
+    files or model do not check out stays listed as unavailable, with the reason, instead of failing the rest.
+    """
+
+    def __init__(self, settings: Settings, gpu_resources: Any = None) -> None:
+        self.settings = settings
+        self._gpu_resources = gpu_resources
+        self._slots: dict[str, _Slot] = {}
+        self._models: dict[str, Classifier] = {}
+        self._lock = threading.Lock()  # guards _slots
+        self._model_lock = threading.Lock()  # one model load at a time; lookups of loaded ones do not wait
+
+    @property
+    def indexes_dir(self) -> Path:
+        return self.settings.indexes_dir
+
+    # -- opening and closing ------------------------------------------------------------------------------
+
+    def open(self, names: Collection[str] | None = None) -> None:
+        """Open the indexes on disk (only `names`, when given); remove what unfinished creates and drops left."""
+        import_plugins(self.settings.plugins)
+        self.indexes_dir.mkdir(parents=True, exist_ok=True)
+        for path in sorted(self.indexes_dir.iterdir()):
+            if path.name.startswith((_CREATING, _DROPPED)):
+                logger.info("removing %s, left by a create or drop that did not finish", path)
+                shutil.rmtree(path, ignore_errors=True)
+            elif not path.is_dir() or (names is not None and path.name not in names):
+                continue
+            elif not _INDEX_NAME.fullmatch(path.name):
+                logger.warning("ignoring %s: not a valid index name (%s)", path, INDEX_NAME_PATTERN)
+            else:
+                with self._lock:
+                    self._slots[path.name] = self._open_slot(path)
+
+    def open_default(self, progress: bool = False) -> None:
+        """Create the default index (`LOGITSEARCH_INDEX`) bound to `LOGITSEARCH_MODEL` if absent; load its model.
+
+        The default model is trained on first use, and the `default` index of it is filled with the digits.
+        A default index bound to another model than a `LOGITSEARCH_MODEL` that was set is made unavailable.
+        """
+        name, model = self.settings.index, self.settings.model
+        if name not in self._slots:
+            self.model(model, progress=progress)  # the default model is trained here on a first start
+            self.create(name, model)
+        slot = self._slots[name]
+        if slot.store is None:
+            return
+        if "model" in self.settings.model_fields_set and slot.entry.model != model:
+            slot.store.close()
+            slot.store, slot.reason = (
+                None,
+                (
+                    f"index {name!r} holds the logits of model {slot.entry.model!r} but LOGITSEARCH_MODEL is {model!r}; "
+                    f"serve the matching model, or choose another LOGITSEARCH_INDEX (logitsearch index --index NAME "
+                    f"--model {model} builds one)"
+                ),
+            )
+            logger.error("the default index is unavailable: %s", slot.reason)
+            return
+        try:
+            classifier = self.model(slot.entry.model, progress=progress)
+        except (ModelError, ServiceNotReadyError) as exc:
+            logger.error("the default index's model is unavailable: %s", exc)
+            return
+        if name == DEFAULT_INDEX and slot.entry.model == DEFAULT_MODEL and slot.store.count() == 0:
+            add_digits(slot.store, classifier, progress=progress)
+            slot.store.save()
+
+    def _open_slot(self, path: Path) -> _Slot:
+        try:
+            entry = _read_entry(path)
+        except (OSError, ValueError, TypeError, IndexError_) as exc:
+            reason = f"index {path.name!r}: {exc}"
+            logger.error("%s", reason)
+            return _Slot(IndexEntry(path.name, model=""), reason=reason)
+        try:
+            store, spec = self._open_store(path, entry)
+        except (ModelError, IndexError_) as exc:
+            logger.error("index %r is unavailable: %s", entry.name, exc)
+            return _Slot(entry, reason=str(exc))
+        return _Slot(entry, store, spec.sha256)
+
+    def _open_store(self, path: Path, entry: IndexEntry) -> tuple[VectorStore, ModelSpec]:
+        try:
+            spec = read_spec(self.settings.models_dir, entry.model)
+        except ModelNotFoundError as exc:
+            raise ModelNotFoundError(f"index {entry.name!r} is bound to model {entry.model!r}: {exc}") from exc
+        store = DurableIndex.open(
+            path,
+            name=entry.name,
+            model_name=spec.name,
+            model_sha256=spec.sha256,
+            dim=spec.num_classes,
+            gpu_resources=self._gpu_resources,
+        )
+        return store, spec
+
+    def close(self, compact: bool = True) -> None:
+        """Close every open store; each folds its log into a snapshot first unless `compact` is False."""
+        with self._lock:
+            slots, self._slots = list(self._slots.values()), {}
+        for slot in slots:
+            if slot.store is not None:
+                slot.store.close(compact=compact)
+
+    # -- creating and dropping ----------------------------------------------------------------------------
+
+    def create(self, name: str, model: str, store: str = "faiss", index_type: str = "flat") -> IndexStatus:
+        """Create an empty index bound to `model`, durably and atomically.
+
+        Raises:
+            InvalidIndexError: a bad name, store or index type (422).
+            ModelNotFoundError: no model of that name (404).
+            IndexExistsError: an index of that name exists (409).
+        """
+        check_index_name(name)
+        _check_choice("store", store, STORES)
+        _check_choice("index_type", index_type, INDEX_TYPES)
+        read_spec(self.settings.models_dir, model)
+        entry = IndexEntry(name, model, store, index_type)
+        final = self.indexes_dir / name
+        with self._lock:
+            if name in self._slots or final.exists():
+                raise IndexExistsError(f"index {name!r} exists; DELETE /v1/indexes/{name} first, or choose another")
+            staging = self.indexes_dir / f"{_CREATING}{name}-{uuid.uuid4().hex}"
+            try:
+                staging.mkdir(parents=True)
+                _write_entry(staging, entry)
+                self._open_store(staging, entry)[0].close()
+                _fsync(staging)
+                os.rename(staging, final)
+                _fsync(self.indexes_dir)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+            slot = self._slots[name] = self._open_slot(final)
+        logger.info("created index %r bound to model %r (%s)", name, model, store)
+        return self._status(slot)
+
+    def drop(self, name: str) -> None:
+        """Close the index `name` and delete its files; it does not come back after a restart.
+
+        Requests under way on it finish first; later ones get `IndexNotFoundError`.
+        """
+        with self._lock:
+            slot = self._slot(name)
+            del self._slots[name]
+        path, tombstone = self.indexes_dir / name, self.indexes_dir / f"{_DROPPED}{name}-{uuid.uuid4().hex}"
+        try:
+            if slot.store is not None:
+                slot.store.close(compact=False)
+            os.rename(path, tombstone)
+            _fsync(self.indexes_dir)
+        except OSError:
+            with self._lock:
+                self._slots[name] = self._open_slot(path)
+            raise
+        shutil.rmtree(tombstone, ignore_errors=True)
+        logger.info("dropped index %r", name)
+
+    # -- lookups ------------------------------------------------------------------------------------------
+
+    def _slot(self, name: str) -> _Slot:
+        slot = self._slots.get(name)
+        if slot is None:
+            raise IndexNotFoundError(
+                f"no index named {name!r}; GET /v1/indexes lists them, POST /v1/indexes creates one"
+            )
+        return slot
+
+    def names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._slots)
+
+    def entry(self, name: str) -> IndexEntry:
+        with self._lock:
+            return self._slot(name).entry
+
+    def store(self, name: str) -> VectorStore:
+        """The open store of index `name`: `IndexNotFoundError` if there is none, `IndexUnavailableError` (503)."""
+        with self._lock:
+            slot = self._slot(name)
+        if slot.store is None:
+            raise IndexUnavailableError(f"index {name!r} is unavailable: {slot.reason}")
+        return slot.store
+
+    def status(self, name: str) -> IndexStatus:
+        with self._lock:
+            slot = self._slot(name)
+        return self._status(slot)
+
+    def statuses(self) -> list[IndexStatus]:
+        with self._lock:
+            slots = [self._slots[name] for name in sorted(self._slots)]
+        return [self._status(slot) for slot in slots]
+
+    @staticmethod
+    def _status(slot: _Slot) -> IndexStatus:
+        store = slot.store
+        if store is None:
+            return IndexStatus(slot.entry, reason=slot.reason)
+        return IndexStatus(slot.entry, count=store.count(), dim=store.dim, device=store.device)
+
+    def ready(self) -> bool:
+        """Whether the default index is open and its model loaded."""
+        with self._lock:
+            slot = self._slots.get(self.settings.index)
+        return slot is not None and slot.store is not None and slot.entry.model in self._models
+
+    # -- models -------------------------------------------------------------------------------------------
+
+    @property
+    def default_model(self) -> str:
+        """The model of the default index (`LOGITSEARCH_MODEL` until that index exists)."""
+        with self._lock:
+            slot = self._slots.get(self.settings.index)
+        return slot.entry.model if slot is not None and slot.entry.model else self.settings.model
+
+    def model_specs(self) -> list[ModelSpec]:
+        """The spec of every model saved under `DATA_DIR/models/` whose spec reads; the others are logged."""
+        specs = []
+        for name in saved_model_names(self.settings.models_dir):
+            try:
+                specs.append(read_spec(self.settings.models_dir, name))
+            except ModelError as exc:
+                logger.warning("model %r is not listed: %s", name, exc)
+        return specs
+
+    def loaded_model(self, name: str) -> Classifier | None:
+        """The model `name` if it is loaded already (a cheap check before `model`, which may load)."""
+        return self._models.get(name)
+
+    def model(self, name: str, progress: bool = False) -> Classifier:
+        """The model `name`, loaded on first use and shared (the default one is trained if absent).
+
+        Raises:
+            ModelNotFoundError: no such model (404).
+            ModelUnavailableError: its files are there but do not load (503).
+        """
+        if (loaded := self._models.get(name)) is not None:
+            return loaded
+        with self._model_lock:
+            if (loaded := self._models.get(name)) is None:
+                settings = self.settings.model_copy(update={"model": name})
+                try:
+                    loaded = self._models[name] = load_model(settings, progress=progress)
+                except ModelNotFoundError:
+                    raise
+                except ModelError as exc:
+                    raise ModelUnavailableError(f"model {name!r} cannot be loaded: {exc}") from exc
+        return loaded
+
+    def index_model(self, index: str) -> Classifier:
+        """The model of index `index`, checked to be the one its store was opened against."""
+        with self._lock:
+            slot = self._slot(index)
+        if slot.store is None:
+            raise IndexUnavailableError(f"index {index!r} is unavailable: {slot.reason}")
+        classifier = self.model(slot.entry.model)
+        if classifier.spec.sha256 != slot.model_sha256:
+            raise IndexUnavailableError(
+                f"model {slot.entry.model!r} changed on disk after index {index!r} was opened "
+                f"(sha256 {slot.model_sha256[:12]} then, {classifier.spec.sha256[:12]} now); restart the service"
+            )
+        return classifier
+
+    def __contains__(self, name: str) -> bool:
+        with self._lock:
+            return name in self._slots
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise InvalidIndexError(f"{what} {value!r} is not available; choose one of {', '.join(choices)}")
+
+
+def _read_entry(path: Path) -> IndexEntry:
+    """The entry of the index directory `path`, inferred from its manifest for pre-catalog indexes."""
+    file = path / ENTRY_FILE
+    if not file.exists():
+        manifest = read_manifest(path)
+        if manifest is None:
+            raise ValueError(f"{path} holds neither {ENTRY_FILE} nor an index manifest; remove it or restore it")
+        return IndexEntry(path.name, manifest.model_name, created_at=manifest.created_at)
+    raw = json.loads(file.read_bytes())
+    if not isinstance(raw, dict):
+        raise ValueError(f"{file} is not a JSON object")
+    entry = IndexEntry(**{f.name: raw[f.name] for f in dataclasses.fields(IndexEntry) if f.name in raw})
+    if entry.name != path.name or entry.store not in STORES:
+        raise ValueError(f"{file} describes index {entry.name!r} in store {entry.store!r}; expected {path.name!r}")
+    return entry
+
+
+def _write_entry(directory: Path, entry: IndexEntry) -> None:
+    with open(directory / ENTRY_FILE, "wb") as f:
+        f.write(json.dumps(dataclasses.asdict(entry), indent=2).encode() + b"\n")
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def _fsync(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

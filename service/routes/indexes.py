@@ -1,0 +1,73 @@
+"""The catalog of indexes: list, create, describe and drop."""
+
+from typing import Any
+
+from fastapi import APIRouter, Depends, status
+from fastapi.concurrency import run_in_threadpool
+
+from ..catalog import IndexStatus
+from ..deps import CatalogDep, SettingsDep, require_read_key, require_write_key
+from ..errors import IndexConflictError
+from ..schemas import DropResponse, ErrorResponse, IndexCreateRequest, IndexDescription, IndexList
+
+router = APIRouter(prefix="/indexes", tags=["indexes"])
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No index of that name"}}
+
+
+def describe(index: IndexStatus) -> IndexDescription:
+    """The API's view of an index in the catalog."""
+    entry = index.entry
+    return IndexDescription(
+        name=entry.name,
+        model=entry.model,
+        store=entry.store,
+        index_type=entry.index_type,
+        created_at=entry.created_at,
+        status="ready" if index.reason is None else "unavailable",
+        reason=index.reason,
+        count=index.count,
+        dim=index.dim,
+        device=index.device,
+    )
+
+
+@router.get("", dependencies=[Depends(require_read_key)])
+def list_indexes(catalog: CatalogDep) -> IndexList:
+    """Every index with its model, store, size and status."""
+    return IndexList(indexes=[describe(index) for index in catalog.statuses()])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    dependencies=[Depends(require_write_key)],
+    responses={
+        404: {"model": ErrorResponse, "description": "No model of that name"},
+        409: {"model": ErrorResponse, "description": "An index of that name exists"},
+    },
+)
+def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescription:
+    """Create an empty index bound to a model."""
+    return describe(catalog.create(body.name, body.model, store=body.store, index_type=body.index_type))
+
+
+@router.get("/{index_name}", dependencies=[Depends(require_read_key)], responses=_NOT_FOUND)
+def get_index(index_name: str, catalog: CatalogDep) -> IndexDescription:
+    """One index: its model, store, size and status."""
+    return describe(catalog.status(index_name))
+
+
+@router.delete(
+    "/{index_name}",
+    dependencies=[Depends(require_write_key)],
+    responses={**_NOT_FOUND, 409: {"model": ErrorResponse, "description": "The service's default index"}},
+)
+async def drop_index(index_name: str, catalog: CatalogDep, settings: SettingsDep) -> DropResponse:
+    """Drop an index and delete its items for good."""
+    if index_name == settings.index:
+        raise IndexConflictError(
+            f"index {index_name!r} is this service's default index (LOGITSEARCH_INDEX) and cannot be dropped "
+            "while it is served; `logitsearch index --rebuild` empties it"
+        )
+    await run_in_threadpool(catalog.drop, index_name)
+    return DropResponse(deleted=index_name)
