@@ -1,6 +1,7 @@
 """The persistent, thread-safe vector store: a FAISS index, its write-ahead log and its snapshots."""
 
 import dataclasses
+import errno
 import logging
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -9,21 +10,42 @@ from typing import Any
 
 import numpy as np
 
-from .errors import IndexClosedError, IndexCorruptedError, InvalidInputError, ItemNotFoundError, UnknownMetricError
+from .errors import (
+    IndexClosedError,
+    IndexCorruptedError,
+    InvalidInputError,
+    ItemNotFoundError,
+    StorageError,
+    StorageFullError,
+    UnknownMetricError,
+)
 from .faiss_index import FaissIndex
 from .filters import check_filter
 from .lock import ReadWriteLock
 from .metrics import SEARCH_METRICS
-from .snapshot import MANIFEST, IndexManifest, read_manifest, read_snapshot, write_snapshot
+from .ownership import OwnerLock
+from .snapshot import MANIFEST, IndexManifest, read_manifest, read_snapshot, remove_leftovers, write_snapshot
 from .store import Filter, Item, Metadata, SearchResult
 from .validation import check_id, check_ids, check_k, check_metadata, check_temperature, check_vectors
-from .wal import WriteAheadLog, decode_vectors, encode_vectors, replay
+from .wal import WriteAheadLog, decode_vectors, encode_vectors, is_legacy, replay
 
 logger = logging.getLogger(__name__)
 
 #: Fold the log into a new snapshot once it holds this many records.
 COMPACT_EVERY = 10_000
 WAL = "wal.log"
+OWNER_LOCK = "owner.lock"
+
+
+@contextmanager
+def _storage_errors(consequence: str) -> Iterator[None]:
+    """Turn an OSError of the disk into `StorageFullError` (ENOSPC, EDQUOT) or `StorageError`."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            raise StorageFullError(f"the disk is full: {consequence}; free some space and retry") from exc
+        raise StorageError(f"the disk failed ({exc}): {consequence}") from exc
 
 
 class DurableIndex:
@@ -37,42 +59,75 @@ class DurableIndex:
     Open one with `DurableIndex.open`.
     """
 
-    def __init__(self, directory: Path, index: FaissIndex, manifest: IndexManifest, wal: WriteAheadLog) -> None:
+    def __init__(
+        self, directory: Path, index: FaissIndex, manifest: IndexManifest, wal: WriteAheadLog, owner: OwnerLock
+    ) -> None:
         self.directory = directory
         self._index = index
         self._manifest = manifest
         self._wal = wal
+        self._owner = owner
         self._lock = ReadWriteLock()
         self._closed = False
+        self._compact_at = COMPACT_EVERY  # log records; pushed back after a compaction that could not run
 
     @classmethod
     def open(
         cls, directory: Path, *, name: str, model_name: str, model_sha256: str, dim: int, gpu_resources: Any = None
     ) -> "DurableIndex":
-        """Load the index at `directory` (snapshot + log replay), or create an empty one there.
+        """Load the index at `directory` (snapshot + log replay), or create an empty one there, and own it.
+
+        Opening an existing index writes nothing (it needs no free disk space), except to cut a torn log tail
+        and, once, to fold a log of format version 1 into a snapshot.
 
         Raises:
+            InUseError: another process (or handle) has the index open.
             ManifestMismatchError: the index was built with another model or dimension.
             IndexCorruptedError: files are missing, truncated or fail their checksums.
         """
+        directory.mkdir(parents=True, exist_ok=True)
+        owner = OwnerLock(directory / OWNER_LOCK, f"index {name!r} at {directory}")
+        try:
+            return cls._load(directory, owner, name, model_name, model_sha256, dim, gpu_resources)
+        except BaseException:
+            owner.release()
+            raise
+
+    @classmethod
+    def _load(
+        cls,
+        directory: Path,
+        owner: OwnerLock,
+        name: str,
+        model_name: str,
+        model_sha256: str,
+        dim: int,
+        gpu_resources: Any,
+    ) -> "DurableIndex":
         manifest = read_manifest(directory)
         index = FaissIndex(dim, gpu_resources)
         if manifest is None:
             if (directory / WAL).exists() or any(directory.glob("vectors-*.npy")):
                 raise IndexCorruptedError(f"{directory} holds index files but no {MANIFEST}; restore or rebuild it")
+        remove_leftovers(directory, manifest)
+        if manifest is None:
             manifest = write_snapshot(
                 directory, IndexManifest(name, model_name, model_sha256, dim), [], np.empty((0, dim), np.float32), []
             )
             logger.info("created empty index %r at %s", name, directory)
         manifest.check_model(model_name, model_sha256, dim)
         index.replace_all(*read_snapshot(directory, manifest))
-        last_seq = manifest.wal_seq
-        replayed = 0
+        last_seq, replayed, legacy = manifest.wal_seq, 0, is_legacy(directory / WAL)
         for record in replay(directory / WAL, manifest.wal_seq):
             cls._apply(index, record, dim)
             last_seq, replayed = record["seq"], replayed + 1
         wal = WriteAheadLog(directory / WAL, last_seq)
         wal.num_records = replayed
+        opened = cls(directory, index, manifest, wal, owner)
+        if legacy:
+            logger.info("index %r: folding a log of format version 1 into a snapshot", name)
+            with _storage_errors("upgrading the log of format version 1"):
+                opened._snapshot(directory)
         logger.info(
             "loaded index %r: %d items, dim %d, %d log records replayed, on %s",
             name,
@@ -81,7 +136,7 @@ class DurableIndex:
             replayed,
             index.device,
         )
-        return cls(directory, index, manifest, wal)
+        return opened
 
     @staticmethod
     def _apply(index: FaissIndex, record: dict[str, Any], dim: int) -> None:
@@ -141,7 +196,8 @@ class DurableIndex:
             raise InvalidInputError(f"{len(checked_ids)} ids but {len(metas)} metadata objects")
         record = {"op": "upsert", "ids": checked_ids, "vectors": encode_vectors(array), "metadata": metas}
         with self._locked(write=True):
-            self._wal.append(record)
+            with _storage_errors("nothing of this request was stored"):
+                self._wal.append(record)
             written = self._index.upsert(checked_ids, array, metas)
             self._maybe_compact()
         return written
@@ -152,7 +208,8 @@ class DurableIndex:
         with self._locked(write=True):
             if item_id not in self._index:
                 raise ItemNotFoundError(f"no item with id {item_id!r}")
-            self._wal.append({"op": "delete", "id": item_id})
+            with _storage_errors("the item was not deleted"):
+                self._wal.append({"op": "delete", "id": item_id})
             self._index.delete(item_id)
             self._maybe_compact()
 
@@ -198,7 +255,7 @@ class DurableIndex:
 
     def save(self, path: Path | None = None) -> None:
         """Fold the log into a fresh snapshot (in `path`, default the index's own directory)."""
-        with self._locked(write=True):
+        with self._locked(write=True), _storage_errors("no snapshot was written; the log still holds every write"):
             self._snapshot(path or self.directory)
 
     def close(self, compact: bool = True) -> None:
@@ -211,13 +268,31 @@ class DurableIndex:
             if self._closed:
                 return
             if compact and self._wal.num_records:
-                self._snapshot(self.directory)
+                try:
+                    self._snapshot(self.directory)
+                except OSError as exc:  # nothing is lost: the log holds every write and is replayed at start
+                    logger.warning("index %r: no snapshot at close (%s); the log will be replayed", self.name, exc)
             self._wal.close()
+            self._owner.release()
             self._closed = True
 
     def _maybe_compact(self) -> None:
-        if self._wal.num_records >= COMPACT_EVERY:
+        """Fold the log into a snapshot once it is long; a failure (a full disk) is retried later.
+
+        The write that triggers it is already durable in the log, so it is acknowledged either way.
+        """
+        if self._wal.num_records < min(self._compact_at, COMPACT_EVERY):
+            return
+        try:
             self._snapshot(self.directory)
+        except OSError as exc:
+            self._compact_at = self._wal.num_records + max(1, COMPACT_EVERY // 10)
+            logger.warning(
+                "index %r: compaction failed (%s); the log keeps every write, retrying after %d records",
+                self.name, exc, self._compact_at,
+            )  # fmt: skip
+        else:
+            self._compact_at = COMPACT_EVERY
 
     def _snapshot(self, directory: Path) -> None:
         manifest = dataclasses.replace(self._manifest, wal_seq=self._wal.last_seq)

@@ -35,5 +35,17 @@ class IndexClosedError(IndexError_):
     """An operation on an index that was closed: dropped, or the service is stopping."""
 
 
+class InUseError(IndexError_):
+    """Another process (or another open handle) owns the directory: one owner at a time."""
+
+
+class StorageFullError(IndexError_):
+    """The disk is full (ENOSPC, EDQUOT): nothing of the write was stored."""
+
+
+class StorageError(IndexError_):
+    """Another I/O error of the disk under the index: nothing of the write was stored."""
+
+
 class ManifestMismatchError(IndexError_):
     """The index on disk was built for another model (name, sha256 or dimension)."""

@@ -13,6 +13,7 @@ A snapshot is complete once `manifest.json` is renamed into place; files it does
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import platform
 from dataclasses import dataclass, field
@@ -27,7 +28,10 @@ import numpy as np
 from .errors import IndexCorruptedError, ManifestMismatchError
 from .store import Metadata
 
-FORMAT_VERSION = 1
+#: 2: the manifest carries a checksum of itself, and wal.log is framed (wal.py). Version 1 still loads.
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 
 
@@ -47,6 +51,7 @@ class IndexManifest:
     updated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     versions: dict[str, str] = field(default_factory=dict)
     format_version: int = FORMAT_VERSION
+    checksum: str = ""  # sha256 of the other fields (canonical JSON); see `_checksum`
 
     def check_model(self, model_name: str, model_sha256: str, dim: int) -> None:
         """Fail unless the index was built with this model (name, weights and dimension)."""
@@ -54,7 +59,7 @@ class IndexManifest:
             raise ManifestMismatchError(
                 f"index {self.name!r} was built with model {self.model_name!r} (sha256 {self.model_sha256[:12]}, "
                 f"dim {self.dim}) but the service loads {model_name!r} (sha256 {model_sha256[:12]}, dim {dim}); "
-                f"rebuild it with `logitsearch index --name {self.name} --rebuild` or serve the matching model"
+                f"rebuild it with `logitsearch index --index {self.name} --rebuild` or serve the matching model"
             )
 
 
@@ -79,13 +84,35 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def _checksum(manifest: IndexManifest) -> str:
+    fields = dataclasses.asdict(manifest)
+    del fields["checksum"]
+    return hashlib.sha256(json.dumps(fields, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
 def _write_atomic(path: Path, write: Any) -> None:
+    """Write a temporary file, fsync it and rename it over `path`; a failure leaves no temporary file."""
     tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def remove_leftovers(directory: Path, manifest: IndexManifest | None) -> None:
+    """Delete what an interrupted snapshot left: `*.tmp` files, snapshot files the manifest does not name.
+
+    Only the directory's owner may call this.
+    """
+    named = manifest.files if manifest is not None else {}
+    for path in [*directory.glob("*.tmp"), *directory.glob("vectors-*.npy"), *directory.glob("items-*.json")]:
+        if path.name not in named:
+            logger.info("removing %s, left by an interrupted snapshot", path)
+            path.unlink(missing_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:
@@ -117,7 +144,9 @@ def write_snapshot(
         files={vectors_name: _sha256(directory / vectors_name), items_name: _sha256(directory / items_name)},
         updated_at=datetime.now(UTC).isoformat(),
         versions=_versions(),
+        format_version=FORMAT_VERSION,
     )
+    manifest = dataclasses.replace(manifest, checksum=_checksum(manifest))
     body = json.dumps(dataclasses.asdict(manifest), indent=2).encode()
     _write_atomic(directory / MANIFEST, lambda f: f.write(body))
     _fsync_dir(directory)
@@ -137,8 +166,15 @@ def read_manifest(directory: Path) -> IndexManifest | None:
         manifest = IndexManifest(**raw)
     except (ValueError, TypeError) as exc:
         raise IndexCorruptedError(f"{path} is not a valid index manifest ({exc})") from exc
-    if manifest.format_version != FORMAT_VERSION:
-        raise IndexCorruptedError(f"{path}: format version {manifest.format_version}, expected {FORMAT_VERSION}")
+    if manifest.format_version not in (1, FORMAT_VERSION):
+        raise IndexCorruptedError(
+            f"{path}: format version {manifest.format_version}; this release reads 1 and {FORMAT_VERSION}"
+        )
+    if manifest.format_version >= 2 and manifest.checksum != _checksum(manifest):
+        raise IndexCorruptedError(
+            f"{path} fails its checksum: it was changed or damaged after it was written. Restore the index "
+            "directory from a backup, or rebuild the index"
+        )
     return manifest
 
 
@@ -149,7 +185,7 @@ def read_snapshot(directory: Path, manifest: IndexManifest) -> tuple[list[str], 
         if not path.exists() or _sha256(path) != expected:
             raise IndexCorruptedError(
                 f"{path} is missing or fails its sha256 check; restore the index directory from a backup "
-                f"or rebuild it with `logitsearch index --name {manifest.name} --rebuild`"
+                f"or rebuild it with `logitsearch index --index {manifest.name} --rebuild`"
             )
     try:
         vectors_name = next(n for n in manifest.files if n.startswith("vectors-"))

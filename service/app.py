@@ -45,6 +45,9 @@ def _load(app: FastAPI) -> None:
 
 @asynccontextmanager
 async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    if getattr(app.state, "catalog", None) is not None:  # started already (a test client inside another one)
+        yield
+        return
     await run_in_threadpool(_load, app)
     try:
         yield

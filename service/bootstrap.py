@@ -4,12 +4,14 @@ import importlib
 import logging
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from indexes.ownership import OwnerLock
 from indexes.store import VectorStore
 from models import (
     Classifier,
@@ -43,6 +45,17 @@ def import_plugins(names: list[str]) -> None:
         logger.info("imported plugin module %r", name)
 
 
+@contextmanager
+def training_lock(models_dir: Path, name: str) -> Iterator[None]:
+    """Own the model `name` while it is trained into `models_dir`: a second trainer is refused, naming the first."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    owner = OwnerLock(models_dir / f".{name}.lock", f"model {name!r} in {models_dir} (being trained)")
+    try:
+        yield
+    finally:
+        owner.release()
+
+
 def load_model(settings: Settings, progress: bool = False) -> Classifier:
     """The classifier `settings.model`; the embedded default is trained on first use."""
     import_plugins(settings.plugins)
@@ -56,7 +69,12 @@ def load_model(settings: Settings, progress: bool = False) -> Classifier:
         logger.info(
             "model %r not found in %s: training it on scikit-learn's digits", settings.model, settings.models_dir
         )
-        return train_classifier(TrainConfig(name=settings.model), settings.models_dir, device=device, progress=progress)
+        with training_lock(settings.models_dir, settings.model):
+            if model_exists(settings.models_dir, settings.model):  # another process trained it meanwhile
+                return load_classifier(settings.models_dir, settings.model, device)
+            return train_classifier(
+                TrainConfig(name=settings.model), settings.models_dir, device=device, progress=progress
+            )
     return load_classifier(settings.models_dir, settings.model, device)
 
 

@@ -22,8 +22,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from indexes.durable import DurableIndex
-from indexes.errors import IndexError_
+from indexes.durable import OWNER_LOCK, DurableIndex
+from indexes.errors import IndexError_, InUseError
+from indexes.ownership import OwnerLock
 from indexes.snapshot import read_manifest
 from indexes.store import VectorStore
 from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec, saved_model_names
@@ -238,15 +239,21 @@ class Catalog:
             slot = self._slot(name)
             del self._slots[name]
         path, tombstone = self.indexes_dir / name, self.indexes_dir / f"{_DROPPED}{name}-{uuid.uuid4().hex}"
+        owner = None
         try:
             if slot.store is not None:
                 slot.store.close(compact=False)
+            else:  # not opened here: make sure no other process has it open before it goes
+                owner = OwnerLock(path / OWNER_LOCK, f"index {name!r} at {path}")
             os.rename(path, tombstone)
             _fsync(self.indexes_dir)
-        except OSError:
+        except (OSError, InUseError):
             with self._lock:
                 self._slots[name] = self._open_slot(path)
             raise
+        finally:
+            if owner is not None:
+                owner.release()
         shutil.rmtree(tombstone, ignore_errors=True)
         logger.info("dropped index %r", name)
 

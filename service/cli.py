@@ -3,14 +3,20 @@
 import argparse
 import base64
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import httpx
+from pydantic import ValidationError
+
+from indexes.errors import IndexError_
+from models.errors import ModelError
 
 from .config import Settings
+from .errors import ServiceError
 
 logger = logging.getLogger(__name__)
 
@@ -48,8 +54,14 @@ def _serve(args: argparse.Namespace) -> int:
         catalog.open(names=[settings.index])
         catalog.open_default(progress=True)
         catalog.close()
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed by SIGTERM".
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
     return 0
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
 
 
 _TRAIN_OPTIONS = (
@@ -62,6 +74,8 @@ def _train(args: argparse.Namespace) -> int:
     from models import TrainConfig, TrainingConfigError, load_dataset, train_classifier
     from models.device import resolve_device
 
+    from .bootstrap import training_lock
+
     settings = settings_from_args(args)
     options = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
     try:
@@ -69,7 +83,8 @@ def _train(args: argparse.Namespace) -> int:
         # Training images get the same size limits as uploads (--max-image-bytes, --max-image-pixels).
         data = load_dataset(config.data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
         device = resolve_device(settings.device)
-        classifier = train_classifier(config, settings.models_dir, device=device, data=data)
+        with training_lock(settings.models_dir, config.name):
+            classifier = train_classifier(config, settings.models_dir, device=device, data=data)
     except TrainingConfigError as e:
         logger.error("cannot train %s: %s", args.name, e)
         return 2
@@ -151,6 +166,9 @@ def _index(args: argparse.Namespace) -> int:
 
     settings = settings_from_args(args)
     name = settings.index
+    if args.images is not None and not args.images.is_dir():
+        logger.error("--images %s is not a folder; give the folder that holds the images", args.images)
+        return 2
     catalog = Catalog(settings)
     catalog.open(names=[name])
     try:
@@ -305,10 +323,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    level = getattr(args, "log_level", None) or "info"
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+def _dispatch(args: argparse.Namespace) -> int:
     if args.command == "serve":
         return _serve(args)
     if args.command == "train":
@@ -322,6 +337,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "indexes":
         return _indexes(args, sys.stdout)
     return _search(args, sys.stdout)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one command; an error is one log line and exit code 2, never a traceback."""
+    args = build_parser().parse_args(argv)
+    level = getattr(args, "log_level", None) or "info"
+    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return _dispatch(args)
+    except httpx.TransportError as exc:
+        logger.error("cannot reach the service (%s); is `logitsearch serve` running at --url?", exc)
+    except (ModelError, IndexError_, ServiceError, ValidationError, OSError) as exc:
+        logger.error("%s", " ".join(str(exc).split()))
+    except KeyboardInterrupt:
+        logger.error("interrupted")
+        return 130
+    return 2
 
 
 if __name__ == "__main__":

@@ -11,8 +11,11 @@ from fastapi.responses import JSONResponse
 from indexes.errors import (
     IndexClosedError,
     IndexCorruptedError,
+    InUseError,
     InvalidInputError,
     ItemNotFoundError,
+    StorageError,
+    StorageFullError,
     UnknownMetricError,
 )
 from models.errors import ImageError, ImageTooLargeError, ModelError, ModelNotFoundError
@@ -20,19 +23,23 @@ from models.errors import ImageError, ImageTooLargeError, ModelError, ModelNotFo
 logger = logging.getLogger(__name__)
 
 
-class ServiceNotReadyError(Exception):
+class ServiceError(Exception):
+    """Base class of the service's own domain errors."""
+
+
+class ServiceNotReadyError(ServiceError):
     """The model or the index is not loaded (yet)."""
 
 
-class LimitExceededError(Exception):
+class LimitExceededError(ServiceError):
     """A request asks for more than a configured limit (k, batch size); maps to 422."""
 
 
-class IndexNotFoundError(LookupError):
+class IndexNotFoundError(ServiceError, LookupError):
     """No index of that name in the catalog (404)."""
 
 
-class IndexConflictError(Exception):
+class IndexConflictError(ServiceError):
     """The request conflicts with the catalog's state, e.g. dropping the default index (409)."""
 
 
@@ -40,7 +47,7 @@ class IndexExistsError(IndexConflictError):
     """An index of that name exists already (409)."""
 
 
-class InvalidIndexError(ValueError):
+class InvalidIndexError(ServiceError, ValueError):
     """A bad index name or option (422)."""
 
 
@@ -59,12 +66,15 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (IndexClosedError, 404),
     (ModelNotFoundError, 404),
     (IndexConflictError, 409),
+    (InUseError, 409),
     (InvalidIndexError, 422),
     (ImageTooLargeError, 413),
     (ImageError, 422),
     (InvalidInputError, 422),
     (UnknownMetricError, 422),
     (LimitExceededError, 422),
+    (StorageFullError, 507),
+    (StorageError, 503),
     (ServiceNotReadyError, 503),
     (IndexCorruptedError, 503),
     (ModelError, 503),

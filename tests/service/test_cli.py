@@ -1,5 +1,6 @@
 """The CLI in-process through `main([...])`: index a folder of images, train a model, settings flags."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -54,12 +55,12 @@ def test_index_folder_of_images(settings: Settings, tmp_path: Path, rng: np.rand
     np.testing.assert_allclose(items[4].logits, expected, atol=1e-5)
 
 
-def test_index_refuses_unreadable_file(settings: Settings, tmp_path: Path) -> None:
+def test_index_refuses_unreadable_file(settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()
     (folder / "fake.png").write_bytes(b"not a png")
-    with pytest.raises(ValueError, match="fake.png"):
-        main(["index", "--images", str(folder), "--index", "broken", "--data-dir", str(settings.data_dir)])
+    assert main(["index", "--images", str(folder), "--index", "broken", "--data-dir", str(settings.data_dir)]) == 2
+    assert "fake.png" in caplog.records[-1].getMessage() and "\n" not in caplog.records[-1].getMessage()
 
 
 def test_train_writes_servable_model(tmp_path: Path) -> None:
@@ -75,3 +76,48 @@ def test_settings_flags_override_environment(monkeypatch: pytest.MonkeyPatch) ->
     args = build_parser().parse_args(["serve", "--port", "9100", "--protect-reads"])
     settings = settings_from_args(args)
     assert (settings.port, settings.max_k, settings.protect_reads) == (9100, 7, True)
+
+
+def _last_error(caplog: pytest.LogCaptureFixture) -> str:
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors, "no error was logged"
+    assert "\n" not in errors[-1] and "Traceback" not in errors[-1]
+    return errors[-1]
+
+
+def test_cli_errors_are_one_line_and_exit_2(
+    settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    data = ["--data-dir", str(settings.data_dir)]
+    url = "http://127.0.0.1:9"  # the discard port: nothing listens there
+    assert main(["search", "--id", "digits-1", "--url", url]) == 2
+    assert "cannot reach the service" in _last_error(caplog)
+    assert main(["search", "--image", str(tmp_path / "missing.png"), "--url", url]) == 2
+    assert "missing.png" in _last_error(caplog)
+    assert main(["index", "--images", str(tmp_path / "nowhere"), "--index", "ghost", *data]) == 2
+    assert "not a folder" in _last_error(caplog)
+    assert not (settings.indexes_dir / "ghost").exists()  # no empty index left behind
+    assert main(["index", "--index", "Bad Name", *data]) == 2
+    assert "index" in _last_error(caplog)
+
+
+def test_cli_refuses_an_index_another_process_owns(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    from service.catalog import Catalog
+
+    holder = Catalog(settings)
+    holder.open()  # as a running service holds its indexes
+    try:
+        assert main(["index", "--rebuild", "--data-dir", str(settings.data_dir), "--device", "cpu"]) == 2
+        assert f"in use by process {os.getpid()}" in _last_error(caplog)
+        assert holder.store("default").count() == 1797  # the rebuild did not touch it
+    finally:
+        holder.close()
+
+
+def test_training_into_a_model_being_trained_is_refused(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    from service.bootstrap import training_lock
+
+    with training_lock(settings.models_dir, "busy"):
+        assert main(["train", "--name", "busy", "--epochs", "1", "--data-dir", str(settings.data_dir)]) == 2
+        assert "model 'busy'" in _last_error(caplog) and "in use by process" in _last_error(caplog)
+    assert not (settings.models_dir / "busy.safetensors").exists()

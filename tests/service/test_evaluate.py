@@ -10,7 +10,6 @@ from fastapi.testclient import TestClient
 from evaluation.options import EvaluationOptions
 from evaluation.report import evaluate_store
 from service.app import create_app
-from service.catalog import Catalog
 from service.cli import main
 from service.config import Settings
 from service.routes import evaluate as evaluate_route
@@ -38,13 +37,9 @@ def test_evaluate_returns_the_report(client: TestClient, settings: Settings) -> 
     assert config["sampled"]["num_ranked_items"] == 1797 - 20 and config["seed"] == 3
     assert 0.9 < body["ranking"][0]["label_precision_at_k"] <= 1.0  # the digits model is accurate
     assert body["ranking"][1]["spearman_mean"] == pytest.approx(1.0)  # KL ranks like CE for a fixed query
-    catalog = Catalog(settings)
-    catalog.open(["default"])
-    try:
-        spec = catalog.index_model("default").spec
-        expected = evaluate_store(catalog.store("default"), spec, EvaluationOptions(**SMALL))
-    finally:
-        catalog.close()
+    catalog = client.app.state.catalog  # type: ignore[attr-defined]  # the service owns the index
+    spec = catalog.index_model("default").spec
+    expected = evaluate_store(catalog.store("default"), spec, EvaluationOptions(**SMALL))
     assert body == json.loads(json.dumps(expected))  # the same JSON as report.json
 
 
