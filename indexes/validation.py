@@ -12,6 +12,8 @@ from .errors import DimensionMismatchError, InvalidInputError
 
 MAX_ID_LENGTH = 256
 MAX_METADATA_BYTES = 16_384
+#: Objects and arrays nested deeper than this are refused: whatever is stored must serialise again.
+MAX_METADATA_DEPTH = 32
 
 
 def check_vectors(vectors: Any, dim: int, name: str = "logits") -> np.ndarray:
@@ -80,7 +82,21 @@ def check_metadata(metadata: Any) -> dict[str, Any]:
         raise InvalidInputError(f"metadata must be plain JSON with finite numbers: {exc}") from exc
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise InvalidInputError(f"metadata is {len(encoded.encode())} bytes as JSON; at most {MAX_METADATA_BYTES}")
+    if (depth := _depth(metadata)) > MAX_METADATA_DEPTH:
+        raise InvalidInputError(f"metadata is nested {depth} levels deep; at most {MAX_METADATA_DEPTH}: flatten it")
     return metadata
+
+
+def _depth(value: Any) -> int:
+    """How deeply objects and arrays nest in `value` (a flat object is 1), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        node, level = stack.pop()
+        children = node.values() if isinstance(node, dict) else node if isinstance(node, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def check_k(k: Any) -> int:

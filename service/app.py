@@ -12,6 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from indexes.device import configure_cpu, create_gpu_resources
 
 from . import __version__
+from .access import AccessControl
 from .catalog import Catalog
 from .config import Settings, get_settings
 from .errors import register_error_handlers
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     # Each middleware added wraps the ones before it: metrics, added last, see the limits' 413 and 503 too.
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
     app.add_middleware(RequestTimeout, seconds=app.state.settings.request_timeout_s)
+    app.add_middleware(AccessControl, settings=app.state.settings)  # keys and Host before any body is read
     install_metrics(app)
     register_error_handlers(app)
     app.include_router(health.router)

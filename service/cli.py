@@ -25,11 +25,8 @@ def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
     """Flags for the settings; each defaults to the environment (LOGITSEARCH_*) and then to Settings."""
     group = parser.add_argument_group("settings (default: LOGITSEARCH_* environment variables)")
     for name, field in Settings.model_fields.items():
-        if name == "api_key":
-            group.add_argument("--api-key", dest=name, help=field.description)
-            continue
         kwargs: dict[str, Any] = {"dest": name, "help": field.description}
-        if field.annotation is bool:
+        if field.annotation in (bool, bool | None):
             kwargs["action"] = argparse.BooleanOptionalAction
         elif field.annotation in (int, Path):
             kwargs["type"] = field.annotation

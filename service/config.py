@@ -3,13 +3,14 @@
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Self
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "digits-cnn"
 DEFAULT_INDEX = "default"
+LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 #: Index names: also directory names and URL path segments.
 INDEX_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
 
@@ -37,8 +38,20 @@ class Settings(BaseSettings):
     num_threads: int = Field(
         default_factory=lambda: os.cpu_count() or 1, ge=1, description="Torch, FAISS and divergence-kernel threads"
     )
-    api_key: SecretStr | None = Field(None, description="Bearer key required for writes (unset: open)")
-    protect_reads: bool = Field(False, description="Require the API key for reads too")
+    api_key: SecretStr | None = Field(
+        None, description="Key every endpoint but /health and /ready needs, for reads and writes (unset: open)"
+    )
+    read_only_api_key: SecretStr | None = Field(
+        None, description="A second key that may read (search, embed, list...) but gets 403 on writes"
+    )
+    protect_reads: bool | None = Field(
+        None, description="Deprecated: reads need a key whenever API_KEY is set; false still leaves them open"
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated Host names served (*.example.com, * for any); "
+        "default: the local names when HOST is local, else any",
+    )
     max_k: int = Field(4096, ge=1, description="Largest k a search may ask for")
     max_batch: int = Field(1024, ge=1, description="Most queries, items or images in one request")
     max_image_bytes: int = Field(10 * 2**20, ge=1, description="Largest encoded image accepted")
@@ -61,6 +74,26 @@ class Settings(BaseSettings):
     @classmethod
     def _split_plugins(cls, value: Any) -> Any:
         return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _split_hosts(cls, value: Any) -> Any:
+        return [name.strip().lower() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_keys(self) -> Self:
+        if self.read_only_api_key is not None and self.api_key is None:
+            raise ValueError("READ_ONLY_API_KEY needs API_KEY: set the read-write key too")
+        if self.read_only_api_key is not None and self.api_key is not None:
+            if self.read_only_api_key.get_secret_value() == self.api_key.get_secret_value():
+                raise ValueError("READ_ONLY_API_KEY must differ from API_KEY")
+        return self
+
+    def resolved_allowed_hosts(self) -> list[str]:
+        """`allowed_hosts`, or by default the local names when bound to a local address (DNS rebinding)."""
+        if self.allowed_hosts:
+            return self.allowed_hosts
+        return list(LOCAL_HOSTS) if self.host in LOCAL_HOSTS else ["*"]
 
     @property
     def models_dir(self) -> Path:

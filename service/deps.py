@@ -4,7 +4,6 @@ They are `async def`: FastAPI runs a plain `def` dependency in its thread pool, 
 request, while most of these only read attributes; the ones that may load a file hop there themselves.
 """
 
-import hmac
 from typing import Annotated
 
 from fastapi import Depends, HTTPException, Request, status
@@ -82,33 +81,16 @@ IndexDep = Annotated[VectorStore, Depends(get_index)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 
-def _presented_key(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
-    scheme, _, token = header.partition(" ")
-    if scheme.lower() == "bearer" and token:
-        return token.strip()
-    return request.headers.get("x-api-key")
-
-
-def _check_key(request: Request, settings: Settings) -> None:
-    if settings.api_key is None:
-        return
-    presented = _presented_key(request)
-    expected = settings.api_key.get_secret_value()
-    if presented is None or not hmac.compare_digest(presented.encode(), expected.encode()):
+async def require_write_key(request: Request) -> None:
+    """Writes need the read-write key whenever one is configured (`access.AccessControl` sets the role)."""
+    role = getattr(request.state, "role", "write")
+    if role == "read":
+        raise HTTPException(
+            status.HTTP_403_FORBIDDEN, detail="this key may only read; writes need LOGITSEARCH_API_KEY's key"
+        )
+    if role != "write":
         raise HTTPException(
             status.HTTP_401_UNAUTHORIZED,
-            detail="missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
+            detail="writes need the API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
             headers={"WWW-Authenticate": "Bearer"},
         )
-
-
-async def require_write_key(request: Request, settings: SettingsDep) -> None:
-    """Writes need the API key whenever one is configured."""
-    _check_key(request, settings)
-
-
-async def require_read_key(request: Request, settings: SettingsDep) -> None:
-    """Reads need the API key only with `protect_reads`."""
-    if settings.protect_reads:
-        _check_key(request, settings)

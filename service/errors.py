@@ -93,21 +93,36 @@ async def _handle(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=status, content={"detail": str(exc)})
 
 
-def _json_safe(value: Any) -> Any:
-    """`value` with non-finite floats as strings and other non-JSON values as their repr."""
+_ECHO_DEPTH, _ECHO_ITEMS, _ECHO_CHARS, _MAX_ERRORS = 3, 8, 200, 20
+
+
+def _json_safe(value: Any, depth: int = 0) -> Any:
+    """A small, JSON-encodable echo of `value`: non-finite floats as strings, deep or long containers cut short.
+
+    The validation errors echo the offending input, which can be megabytes or hundreds of levels deep.
+    """
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_json_safe(v) for v in value]
-    return value if value is None or isinstance(value, str | int | float | bool) else repr(value)
+    if isinstance(value, str):
+        return value if len(value) <= _ECHO_CHARS else value[:_ECHO_CHARS] + "…"
+    if isinstance(value, dict | list | tuple):
+        if depth >= _ECHO_DEPTH:
+            return f"<{type(value).__name__} of {len(value)}>"
+        if isinstance(value, dict):
+            items = list(value.items())[:_ECHO_ITEMS]
+            return {str(k)[:_ECHO_CHARS]: _json_safe(v, depth + 1) for k, v in items}
+        return [_json_safe(v, depth + 1) for v in value[:_ECHO_ITEMS]] + (["…"] if len(value) > _ECHO_ITEMS else [])
+    return value if value is None or isinstance(value, int | float | bool) else repr(value)[:_ECHO_CHARS]
 
 
 async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
     # FastAPI's own handler echoes the offending input, and a NaN in it cannot be encoded as JSON (a 500).
     errors = exc.errors() if isinstance(exc, RequestValidationError) else [{"msg": str(exc)}]
-    return JSONResponse(status_code=422, content={"detail": _json_safe(errors)})
+    detail = [
+        {key: _json_safe(value) if key in ("input", "ctx") else value for key, value in error.items()}
+        for error in errors[:_MAX_ERRORS]
+    ]
+    return JSONResponse(status_code=422, content={"detail": detail})
 
 
 def register_error_handlers(app: FastAPI) -> None:

@@ -1,5 +1,6 @@
 """Shared fixtures: seeded randomness and the default digits model, trained once per test session."""
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,6 +10,9 @@ import torch
 from models import TrainConfig, train_classifier
 
 CPU = torch.device("cpu")
+
+# Starlette's TestClient sends `Host: testserver`; the service serves only the local names by default.
+os.environ.setdefault("LOGITSEARCH_ALLOWED_HOSTS", "127.0.0.1,localhost,::1,testserver")
 
 
 @pytest.fixture

@@ -3,15 +3,15 @@
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from indexes.divergences import compute_divergences
 
-from ..deps import SettingsDep, require_read_key
+from ..deps import SettingsDep
 from ..inputs import check_batch
 from ..schemas import DivergenceRequest, DivergenceResponse
 
-router = APIRouter(tags=["divergence"], dependencies=[Depends(require_read_key)])
+router = APIRouter(tags=["divergence"])
 
 
 def _to_json(values: np.ndarray) -> Any:

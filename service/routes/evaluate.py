@@ -2,16 +2,16 @@
 
 import threading
 
-from fastapi import APIRouter, Depends, HTTPException, status
+from fastapi import APIRouter, HTTPException, status
 
 from evaluation.options import EvaluationOptions
 from evaluation.report import evaluate_store
 
-from ..deps import IndexDep, SettingsDep, SpecDep, require_read_key
+from ..deps import IndexDep, SettingsDep, SpecDep
 from ..errors import LimitExceededError
 from ..evaluation_schemas import EvaluateRequest, EvaluateResponse
 
-router = APIRouter(tags=["evaluation"], dependencies=[Depends(require_read_key)])
+router = APIRouter(tags=["evaluation"])
 
 # One evaluation at a time per process: each one is CPU-bound for seconds, and queuing more behind it would
 # starve searches of the cores, so a second request is refused with 429 instead of waiting.

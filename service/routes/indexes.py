@@ -6,7 +6,7 @@ from fastapi import APIRouter, Depends, status
 from fastapi.concurrency import run_in_threadpool
 
 from ..catalog import IndexStatus
-from ..deps import CatalogDep, SettingsDep, require_read_key, require_write_key
+from ..deps import CatalogDep, SettingsDep, require_write_key
 from ..errors import IndexConflictError
 from ..schemas import DropResponse, ErrorResponse, IndexCreateRequest, IndexDescription, IndexList
 
@@ -31,7 +31,7 @@ def describe(index: IndexStatus) -> IndexDescription:
     )
 
 
-@router.get("", dependencies=[Depends(require_read_key)])
+@router.get("")
 def list_indexes(catalog: CatalogDep) -> IndexList:
     """Every index with its model, store, size and status."""
     return IndexList(indexes=[describe(index) for index in catalog.statuses()])
@@ -51,7 +51,7 @@ def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescript
     return describe(catalog.create(body.name, body.model, store=body.store, index_type=body.index_type))
 
 
-@router.get("/{index_name}", dependencies=[Depends(require_read_key)], responses=_NOT_FOUND)
+@router.get("/{index_name}", responses=_NOT_FOUND)
 def get_index(index_name: str, catalog: CatalogDep) -> IndexDescription:
     """One index: its model, store, size and status."""
     return describe(catalog.status(index_name))

@@ -1,12 +1,12 @@
 """What the service is serving."""
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from .. import __version__
-from ..deps import ClassifierDep, IndexDep, require_read_key
+from ..deps import ClassifierDep, IndexDep
 from ..schemas import IndexInfo, InfoResponse, ModelInfo
 
-router = APIRouter(tags=["info"], dependencies=[Depends(require_read_key)])
+router = APIRouter(tags=["info"])
 
 
 @router.get("/info")

@@ -4,7 +4,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
 
-from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep, require_read_key, require_write_key
+from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep, require_write_key
 from ..inputs import check_batch, resolve_vectors
 from ..schemas import DeleteResponse, ErrorResponse, ItemOut, ItemsPage, UpsertRequest, UpsertResponse
 
@@ -24,7 +24,7 @@ def upsert_items(
     return UpsertResponse(upserted=upserted, count=index.count())
 
 
-@router.get("", dependencies=[Depends(require_read_key)])
+@router.get("")
 def list_items(
     index: IndexDep,
     offset: Annotated[int, Query(ge=0)] = 0,
@@ -37,7 +37,7 @@ def list_items(
     return ItemsPage(items=items, count=index.count())
 
 
-@router.get("/{item_id:path}", dependencies=[Depends(require_read_key)], responses=_NOT_FOUND)
+@router.get("/{item_id:path}", responses=_NOT_FOUND)
 def get_item(item_id: str, index: IndexDep) -> ItemOut:
     """One stored item: its logits and metadata."""
     item = index.get(item_id)

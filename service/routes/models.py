@@ -1,13 +1,13 @@
 """The models the indexes are bound to (`POST /v1/models/{model_name}/embed` is the embed router's)."""
 
-from fastapi import APIRouter, Depends
+from fastapi import APIRouter
 
 from models import ModelSpec
 
-from ..deps import CatalogDep, require_read_key
+from ..deps import CatalogDep
 from ..schemas import ModelDescription, ModelList
 
-router = APIRouter(prefix="/models", tags=["models"], dependencies=[Depends(require_read_key)])
+router = APIRouter(prefix="/models", tags=["models"])
 
 
 def _describe(spec: ModelSpec, loaded: bool) -> ModelDescription:

@@ -2,15 +2,15 @@
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, File, Form, UploadFile
+from fastapi import APIRouter, File, Form, UploadFile
 
 from indexes.store import SearchResult
 
-from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep, require_read_key
+from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep
 from ..inputs import check_batch, check_k, decode_one, resolve_vectors
 from ..schemas import ErrorResponse, Neighbor, SearchRequest, SearchResponse, Temperature
 
-router = APIRouter(prefix="/search", tags=["search"], dependencies=[Depends(require_read_key)])
+router = APIRouter(prefix="/search", tags=["search"])
 
 
 def _to_response(result: SearchResult, metric: str, temperature: float) -> SearchResponse:

@@ -30,7 +30,14 @@ def settings(tmp_path: Path, default_data_dir: Path) -> Settings:
     """Settings on a private copy of the default data dir (tests may write to it)."""
     data_dir = tmp_path / "data"
     shutil.copytree(default_data_dir, data_dir)
-    return Settings(data_dir=data_dir, device="cpu", faiss_gpu="false", num_threads=2, max_k=2000, max_batch=64)
+    return Settings(
+        data_dir=data_dir,
+        device="cpu",
+        faiss_gpu="false",
+        num_threads=2,
+        max_k=2000,
+        max_batch=64,
+    )
 
 
 @pytest.fixture

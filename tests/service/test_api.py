@@ -246,7 +246,7 @@ def test_bad_upsert_stores_nothing(client: TestClient) -> None:
     assert client.get("/v1/items", params={"limit": 1}).json()["count"] == 1797
 
 
-def test_api_key_protects_writes(settings: Settings) -> None:
+def test_api_key_protects_everything_but_health(settings: Settings) -> None:
     keyed = Settings(**(settings.model_dump() | {"api_key": "s3cret"}))
     item = {"items": [{"id": "k", "logits": [0.0] * 10}]}
     with TestClient(create_app(keyed)) as client:
@@ -255,7 +255,12 @@ def test_api_key_protects_writes(settings: Settings) -> None:
         assert client.post("/v1/items", json=item, headers={"Authorization": "Bearer s3cret"}).status_code == 200
         assert client.delete("/v1/items/k").status_code == 401
         assert client.delete("/v1/items/k", headers={"X-API-Key": "s3cret"}).status_code == 200
-        assert client.get("/v1/items/digits-1").status_code == 200  # reads stay open by default
+        assert client.get("/v1/items/digits-1").status_code == 401  # reads need the key too
+        assert client.get("/v1/items/digits-1", headers={"X-API-Key": "s3cret"}).status_code == 200
+        for path in ("/v1/info", "/metrics", "/docs", "/openapi.json", "/v1/indexes", "/v1/models"):
+            assert client.get(path).status_code == 401, path
+        assert client.post("/v1/embed", json={"images": ["eA=="]}).status_code == 401
+        assert client.get("/health").status_code == 200 and client.get("/ready").status_code == 200
 
 
 def test_metrics_count_requests(client: TestClient) -> None:

@@ -39,6 +39,17 @@ def _upsert(item: dict[str, Any]) -> dict[str, Any]:
     return {"json": {"items": [{"id": "ok-1", "logits": GOOD}, item]}}
 
 
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth - 1):
+        value = {"a": value}
+    return value
+
+
+_DEEP = "[" * 600 + "]" * 600
+_DEEP_OBJ = '{"a":' * 900 + "1" + "}" * 900
+
+
 def _raw(body: str) -> dict[str, Any]:
     return {"content": body, "headers": {"content-type": "application/json"}}
 
@@ -151,6 +162,51 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
         {"json": {"queries": [{"logits": GOOD}] * 50, "pad": "x" * 90_000}},
         413,
         "MAX_BODY_BYTES",
+    ),
+    (
+        "deeply nested logits (items)",
+        "POST",
+        "/v1/items",
+        _raw('{"items":[{"id":"x","logits":' + _DEEP + "}]}"),
+        422,
+        "number",
+    ),
+    (
+        "deeply nested logits (search)",
+        "POST",
+        "/v1/search",
+        _raw('{"queries":[{"logits":' + _DEEP + "}]}"),
+        422,
+        "number",
+    ),
+    (
+        "deeply nested filter",
+        "POST",
+        "/v1/search",
+        _raw('{"queries":[{"id":"digits-1"}],"filter":' + _DEEP_OBJ + "}"),
+        422,
+        "valid",
+    ),
+    ("deeply nested divergence", "POST", "/v1/divergence", _raw('{"a":' + _DEEP + ',"b":[1]}'), 422, "number"),
+    ("deeply nested evaluate", "POST", "/v1/evaluate", _raw('{"logits":' + _DEEP + "}"), 422, "number"),
+    ("deeply nested embed", "POST", "/v1/embed", _raw('{"images":' + _DEEP + "}"), 422, "string"),
+    ("nested past the parser", "POST", "/v1/search", _raw("[" * 20_000 + "]" * 20_000), 400, "parsing"),
+    ("embed nested past the parser", "POST", "/v1/embed", _raw("[" * 20_000 + "]" * 20_000), 422, "not valid JSON"),
+    (
+        "embed body not UTF-8",
+        "POST",
+        "/v1/embed",
+        {"content": b'{"images":["\xff"]}', "headers": {"content-type": "application/json"}},
+        422,
+        "UTF-8",
+    ),
+    (
+        "metadata nested too deep",
+        "POST",
+        "/v1/items",
+        _upsert({"id": "x", "logits": GOOD, "metadata": _nested(40)}),
+        422,
+        "at most 32",
     ),
 ]
 

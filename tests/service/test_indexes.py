@@ -162,8 +162,9 @@ def test_index_writes_need_the_key(settings: Settings) -> None:
     keyed = Settings(**(settings.model_dump() | {"api_key": "k3y"}))
     with TestClient(create_app(keyed)) as client:
         assert client.post("/v1/indexes", json={"name": "x", "model": "digits-cnn"}).status_code == 401
-        assert client.get("/v1/indexes").status_code == 200
+        assert client.get("/v1/indexes").status_code == 401
         headers = {"X-API-Key": "k3y"}
+        assert client.get("/v1/indexes", headers=headers).status_code == 200
         assert client.post("/v1/indexes", json={"name": "x", "model": "digits-cnn"}, headers=headers).status_code == 201
         assert client.delete("/v1/indexes/x").status_code == 401
         assert client.delete("/v1/indexes/x", headers=headers).status_code == 200

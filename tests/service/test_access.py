@@ -1,0 +1,90 @@
+"""Access control over real HTTP: read-only keys, keys checked before bodies are read, Host headers, JSON only."""
+
+import socket
+import time
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from service.config import Settings
+from tests.service.test_api import b64, digit_png
+from tests.service.test_server import serving
+
+KEYS = {"api_key": "rw-key", "read_only_api_key": "ro-key"}
+
+
+def _keyed(settings: Settings, **changes: object) -> Settings:
+    return Settings(**(settings.model_dump() | KEYS | changes))
+
+
+def test_a_read_only_key_reads_and_gets_403_on_writes(settings: Settings) -> None:
+    item = {"items": [{"id": "k", "logits": [0.0] * 10}]}
+    with serving(_keyed(settings)) as url, httpx.Client(base_url=url, headers={"X-API-Key": "ro-key"}) as reader:
+        assert reader.get("/v1/items/digits-1").status_code == 200
+        assert reader.post("/v1/search", json={"queries": [{"id": "digits-1"}], "k": 1}).status_code == 200
+        assert reader.post("/v1/embed", json={"images": [b64(digit_png(1))]}).status_code == 200
+        assert reader.get("/v1/indexes").status_code == 200 and reader.get("/metrics").status_code == 200
+        for response in (
+            reader.post("/v1/items", json=item),
+            reader.delete("/v1/items/digits-1"),
+            reader.post("/v1/indexes", json={"name": "x", "model": "digits-cnn"}),
+            reader.delete("/v1/indexes/x"),
+        ):
+            assert response.status_code == 403 and "only read" in response.json()["detail"]
+        writer = {"Authorization": "Bearer rw-key"}
+        assert httpx.post(f"{url}/v1/items", json=item, headers=writer).status_code == 200
+        assert reader.get("/v1/items/k").status_code == 200
+
+
+def test_the_key_is_checked_before_the_body_is_read(settings: Settings) -> None:
+    """A client that announces a huge body but sends none gets its 401 at once, not after a read."""
+    with serving(_keyed(settings, max_body_bytes=2**30)) as url:
+        host, port = url.removeprefix("http://").split(":")
+        with socket.create_connection((host, int(port)), timeout=10) as raw:
+            raw.sendall(
+                b"POST /v1/items HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 500000000\r\n\r\n{"
+            )
+            started = time.monotonic()
+            reply = raw.recv(4096)
+            assert reply.startswith(b"HTTP/1.1 401") and time.monotonic() - started < 2
+
+
+def test_deprecated_protect_reads_false_still_leaves_reads_open(settings: Settings) -> None:
+    with serving(_keyed(settings, protect_reads=False)) as url:
+        assert httpx.get(f"{url}/v1/items/digits-1").status_code == 200
+        assert httpx.post(f"{url}/v1/items", json={"items": [{"id": "k", "logits": [0.0] * 10}]}).status_code == 401
+
+
+def test_hosts_outside_the_allowed_list_are_refused(settings: Settings) -> None:
+    local = Settings(**(settings.model_dump() | {"allowed_hosts": []}))  # the default, bound to 127.0.0.1
+    assert local.resolved_allowed_hosts() == ["127.0.0.1", "localhost", "::1"]
+    with serving(local) as url:
+        assert httpx.get(f"{url}/v1/info").status_code == 200
+        assert httpx.get(f"{url}/v1/info", headers={"Host": "localhost:8000"}).status_code == 200
+        rebound = httpx.get(f"{url}/v1/info", headers={"Host": "attacker.example:8000"})
+        assert rebound.status_code == 400 and "ALLOWED_HOSTS" in rebound.json()["detail"]
+        assert httpx.get(f"{url}/health", headers={"Host": "attacker.example"}).status_code == 400
+    wildcard = Settings(**(settings.model_dump() | {"allowed_hosts": "*.example.com,127.0.0.1"}))
+    with serving(wildcard) as url:
+        assert httpx.get(f"{url}/v1/info", headers={"Host": "api.example.com"}).status_code == 200
+        assert httpx.get(f"{url}/v1/info", headers={"Host": "example.org"}).status_code == 400
+    assert Settings(host="0.0.0.0", allowed_hosts=[]).resolved_allowed_hosts() == ["*"]
+
+
+@pytest.mark.parametrize("path", ["/v1/embed", "/v1/search", "/v1/items", "/v1/divergence"])
+def test_json_endpoints_refuse_other_content_types(settings: Settings, path: str) -> None:
+    with serving(settings) as url:
+        for content_type in ("text/plain", None, "application/x-www-form-urlencoded"):
+            headers = {"content-type": content_type} if content_type else {}
+            response = httpx.post(f"{url}{path}", content=b'{"images": []}', headers=headers)
+            assert response.status_code == 415, (path, content_type, response.text)
+            assert "application/json" in response.json()["detail"]
+
+
+def test_key_settings_are_checked() -> None:
+    with pytest.raises(ValidationError, match="needs API_KEY"):
+        Settings(read_only_api_key="ro")
+    with pytest.raises(ValidationError, match="must differ"):
+        Settings(api_key="same", read_only_api_key="same")
