@@ -9,6 +9,7 @@ import numpy as np
 import numpy.typing as npt
 from tqdm import tqdm
 
+from indexes.deadline import check_deadline
 from indexes.divergences import as_matrix
 
 from .errors import EvaluationConfigError
@@ -202,6 +203,7 @@ class RetrievalEvaluator:
         kendall[np.random.default_rng([self.config.seed, 5]).permutation(len(x))[: self.config.kendall_queries]] = True
         with tqdm(total=total, desc="ranking vs CE", unit="query", disable=not progress) as bar:
             for start in range(0, len(x), batch):
+                check_deadline()
                 rows = slice(start, start + batch)
                 self._score_batch(x[rows], labels[rows], kendall[rows], scores, bar)
         return self._rows(len(x), scores), self._reference(scores)
@@ -219,6 +221,7 @@ class RetrievalEvaluator:
         fixed = {m: self._prepare(d) for m, d in compute_distances(fixed_names, x, self.items, 1.0).items()}
         varying = [m for m in self.metrics if m not in TEMPERATURE_FREE]
         for t in self.temperatures:
+            check_deadline()
             truth = self._prepare(cross_entropy(x, self.items, t))
             scores["ce", t, "label_precision_at_k"].append(label_precision_at_k(truth[2], self.item_labels, labels))
             kth = np.take_along_axis(truth[0], truth[2][:, -1:], axis=1)[:, 0]

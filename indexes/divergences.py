@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from .deadline import check_deadline, current_deadline
 from .errors import DimensionMismatchError, InvalidInputError, UnknownMetricError
 from .validation import check_temperature
 
@@ -221,9 +222,11 @@ def _pairwise_reduce(kernel: _Kernel, x: FloatArray, y: FloatArray) -> FloatArra
     out = np.empty((n, m), dtype=np.float64)
     blocks = [(i, j) for j in range(0, m, cols) for i in range(0, n, rows)]
     workers = min(_num_threads, len(blocks))
+    deadline = current_deadline()  # worker threads do not see the caller's context variables
 
     def fill(worker: int) -> None:
         for i, j in blocks[worker::workers]:
+            check_deadline(deadline)
             out[i : i + rows, j : j + cols] = kernel(x[i : i + rows, None], y[None, j : j + cols])
 
     if workers <= 1:

@@ -47,5 +47,9 @@ class StorageError(IndexError_):
     """Another I/O error of the disk under the index: nothing of the write was stored."""
 
 
+class DeadlineExceededError(IndexError_):
+    """Long work passed the deadline of the request it serves, and stopped."""
+
+
 class ManifestMismatchError(IndexError_):
     """The index on disk was built for another model (name, sha256 or dimension)."""

@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     )
     max_k: int = Field(4096, ge=1, description="Largest k a search may ask for")
     max_batch: int = Field(1024, ge=1, description="Most queries, items or images in one request")
+    max_results: int = Field(
+        100_000, ge=1, description="Most neighbours one search may return: k x queries (422 above)"
+    )
     max_image_bytes: int = Field(10 * 2**20, ge=1, description="Largest encoded image accepted")
     max_image_pixels: int = Field(25_000_000, ge=1, description="Largest decoded image (width x height)")
     max_eval_queries: int = Field(500, ge=1, description="Most queries one POST /v1/evaluate may sample or send")

@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from indexes.errors import (
+    DeadlineExceededError,
     IndexClosedError,
     IndexCorruptedError,
     InUseError,
@@ -75,6 +76,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (LimitExceededError, 422),
     (StorageFullError, 507),
     (StorageError, 503),
+    (DeadlineExceededError, 503),
     (ServiceNotReadyError, 503),
     (IndexCorruptedError, 503),
     (ModelError, 503),

@@ -5,11 +5,13 @@ import binascii
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from PIL import Image
 
+from indexes.deadline import check_deadline
 from indexes.store import VectorStore
 from indexes.validation import check_vectors
-from models import Classifier, ImageDecodeError, ImageError, decode_image
+from models import Classifier, ImageDecodeError, ImageError, decode_image, preprocess
 
 from .config import Settings
 from .errors import LimitExceededError
@@ -49,6 +51,41 @@ def decode_one(item: str | bytes, settings: Settings, where: str) -> Image.Image
         raise type(exc)(f"{where}: {exc}") from exc
 
 
+#: Decoded pixels held at once while embedding a batch: images are decoded, resized to the model's input and
+#: dropped chunk by chunk, so a batch of large photos costs one chunk of memory, not the whole batch.
+DECODE_PIXEL_BUDGET = 32_000_000
+
+
+def embed_encoded(
+    encoded: Sequence[str | bytes], classifier: Classifier, settings: Settings, where: Sequence[str]
+) -> np.ndarray:
+    """Logits of encoded images (base64 text or raw bytes), decoded and preprocessed in bounded chunks.
+
+    Args:
+        encoded: n images.
+        where: n names for messages (e.g. `images[3]`).
+
+    Returns:
+        `(n, C)` float32.
+    """
+    inputs: list[torch.Tensor] = []
+    chunk: list[Image.Image] = []
+    pixels = 0
+    for raw, name in zip(encoded, where, strict=True):
+        check_deadline()
+        image = decode_one(raw, settings, name)
+        chunk.append(image)
+        pixels += image.width * image.height
+        if pixels >= DECODE_PIXEL_BUDGET:
+            inputs.append(preprocess(chunk, classifier.spec))
+            chunk, pixels = [], 0
+    if chunk:
+        inputs.append(preprocess(chunk, classifier.spec))
+    if not inputs:
+        return np.empty((0, classifier.num_classes), dtype=np.float32)
+    return classifier.logits_from_tensor(torch.cat(inputs))
+
+
 def resolve_vectors(
     sources: Sequence[ItemIn | Query],
     classifier: Classifier,
@@ -72,6 +109,15 @@ def resolve_vectors(
         elif isinstance(source, Query) and source.id is not None:
             vectors[i] = index.get(source.id).logits
     if image_rows:
-        images = [decode_one(sources[i].image or "", settings, f"{where}[{i}].image") for i in image_rows]
-        vectors[image_rows] = classifier.logits_from_images(images)
+        images = [sources[i].image or "" for i in image_rows]
+        vectors[image_rows] = embed_encoded(images, classifier, settings, [f"{where}[{i}].image" for i in image_rows])
     return vectors
+
+
+def check_results(k: int, num_queries: int, settings: Settings) -> None:
+    """Refuse searches whose answer could hold more than `max_results` neighbours."""
+    if k * num_queries > settings.max_results:
+        raise LimitExceededError(
+            f"k x queries = {k} x {num_queries} = {k * num_queries} neighbours, above the limit of "
+            f"{settings.max_results} per response (LOGITSEARCH_MAX_RESULTS): lower k or split the queries"
+        )

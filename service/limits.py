@@ -6,6 +6,8 @@ import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from indexes.deadline import deadline_after
+
 logger = logging.getLogger(__name__)
 
 
@@ -61,8 +63,9 @@ class BodySizeLimit:
 class RequestTimeout:
     """Answer 503 when a request runs longer than `seconds`.
 
-    The client is answered at the deadline; work already running in the thread pool finishes in the
-    background (a write that was under way may still be applied: upserts are idempotent, so retrying is safe).
+    The client is answered at the deadline. Long work (divergence matrices, evaluations, image batches) checks
+    the same deadline between blocks and stops; a step already running (one FAISS search, one write) finishes
+    in the background (a write under way may still be applied: upserts are idempotent, so retrying is safe).
     """
 
     def __init__(self, app: ASGIApp, seconds: float) -> None:
@@ -81,7 +84,8 @@ class RequestTimeout:
             await send(message)
 
         try:
-            await asyncio.wait_for(self.app(scope, receive, tracking_send), self.seconds)
+            with deadline_after(self.seconds):  # long work checks it and stops, instead of burning CPU on
+                await asyncio.wait_for(self.app(scope, receive, tracking_send), self.seconds)
         except TimeoutError:
             logger.warning("%s %s timed out after %.1f s", scope["method"], scope["path"], self.seconds)
             if not started:

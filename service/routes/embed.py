@@ -16,7 +16,7 @@ from models import Classifier
 from ..config import Settings
 from ..deps import ClassifierDep, SettingsDep
 from ..errors import LimitExceededError
-from ..inputs import check_batch, decode_one
+from ..inputs import check_batch, embed_encoded
 from ..schemas import EmbedRequest, EmbedResponse
 
 router = APIRouter(tags=["embed"])
@@ -61,8 +61,7 @@ async def _read_request(request: Request, settings: Settings) -> tuple[list[str 
 
 def _embed(images: list[str | bytes], temperature: float, classifier: Classifier, settings: Settings) -> EmbedResponse:
     check_batch(len(images), settings, "images")
-    decoded = [decode_one(image, settings, f"images[{i}]") for i, image in enumerate(images)]
-    logits = classifier.logits_from_images(decoded)
+    logits = embed_encoded(images, classifier, settings, [f"images[{i}]" for i in range(len(images))])
     probabilities = np.exp(log_softmax(logits, temperature))
     return EmbedResponse(
         logits=logits.tolist(),

@@ -7,7 +7,7 @@ from fastapi import APIRouter, File, Form, UploadFile
 from indexes.store import SearchResult
 
 from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep
-from ..inputs import check_batch, check_k, decode_one, resolve_vectors
+from ..inputs import check_batch, check_k, check_results, decode_one, resolve_vectors
 from ..schemas import ErrorResponse, Neighbor, SearchRequest, SearchResponse, Temperature
 
 router = APIRouter(prefix="/search", tags=["search"])
@@ -25,6 +25,7 @@ def search_neighbors(
     """The k nearest stored items of each query, closest first."""
     check_batch(len(body.queries), settings, "queries")
     check_k(body.k, settings)
+    check_results(body.k, len(body.queries), settings)
     queries = resolve_vectors(body.queries, classifier, index, settings, where="queries")
     result = index.search(queries, body.k, metric=body.metric, temperature=body.temperature, filter=body.filter)
     metrics.queries.labels(index.name, body.metric).inc(len(body.queries))

@@ -284,3 +284,67 @@ def test_request_timeout_answers_503(settings: Settings, rng: np.random.Generato
         response = client.post("/v1/divergence", json={"a": a, "b": a, "pairwise": True, "measures": ["js"]})
         assert response.status_code == 503 and "REQUEST_TIMEOUT" in response.json()["detail"]
         assert client.get("/health").status_code == 200
+
+
+MEASURE_EMBED = """
+import io, resource, sys
+from pathlib import Path
+from PIL import Image
+from fastapi.testclient import TestClient
+from service.app import create_app
+from service.config import Settings
+
+buffer = io.BytesIO()
+Image.new("RGB", (3000, 3000), (90, 30, 200)).save(buffer, format="PNG")
+png = buffer.getvalue()
+settings = Settings(data_dir=Path(sys.argv[1]), device="cpu", faiss_gpu="false", num_threads=1, max_batch=64)
+with TestClient(create_app(settings)) as client:
+    files = [("files", (f"{i}.png", png, "image/png")) for i in range(int(sys.argv[2]))]
+    client.post("/v1/embed", files=files[:1])  # warm up: the model, the decoder
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    response = client.post("/v1/embed", files=files)
+    assert response.status_code == 200, response.text
+    print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) // 1024)
+"""
+
+
+def test_embedding_many_large_images_does_not_hold_them_all(settings: Settings) -> None:
+    """48 photos of 3000 x 3000 RGB are 1.3 GB decoded; they are decoded and resized in bounded chunks."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    run = subprocess.run(
+        [sys.executable, "-c", MEASURE_EMBED, str(settings.data_dir), "48"],
+        capture_output=True,
+        check=True,
+        cwd=Path(__file__).parents[2],
+    )
+    growth_mb = int(run.stdout.decode().split()[-1])
+    assert growth_mb < 400, f"peak memory grew {growth_mb} MB while embedding"
+
+
+def test_more_neighbours_than_max_results_is_422(settings: Settings) -> None:
+    limited = Settings(**(settings.model_dump() | {"max_results": 1000}))
+    with TestClient(create_app(limited)) as client:
+        ok = client.post("/v1/search", json={"queries": [{"id": "digits-1"}] * 10, "k": 100})
+        assert ok.status_code == 200
+        response = client.post("/v1/search", json={"queries": [{"id": "digits-1"}] * 11, "k": 100})
+        assert response.status_code == 422 and "MAX_RESULTS" in response.json()["detail"]
+
+
+def test_work_past_the_timeout_stops(settings: Settings, rng: np.random.Generator) -> None:
+    """A divergence matrix of several CPU-seconds is answered 503 at the deadline and stops computing."""
+    import time
+
+    slow = Settings(**(settings.model_dump() | {"request_timeout_s": 0.3, "max_batch": 2000, "num_threads": 2}))
+    a = rng.standard_normal((2000, 10)).round(3).tolist()
+    body = {"a": a, "b": a, "pairwise": True, "measures": ["js", "tri"]}
+    with TestClient(create_app(slow)) as client:
+        response = client.post("/v1/divergence", json=body)
+        assert response.status_code == 503
+        time.sleep(0.3)  # let the block under way finish
+        cpu = time.process_time()
+        time.sleep(1.0)
+        assert time.process_time() - cpu < 0.3, "the matrix kept being computed after the 503"
+        assert client.get("/health").status_code == 200
