@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     max_eval_work: int = Field(
         40_000_000, ge=1, description="Most query x item x temperature rankings in one POST /v1/evaluate (~1 us each)"
     )
-    max_body_bytes: int = Field(64 * 2**20, ge=1, description="Largest request body (413 above)")
+    max_body_bytes: int = Field(
+        32 * 2**20, ge=1, description="Largest request body (413 above; parsing holds the GIL ~30 ms per MB)"
+    )
     request_timeout_s: float = Field(120.0, gt=0, description="Wall-clock limit of one request (503 above)")
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level")
     plugins: Annotated[list[str], NoDecode] = Field(

@@ -9,9 +9,10 @@ from indexes.divergences import compute_divergences
 
 from ..deps import SettingsDep
 from ..inputs import check_batch
+from ..routing import OffLoopRoute
 from ..schemas import DivergenceRequest, DivergenceResponse
 
-router = APIRouter(tags=["divergence"])
+router = APIRouter(route_class=OffLoopRoute, tags=["divergence"])
 
 
 def _to_json(values: np.ndarray) -> Any:

@@ -17,9 +17,10 @@ from ..config import Settings
 from ..deps import ClassifierDep, SettingsDep
 from ..errors import LimitExceededError
 from ..inputs import check_batch, embed_encoded
+from ..routing import OffLoopRoute
 from ..schemas import EmbedRequest, EmbedResponse
 
-router = APIRouter(tags=["embed"])
+router = APIRouter(route_class=OffLoopRoute, tags=["embed"])
 
 _BODY = {
     "requestBody": {
@@ -55,7 +56,7 @@ async def _read_request(request: Request, settings: Settings) -> tuple[list[str 
                 raw["temperature"] = form["temperature"]
         body = EmbedRequest.model_validate(raw)
         return data, body.temperature
-    body = EmbedRequest.model_validate(json.loads(await request.body()))
+    body = EmbedRequest.model_validate(await request.json())
     return list(body.images), body.temperature
 
 

@@ -10,8 +10,9 @@ from evaluation.report import evaluate_store
 from ..deps import IndexDep, SettingsDep, SpecDep
 from ..errors import LimitExceededError
 from ..evaluation_schemas import EvaluateRequest, EvaluateResponse
+from ..routing import OffLoopRoute
 
-router = APIRouter(tags=["evaluation"])
+router = APIRouter(route_class=OffLoopRoute, tags=["evaluation"])
 
 # One evaluation at a time per process: each one is CPU-bound for seconds, and queuing more behind it would
 # starve searches of the cores, so a second request is refused with 429 instead of waiting.

@@ -6,8 +6,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..catalog import Catalog
 from ..deps import MetricsDep
+from ..routing import OffLoopRoute
 
-router = APIRouter(tags=["health"])
+router = APIRouter(route_class=OffLoopRoute, tags=["health"])
 
 
 @router.get("/health")

@@ -8,9 +8,10 @@ from fastapi.concurrency import run_in_threadpool
 from ..catalog import IndexStatus
 from ..deps import CatalogDep, SettingsDep, require_write_key
 from ..errors import IndexConflictError
+from ..routing import OffLoopRoute
 from ..schemas import DropResponse, ErrorResponse, IndexCreateRequest, IndexDescription, IndexList
 
-router = APIRouter(prefix="/indexes", tags=["indexes"])
+router = APIRouter(route_class=OffLoopRoute, prefix="/indexes", tags=["indexes"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No index of that name"}}
 
 

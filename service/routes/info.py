@@ -4,9 +4,10 @@ from fastapi import APIRouter
 
 from .. import __version__
 from ..deps import ClassifierDep, IndexDep
+from ..routing import OffLoopRoute
 from ..schemas import IndexInfo, InfoResponse, ModelInfo
 
-router = APIRouter(tags=["info"])
+router = APIRouter(route_class=OffLoopRoute, tags=["info"])
 
 
 @router.get("/info")

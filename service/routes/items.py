@@ -6,9 +6,10 @@ from fastapi import APIRouter, Depends, Query
 
 from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep, require_write_key
 from ..inputs import check_batch, resolve_vectors
+from ..routing import OffLoopRoute
 from ..schemas import DeleteResponse, ErrorResponse, ItemOut, ItemsPage, UpsertRequest, UpsertResponse
 
-router = APIRouter(prefix="/items", tags=["items"])
+router = APIRouter(route_class=OffLoopRoute, prefix="/items", tags=["items"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No item with this id"}}
 
 

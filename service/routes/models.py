@@ -5,9 +5,10 @@ from fastapi import APIRouter
 from models import ModelSpec
 
 from ..deps import CatalogDep
+from ..routing import OffLoopRoute
 from ..schemas import ModelDescription, ModelList
 
-router = APIRouter(prefix="/models", tags=["models"])
+router = APIRouter(route_class=OffLoopRoute, prefix="/models", tags=["models"])
 
 
 def _describe(spec: ModelSpec, loaded: bool) -> ModelDescription:

@@ -8,9 +8,10 @@ from indexes.store import SearchResult
 
 from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep
 from ..inputs import check_batch, check_k, check_results, decode_one, resolve_vectors
+from ..routing import OffLoopRoute
 from ..schemas import ErrorResponse, Neighbor, SearchRequest, SearchResponse, Temperature
 
-router = APIRouter(prefix="/search", tags=["search"])
+router = APIRouter(route_class=OffLoopRoute, prefix="/search", tags=["search"])
 
 
 def _to_response(result: SearchResult, metric: str, temperature: float) -> SearchResponse:

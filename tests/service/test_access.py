@@ -1,9 +1,14 @@
 """Access control over real HTTP: read-only keys, keys checked before bodies are read, Host headers, JSON only."""
 
+import json
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from pydantic import ValidationError
 
@@ -88,3 +93,34 @@ def test_key_settings_are_checked() -> None:
         Settings(read_only_api_key="ro")
     with pytest.raises(ValidationError, match="must differ"):
         Settings(api_key="same", read_only_api_key="same")
+
+
+POST_FILE = """
+import sys, httpx
+body = open(sys.argv[2], "rb").read()
+response = httpx.post(sys.argv[1], content=body, headers={"content-type": "application/json"}, timeout=120)
+print(response.status_code)
+"""
+
+
+def test_health_answers_while_a_large_body_is_parsed(settings: Settings, tmp_path: Path) -> None:
+    """A 20 MB body from another process is parsed off the event loop: `/health` answers within a second."""
+    rows = np.random.default_rng(0).standard_normal((100_000, 10)).round(6).tolist()
+    body_file = tmp_path / "body.json"
+    body_file.write_text(json.dumps({"a": rows, "b": rows, "measures": ["kl"]}))
+    assert body_file.stat().st_size > 20e6
+    roomy = Settings(**(settings.model_dump() | {"max_batch": 300_000}))
+    with serving(roomy) as url:
+        poster = subprocess.Popen(
+            [sys.executable, "-c", POST_FILE, f"{url}/v1/divergence", str(body_file)], stdout=subprocess.PIPE
+        )
+        latencies = []
+        with httpx.Client(base_url=url, timeout=30) as http:
+            while poster.poll() is None:
+                started = time.monotonic()
+                assert http.get("/health").status_code == 200
+                latencies.append(time.monotonic() - started)
+                time.sleep(0.02)
+        assert poster.stdout is not None and poster.stdout.read().strip() == b"200"
+        assert len(latencies) > 5
+        assert max(latencies) < 1.0, f"/health took {max(latencies):.2f} s while the body was parsed"
