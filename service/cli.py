@@ -43,6 +43,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     from .app import create_app
     from .catalog import Catalog
+    from .server import server_config
 
     settings = settings_from_args(args)
     if not settings.index_dir.exists():
@@ -53,7 +54,7 @@ def _serve(args: argparse.Namespace) -> int:
         catalog.close()
     # uvicorn stops gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed by SIGTERM".
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level)
+    uvicorn.Server(server_config(create_app(settings), settings)).run()
     return 0
 
 

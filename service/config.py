@@ -70,6 +70,12 @@ class Settings(BaseSettings):
         32 * 2**20, ge=1, description="Largest request body (413 above; parsing holds the GIL ~30 ms per MB)"
     )
     request_timeout_s: float = Field(120.0, gt=0, description="Wall-clock limit of one request (503 above)")
+    max_header_bytes: int = Field(
+        65_536, ge=1024, description="Largest request line + headers of one request (431 above)"
+    )
+    header_timeout_s: float = Field(
+        10.0, gt=0, description="Time a client has to send a request line and headers (408, connection closed)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level")
     plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated modules imported at start, e.g. to register models"

@@ -124,3 +124,56 @@ def test_health_answers_while_a_large_body_is_parsed(settings: Settings, tmp_pat
         assert poster.stdout is not None and poster.stdout.read().strip() == b"200"
         assert len(latencies) > 5
         assert max(latencies) < 1.0, f"/health took {max(latencies):.2f} s while the body was parsed"
+
+
+def _raw_exchange(url: str, request: bytes, timeout: float = 10) -> tuple[bytes, float]:
+    """Send raw bytes, return what comes back until the server closes, and how long that took."""
+    host, port = url.removeprefix("http://").split(":")
+    started = time.monotonic()
+    with socket.create_connection((host, int(port)), timeout=timeout) as raw:
+        try:
+            raw.sendall(request)
+        except OSError:  # the server may close while a huge head is still being sent
+            pass
+        reply = b""
+        while chunk := raw.recv(65536):
+            reply += chunk
+    return reply, time.monotonic() - started
+
+
+def test_a_huge_header_is_431_at_once_and_the_server_stays_healthy(settings: Settings) -> None:
+    with serving(settings) as url:
+        huge = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * 20_000_000 + b"\r\n\r\n"
+        reply, took = _raw_exchange(url, huge)
+        assert reply.startswith(b"HTTP/1.1 431") and b"MAX_HEADER_BYTES" in reply and took < 5
+        assert httpx.get(f"{url}/health").status_code == 200
+        fits = httpx.get(f"{url}/health", headers={"X-Fits": "b" * 30_000})
+        assert fits.status_code == 200
+
+
+def test_slow_request_heads_are_cut_off(settings: Settings) -> None:
+    quick = Settings(**(settings.model_dump() | {"header_timeout_s": 1.0}))
+    with serving(quick) as url:
+        host, port = url.removeprefix("http://").split(":")
+        dribblers = [socket.create_connection((host, int(port)), timeout=10) for _ in range(20)]
+        try:
+            started = time.monotonic()
+            for connection in dribblers:
+                connection.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            for _ in range(3):  # a byte every 0.3 s each: data keeps coming, the head never completes
+                time.sleep(0.3)
+                for connection in dribblers:
+                    connection.sendall(b"a")
+            replies = [connection.recv(4096) for connection in dribblers]
+            assert all(reply.startswith(b"HTTP/1.1 408") for reply in replies)
+            assert all(connection.recv(10) == b"" for connection in dribblers)  # closed
+            assert time.monotonic() - started < 5
+        finally:
+            for connection in dribblers:
+                connection.close()
+        assert httpx.get(f"{url}/health").status_code == 200
+        # A keep-alive connection that sends whole requests is not cut off, however long it lives.
+        with httpx.Client(base_url=url) as http:
+            for _ in range(3):
+                assert http.get("/health").status_code == 200
+                time.sleep(0.6)

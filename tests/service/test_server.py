@@ -15,6 +15,7 @@ import uvicorn
 from service.app import create_app
 from service.cli import main
 from service.config import Settings
+from service.server import server_config
 from tests.service.test_api import digit_png
 
 
@@ -29,7 +30,8 @@ def _free_port() -> int:
 def serving(settings: Settings) -> Iterator[str]:
     """Run uvicorn on 127.0.0.1 in a thread until the block ends; yields the base URL."""
     port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    config = server_config(create_app(settings), settings, host="127.0.0.1", port=port, log_level="warning")
+    server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 60
