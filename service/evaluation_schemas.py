@@ -21,7 +21,7 @@ class EvaluateRequest(BaseModel):
         default_factory=lambda: list(DEFAULT_TEMPERATURES), min_length=1, max_length=MAX_TEMPERATURES
     )
     k: int = Field(10, ge=1, le=MAX_K, description="Neighbours for overlap, recall, nDCG and label precision")
-    metrics: list[str] = Field(
+    metrics: list[Annotated[str, Field(json_schema_extra={"enum": list(RANKING_METRICS)})]] = Field(
         default_factory=lambda: list(RANKING_METRICS), min_length=1, description=f"From {', '.join(RANKING_METRICS)}"
     )
     seed: int = Field(0, ge=0, le=2**63 - 1, description="Seeds every sample: same seed, same report")

@@ -2,11 +2,36 @@
 
 from typing import Annotated, Any, ClassVar, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
+
+from indexes.divergences import EXTRA_MEASURES, MEASURES
+from indexes.metrics import SEARCH_METRICS
+from indexes.validation import MAX_ID_LENGTH
 
 Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Softmax temperature T > 0")]
 Base64Image = Annotated[str, Field(min_length=1, description="Base64 image bytes (a data: URL prefix is accepted)")]
 Metadata = dict[str, Any]
+
+# The schema is as strict as the validation where JSON Schema can say it (clients and fuzzers generate from it);
+# the checks themselves stay in the library, with their messages.
+ItemId = Annotated[
+    str, Field(description="1-256 printable characters", json_schema_extra={"minLength": 1, "maxLength": MAX_ID_LENGTH})
+]
+_LOGITS_SCHEMA = {
+    "type": "array",
+    "items": {"type": "number"},
+    "minItems": 1,
+    "description": "Raw logits, one per class",
+}
+_IMAGE_SCHEMA = {"type": "string", "minLength": 1, "description": "Base64 image bytes (a data: URL prefix is accepted)"}
+_ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "description": "A stored item's id"}
+OptionalLogits = Annotated[list[float] | None, WithJsonSchema(_LOGITS_SCHEMA)]
+OptionalImage = Annotated[Base64Image | None, WithJsonSchema(_IMAGE_SCHEMA)]
+OptionalId = Annotated[str | None, WithJsonSchema(_ID_SCHEMA)]
+
+
+def _exactly_one_of(*names: str) -> dict[str, Any]:
+    return {"oneOf": [{"required": [name]} for name in names]}
 
 
 class Strict(BaseModel):
@@ -27,9 +52,11 @@ class _OneSource(Strict):
 
 
 class ItemIn(_OneSource):
-    id: str = Field(description="Item id: 1-256 printable characters")
-    logits: list[float] | None = Field(None, description="Raw logits, one per class")
-    image: Base64Image | None = None
+    model_config = ConfigDict(json_schema_extra=_exactly_one_of("logits", "image"))
+
+    id: ItemId
+    logits: OptionalLogits = None
+    image: OptionalImage = None
     metadata: Metadata = Field(default_factory=dict, description="JSON object stored with the item")
 
 
@@ -59,17 +86,20 @@ class DeleteResponse(BaseModel):
 
 class Query(_OneSource):
     _sources: ClassVar[tuple[str, ...]] = ("logits", "image", "id")
+    model_config = ConfigDict(json_schema_extra=_exactly_one_of("logits", "image", "id"))
 
-    logits: list[float] | None = None
-    image: Base64Image | None = None
-    id: str | None = None
+    logits: OptionalLogits = None
+    image: OptionalImage = None
+    id: OptionalId = None
 
 
 class SearchRequest(Strict):
     queries: list[Query] = Field(min_length=1, description="1..MAX_BATCH queries")
     k: int = Field(10, ge=1, description="Neighbours per query, 1..MAX_K")
     metric: str = Field(
-        "l2", description="l2, l2_centered, ce, kl, kl_reverse, js, tri or cosine (README: Search metrics)"
+        "l2",
+        description="l2, l2_centered, ce, kl, kl_reverse, js, tri or cosine (README: Search metrics)",
+        json_schema_extra={"enum": list(SEARCH_METRICS)},
     )
     temperature: Temperature = 1.0
     filter: dict[str, str | int | float | bool | None] | None = Field(
@@ -101,7 +131,8 @@ class EmbedResponse(BaseModel):
     labels: list[str]
 
 
-Matrix = list[float] | list[list[float]]
+Row = Annotated[list[float], Field(min_length=1)]
+Matrix = Row | Annotated[list[Row], Field(min_length=1)]
 
 
 class DivergenceRequest(Strict):
@@ -111,7 +142,7 @@ class DivergenceRequest(Strict):
     temperature: Temperature = 1.0
     base: Literal["e", "2"] = "e"
     pairwise: bool = False
-    measures: list[str] | None = Field(
+    measures: list[Annotated[str, Field(json_schema_extra={"enum": [*MEASURES, *EXTRA_MEASURES]})]] | None = Field(
         None,
         min_length=1,
         description="ce, kl, kl_reverse, js, tri, euclidean (the default: all six), l2, l2_centered, cosine",
@@ -193,8 +224,14 @@ class ErrorResponse(BaseModel):
 
 
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorResponse, "description": "The body could not be parsed (e.g. JSON nested too deep)"},
     401: {"model": ErrorResponse, "description": "Missing or wrong API key"},
+    403: {"model": ErrorResponse, "description": "A read-only key on a write"},
     413: {"model": ErrorResponse, "description": "Body or image over its size limit"},
+    415: {"model": ErrorResponse, "description": "A body that is not JSON (or multipart where files are taken)"},
     422: {"model": ErrorResponse, "description": "Invalid input (the detail says what and how to fix it)"},
-    503: {"model": ErrorResponse, "description": "Not loaded yet, or the request timed out"},
+    503: {"model": ErrorResponse, "description": "Not loaded yet, unavailable, or the request timed out"},
+}
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    507: {"model": ErrorResponse, "description": "The disk is full: nothing was stored"},
 }

@@ -32,7 +32,11 @@ _BODY = {
                     "type": "object",
                     "required": ["files"],
                     "properties": {
-                        "files": {"type": "array", "items": {"type": "string", "format": "binary"}},
+                        "files": {
+                            "type": "array",
+                            "minItems": 1,
+                            "items": {"type": "string", "format": "binary", "minLength": 1},
+                        },
                         "temperature": {"type": "number", "exclusiveMinimum": 0, "default": 1.0},
                     },
                 }

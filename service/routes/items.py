@@ -7,13 +7,13 @@ from fastapi import APIRouter, Depends, Query
 from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep, require_write_key
 from ..inputs import check_batch, resolve_vectors
 from ..routing import OffLoopRoute
-from ..schemas import DeleteResponse, ErrorResponse, ItemOut, ItemsPage, UpsertRequest, UpsertResponse
+from ..schemas import WRITE_RESPONSES, DeleteResponse, ErrorResponse, ItemOut, ItemsPage, UpsertRequest, UpsertResponse
 
 router = APIRouter(route_class=OffLoopRoute, prefix="/items", tags=["items"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No item with this id"}}
 
 
-@router.post("", dependencies=[Depends(require_write_key)])
+@router.post("", dependencies=[Depends(require_write_key)], responses=WRITE_RESPONSES)
 def upsert_items(
     body: UpsertRequest, classifier: ClassifierDep, index: IndexDep, settings: SettingsDep, metrics: MetricsDep
 ) -> UpsertResponse:
@@ -45,7 +45,7 @@ def get_item(item_id: str, index: IndexDep) -> ItemOut:
     return ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata)
 
 
-@router.delete("/{item_id:path}", dependencies=[Depends(require_write_key)], responses=_NOT_FOUND)
+@router.delete("/{item_id:path}", dependencies=[Depends(require_write_key)], responses=_NOT_FOUND | WRITE_RESPONSES)
 def delete_item(item_id: str, index: IndexDep) -> DeleteResponse:
     """Remove one item."""
     index.delete(item_id)

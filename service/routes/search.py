@@ -35,7 +35,7 @@ def search_neighbors(
 
 @router.post("/image")
 def search_image(
-    file: Annotated[UploadFile, File(description="The query image")],
+    file: Annotated[UploadFile, File(description="The query image", json_schema_extra={"minLength": 1})],
     classifier: ClassifierDep,
     index: IndexDep,
     settings: SettingsDep,

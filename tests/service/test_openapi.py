@@ -1,0 +1,64 @@
+"""The OpenAPI schema is as strict as the validation: what the schema allows, the API does not refuse as malformed."""
+
+from typing import Any
+
+import jsonschema_rs
+import pytest
+
+from service.app import create_app
+from service.config import Settings
+
+OPENAPI = create_app(Settings()).openapi()
+
+
+def _valid(schema_name: str, body: Any) -> bool:
+    validator = jsonschema_rs.Draft202012Validator(
+        {"$ref": f"#/components/schemas/{schema_name}", "components": OPENAPI["components"]}
+    )
+    return bool(validator.is_valid(body))
+
+
+@pytest.mark.parametrize(
+    ("schema", "body"),
+    [
+        ("SearchRequest", {"queries": [{}]}),
+        ("SearchRequest", {"queries": [{"id": "a", "logits": [1.0]}]}),
+        ("SearchRequest", {"queries": [{"id": ""}]}),
+        ("SearchRequest", {"queries": [{"logits": []}]}),
+        ("SearchRequest", {"queries": [{"id": "a"}], "metric": "manhattan"}),
+        ("UpsertRequest", {"items": [{"id": ""}]}),
+        ("UpsertRequest", {"items": [{"id": "x"}]}),
+        ("UpsertRequest", {"items": [{"id": "x", "logits": [1.0], "image": "aGk="}]}),
+        ("UpsertRequest", {"items": [{"id": "x" * 257, "logits": [1.0]}]}),
+        ("DivergenceRequest", {"a": [], "b": []}),
+        ("DivergenceRequest", {"a": [[]], "b": [1.0]}),
+        ("DivergenceRequest", {"a": [1.0], "b": [1.0], "measures": ["hamming"]}),
+        ("EvaluateRequest", {"metrics": [""]}),
+    ],
+)
+def test_bodies_the_api_refuses_are_outside_the_schema(schema: str, body: Any) -> None:
+    assert not _valid(schema, body)
+
+
+@pytest.mark.parametrize(
+    ("schema", "body"),
+    [
+        ("SearchRequest", {"queries": [{"id": "digits-1"}, {"logits": [1.0, 2.0]}, {"image": "aGk="}], "metric": "js"}),
+        ("UpsertRequest", {"items": [{"id": "x", "logits": [1.0]}, {"id": "y", "image": "aGk=", "metadata": {}}]}),
+        ("DivergenceRequest", {"a": [[1.0, 2.0]], "b": [1.0, 2.0], "measures": ["ce", "cosine"]}),
+        ("EvaluateRequest", {"metrics": ["l2", "kl"]}),
+    ],
+)
+def test_bodies_the_api_takes_are_inside_the_schema(schema: str, body: Any) -> None:
+    assert _valid(schema, body)
+
+
+def test_parse_errors_and_upload_sizes_are_documented() -> None:
+    for path, methods in OPENAPI["paths"].items():
+        for method, operation in methods.items():
+            if "requestBody" in operation:
+                assert {"400", "415", "422"} <= operation["responses"].keys(), (method, path)
+    upload = OPENAPI["paths"]["/v1/search/image"]["post"]["requestBody"]["content"]["multipart/form-data"]
+    schema = OPENAPI["components"]["schemas"][upload["schema"]["$ref"].rsplit("/", 1)[1]]
+    assert schema["properties"]["file"]["minLength"] == 1
+    assert "507" in OPENAPI["paths"]["/v1/items"]["post"]["responses"]
