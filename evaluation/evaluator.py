@@ -11,6 +11,7 @@ from tqdm import tqdm
 
 from indexes.deadline import check_deadline
 from indexes.divergences import as_matrix
+from indexes.metrics import complement_log
 
 from .errors import EvaluationConfigError
 from .measures import RANKING_METRICS, TEMPERATURE_FREE, check_metrics, compute_distances, cross_entropy
@@ -30,9 +31,9 @@ logger = logging.getLogger(__name__)
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
-#: CE values (nats) below this cannot be ordered reliably: float64 log-softmax rounds ``log(1 + s)`` to 0 for
-#: ``s < 1.1e-16``, which drops ``−log q_max ≈ s`` from CE, so a k-th CE this small means a top-k decided by rounding.
-CE_RESOLUTION = 1e-13
+#: CE values (nats) below this are past the guaranteed precision (relative 1e-6 down to 1e-300; float64 ends
+#: at ~1e-308): a k-th CE this small means a top-k partly decided by ties of values float64 cannot hold.
+CE_RESOLUTION = 1e-300
 #: Per-query statistics, in the order of `RankingRow`'s mean/std pairs.
 STATISTICS: tuple[str, ...] = (
     "spearman",
@@ -226,7 +227,10 @@ class RetrievalEvaluator:
             scores["ce", t, "label_precision_at_k"].append(label_precision_at_k(truth[2], self.item_labels, labels))
             kth = np.take_along_axis(truth[0], truth[2][:, -1:], axis=1)[:, 0]
             scores["ce", t, "below_resolution"].append((kth < CE_RESOLUTION).astype(np.float64))
-            prepared = fixed | {m: self._prepare(d) for m, d in compute_distances(varying, x, self.items, t).items()}
+            distances = compute_distances(varying, x, self.items, t)
+            prepared = fixed | {
+                m: self._prepare(_break_saturated_ties(m, d, x, self.items, t)) for m, d in distances.items()
+            }
             for metric, ranked in prepared.items():
                 for statistic, values in self._compare(truth, ranked, labels, kendall).items():
                     scores[metric, t, statistic].append(values)
@@ -298,3 +302,27 @@ class RetrievalEvaluator:
                 }
             )
         return rows
+
+
+def _break_saturated_ties(
+    metric: str, distances: FloatArray, queries: FloatArray, items: FloatArray, temperature: float
+) -> FloatArray:
+    """`js` and `tri` as ranks in which values that tie in float64 are ordered by their true order.
+
+    At low T most pairs have `js == ln 2` and `tri == 2` in float64; their complements, computed in log space
+    (`indexes.metrics.complement_log`), still order them as a search does. Other metrics pass through.
+
+    Returns:
+        `(q, n)`: the distances, or for js/tri the rank of each item (0 = closest) with the saturated ties broken.
+    """
+    if metric not in ("js", "tri"):
+        return distances
+    ranks = np.empty_like(distances)
+    for i, row in enumerate(distances):
+        _, inverse, counts = np.unique(row, return_inverse=True, return_counts=True)
+        tied = counts[inverse] > 1
+        secondary = np.zeros(row.size)
+        if tied.any():
+            secondary[tied] = -complement_log(metric, queries[i : i + 1], items[tied][None, :, :], temperature)[0]
+        ranks[i, np.lexsort((secondary, row))] = np.arange(row.size)
+    return ranks

@@ -54,7 +54,7 @@ def _ranking_section(report: dict[str, Any]) -> list[str]:
         *_table(header, rows),
         "",
         f"The CE ranking itself: label precision@{k}, and the share of queries whose {k}-th CE value is below "
-        "1e-13 nats, where float64 log-softmax cannot order the top-k (top-k statistics there reflect rounding):",
+        "1e-300 nats, past the guaranteed precision of the divergences (top-k statistics there may reflect ties):",
         "",
         *_table(["T", f"label P@{k}", "CE top-k below resolution"], reference),
         "",

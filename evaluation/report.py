@@ -157,9 +157,9 @@ def _notes(
     unresolved = [r["temperature"] for r in reference if r["ce_top_k_below_resolution"]]
     if unresolved:
         notes.append(
-            f"At T = {', '.join(f'{t:g}' for t in unresolved)} some queries' CE top-k values are below 1e-13 nats "
-            "(see reference.ce_top_k_below_resolution): float64 log-softmax cannot order them, so the top-k "
-            "statistics there reflect rounding; the Spearman/Kendall figures over all items are unaffected."
+            f"At T = {', '.join(f'{t:g}' for t in unresolved)} some queries' CE top-k values are below 1e-300 nats "
+            "(see reference.ce_top_k_below_resolution), past the guaranteed precision: values float64 cannot hold "
+            "tie there, so the top-k statistics may reflect ties."
         )
     if not items.has_labels or external:
         notes.append("label_precision_at_k is null: the queries have no 'label' metadata to compare with.")

@@ -21,6 +21,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
+from . import precise
 from .deadline import check_deadline, current_deadline
 from .errors import DimensionMismatchError, InvalidInputError, UnknownMetricError
 from .validation import check_temperature
@@ -33,6 +34,7 @@ Base = Literal["e", "2"]
 InputKind = Literal["logits", "probabilities"]
 FloatArray = npt.NDArray[np.float64]
 _Kernel = Callable[[FloatArray, FloatArray], FloatArray]
+_PreciseMeasure = Callable[[FloatArray, FloatArray, FloatArray], FloatArray]  # (p, q, log p − log q) -> value
 
 _LN2 = math.log(2.0)
 _TINY = float(np.finfo(np.float64).tiny)  # log(max(x, _TINY)) is finite, and x * that is 0 for x = 0
@@ -92,7 +94,11 @@ def log_softmax(logits: npt.NDArray[np.floating], temperature: float = 1.0) -> F
     with np.errstate(over="ignore"):  # only for |z| ~ 1e308 or tiny T: overflows to -inf, then floored
         shifted = (z - z.max(axis=-1, keepdims=True)) / t
     np.maximum(shifted, _LOG_FLOOR, out=shifted)
-    result: FloatArray = shifted - np.log(np.sum(np.exp(shifted), axis=-1, keepdims=True))
+    # log Σ e^s = log1p(Σ_{i ≠ argmax} e^{s_i}), as e^{s_max} = 1: the sum of the others keeps every digit even
+    # when it is far below the float64 epsilon (log(1 + 1e-20) would be 0, and log q_max with it).
+    others = np.exp(shifted)
+    np.put_along_axis(others, np.argmax(shifted, axis=-1)[..., None], 0.0, axis=-1)
+    result: FloatArray = shifted - np.log1p(np.sum(others, axis=-1, keepdims=True))
     return result
 
 
@@ -150,6 +156,26 @@ class _Operands:
     p: FloatArray
     q: FloatArray
     pairwise: bool
+    input: InputKind = "logits"
+    temperature: float = 1.0
+
+    def log_ratio(self, rows: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None) -> FloatArray:
+        """`log p − log q` without cancellation (`precise`): row by row, or for the pairs `rows = (i, j)`."""
+        i, j = (slice(None), slice(None)) if rows is None else rows
+        if self.input == "logits":
+            return precise.log_ratio_of_logits(self.a[i], self.b[j], self.log_p[i], self.log_q[j], self.temperature)
+        return precise.log_ratio_of_probabilities(self.a[i], self.b[j], self.log_p[i], self.log_q[j])
+
+    def refine(self, values: FloatArray, pairs: npt.NDArray[np.bool_], measure: _PreciseMeasure) -> FloatArray:
+        """Recompute the marked pairs of a fast pairwise matrix with a `precise` measure, in bounded chunks."""
+        if not pairs.any():
+            return values
+        rows, cols = np.nonzero(pairs)
+        chunk = max(1, _BLOCK_ELEMENTS // self.p.shape[1])
+        for start in range(0, rows.size, chunk):
+            i, j = rows[start : start + chunk], cols[start : start + chunk]
+            values[i, j] = measure(self.p[i], self.q[j], self.log_ratio((i, j)))
+        return values
 
 
 def _xlogy_sum(x: FloatArray, log_y: FloatArray) -> FloatArray:
@@ -180,20 +206,6 @@ def _cross_matrix(p: FloatArray, log_q: FloatArray) -> FloatArray:
     cross: FloatArray = p @ np.where(zero_q, 0.0, log_q).T
     cross[(p > 0).astype(np.float64) @ zero_q.T.astype(np.float64) > 0] = -np.inf
     return cross
-
-
-def _kl_matrix(p: FloatArray, log_p: FloatArray, log_q: FloatArray) -> FloatArray:
-    """Pairwise ``KL(p_i ‖ q_j) = Σ p log p − Σ p log q``: ``(n, m)``, clipped at 0 against rounding."""
-    result: FloatArray = np.maximum(_xlogy_sum(p, log_p)[:, None] - _cross_matrix(p, log_q), 0.0)
-    return result
-
-
-def _kl_rows(p: FloatArray, log_p: FloatArray, log_q: FloatArray) -> FloatArray:
-    """Row-wise ``Σ p (log p − log q)`` (broadcasting rows), exactly 0 for identical rows, clipped at 0."""
-    with np.errstate(invalid="ignore"):  # -inf - -inf where p = q = 0; masked by p > 0
-        difference = log_p - log_q
-    result: FloatArray = np.maximum(_xlogy_sum(p, difference), 0.0)
-    return result
 
 
 def set_num_threads(num_threads: int) -> None:
@@ -256,34 +268,50 @@ def _triangular_sum(p: FloatArray, q: FloatArray) -> FloatArray:
 
 
 def _ce(o: _Operands) -> FloatArray:
-    cross = _cross_matrix(o.p, o.log_q) if o.pairwise else _xlogy_sum(o.p, o.log_q)
-    result: FloatArray = np.maximum(-cross, 0.0)  # log q can round to just above 0
+    # ce = H(p) + KL(p‖q): both sums of non-negative terms, and ce(a, b) >= ce(a, a) = H(p) holds in float64 too.
+    entropy = np.maximum(-_xlogy_sum(o.p, o.log_p), 0.0)
+    result: FloatArray = (entropy[:, None] if o.pairwise else entropy) + _kl(o)
     return result
+
+
+# Pairwise matrices come from fast formulas (matrix products, one log per element) whose absolute error is
+# ~1e-16 times the size of their terms; the pairs whose value is not far above that error are recomputed with
+# the `precise` terms. Row-wise values always use the precise terms.
+_REFINE_KL = 1e-3  # relative to Σ p |log p| + Σ p |log q|
+_REFINE_JS_TRI = 1e-4  # absolute: the fast JS and tri are relatively accurate to ~1e-14 above it
 
 
 def _kl(o: _Operands) -> FloatArray:
-    return _kl_matrix(o.p, o.log_p, o.log_q) if o.pairwise else _kl_rows(o.p, o.log_p, o.log_q)
+    if not o.pairwise:
+        return precise.kl(o.p, o.q, o.log_ratio())
+    neg_entropy, cross = _xlogy_sum(o.p, o.log_p)[:, None], _cross_matrix(o.p, o.log_q)  # both <= 0
+    fast = neg_entropy - cross
+    np.maximum(fast, 0.0, out=fast)
+    # fast < r (|Σ p log p| + |Σ p log q|)  <=>  cross > neg_entropy (1 + r) / (1 − r): one pass over (n, m).
+    coarse = cross > neg_entropy * ((1 + _REFINE_KL) / (1 - _REFINE_KL))
+    return o.refine(fast, coarse, precise.kl)
 
 
 def _kl_reverse(o: _Operands) -> FloatArray:
-    return _kl_matrix(o.q, o.log_q, o.log_p).T if o.pairwise else _kl_rows(o.q, o.log_q, o.log_p)
+    swapped = dataclasses.replace(o, a=o.b, b=o.a, log_p=o.log_q, log_q=o.log_p, p=o.q, q=o.p)
+    result = _kl(swapped)
+    return result.T if o.pairwise else result
 
 
 def _js(o: _Operands) -> FloatArray:
+    if not o.pairwise:
+        return np.clip(precise.js(o.p, o.q, o.log_ratio()), 0.0, _LN2)
     # JS = H(m) − (H(p) + H(q)) / 2: one log per element, absolute error ~1e-16·log C, no NaN for zeros.
     neg_h_p, neg_h_q = _xlogx_sum(o.p), _xlogx_sum(o.q)
-    if o.pairwise:
-        js = 0.5 * (neg_h_p[:, None] + neg_h_q[None, :]) - _pairwise_reduce(_mixture_xlogx_sum, o.p, o.q)
-    else:
-        js = 0.5 * (neg_h_p + neg_h_q) - _mixture_xlogx_sum(o.p, o.q)
-    result: FloatArray = np.clip(js, 0.0, _LN2)
-    return result
+    fast = 0.5 * (neg_h_p[:, None] + neg_h_q[None, :]) - _pairwise_reduce(_mixture_xlogx_sum, o.p, o.q)
+    return np.clip(o.refine(fast, fast < _REFINE_JS_TRI, precise.js), 0.0, _LN2)
 
 
 def _tri(o: _Operands) -> FloatArray:
-    tri = _pairwise_reduce(_triangular_sum, o.p, o.q) if o.pairwise else _triangular_sum(o.p, o.q)
-    result: FloatArray = np.clip(tri, 0.0, 2.0)
-    return result
+    if not o.pairwise:
+        return np.clip(precise.tri(o.p, o.q, o.log_ratio()), 0.0, 2.0)
+    fast = _pairwise_reduce(_triangular_sum, o.p, o.q)
+    return np.clip(o.refine(fast, fast < _REFINE_JS_TRI, precise.tri), 0.0, 2.0)
 
 
 def _euclidean(o: _Operands) -> FloatArray:
@@ -399,7 +427,9 @@ def compute_divergences(
         )
     log_p = to_log_probabilities(x, input=input, temperature=temperature, name="a")
     log_q = to_log_probabilities(y, input=input, temperature=temperature, name="b")
-    operands = _Operands(x, y, log_p, log_q, np.exp(log_p), np.exp(log_q), bool(pairwise))
+    operands = _Operands(
+        x, y, log_p, log_q, np.exp(log_p), np.exp(log_q), bool(pairwise), input, check_temperature(temperature)
+    )
     values: dict[str, FloatArray] = {}
     for name in names:
         result = _MEASURE_FUNCTIONS[name](operands)

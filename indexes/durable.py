@@ -245,7 +245,7 @@ class DurableIndex:
         """
         if metric not in SEARCH_METRICS:
             raise UnknownMetricError(f"unknown metric {metric!r}; choose one of {', '.join(SEARCH_METRICS)}")
-        array = check_vectors(queries, self.dim, name="query logits")
+        array = check_vectors(queries, self.dim, name="query logits", dtype=np.float64)
         k = check_k(k)
         temperature = check_temperature(temperature)
         checked_filter = check_filter(filter)

@@ -11,7 +11,14 @@ import numpy as np
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
 from .filters import match_filter
-from .metrics import EMBEDDINGS, exact_distances, exact_matrix, hellinger_lower_bound
+from .metrics import (
+    EMBEDDINGS,
+    TEMPERATURE_METRICS,
+    candidate_lower_bound,
+    complement_log,
+    exact_distances,
+    exact_matrix,
+)
 from .store import Filter, Item, Metadata, Neighbor, SearchResult
 
 logger = logging.getLogger(__name__)
@@ -197,7 +204,7 @@ class FaissIndex:
     ) -> tuple[np.ndarray, np.ndarray]:
         """FAISS scores and row positions `(q, m)` of each query's m best candidates (-1 where fewer match)."""
         if metric == "l2":
-            cpu, gpu, vectors = self._cpu, self._gpu, queries
+            cpu, gpu, vectors = self._cpu, self._gpu, np.ascontiguousarray(queries, dtype=np.float32)
         else:
             embedding = EMBEDDINGS[metric]
             derived = self._derived.get(embedding, temperature, self.vectors, self._version)
@@ -212,9 +219,9 @@ class FaissIndex:
         """Per query, the positions and exact distances of its k nearest rows, closest first.
 
         Candidates are over-fetched (2k, at least k + 32) to absorb float32 rounding in the candidate search.
-        For `js` and `tri`, a query whose Hellinger lower bound at its last candidate is below its k-th exact
-        value is searched again with four times as many candidates; past half of the matching rows, they are
-        all compared exactly instead.
+        For the divergences, a certificate decides: a query whose lower bound on every item not fetched
+        (`candidate_lower_bound`) is below its k-th exact value is searched again with four times as many
+        candidates; past half of the matching rows, they are all compared exactly instead.
         """
         num_matches = selection.rows.size
         top: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0, np.int64), np.empty(0))] * len(queries)
@@ -228,17 +235,19 @@ class FaissIndex:
             for start in range(0, pending.size, chunk):
                 rows = pending[start : start + chunk]
                 scores, positions = self._candidates(queries[rows], m, metric, temperature, selection.params)
-                exact = exact_distances(metric, queries[rows], self.vectors[np.maximum(positions, 0)], temperature)
+                candidates = self.vectors[np.maximum(positions, 0)]
+                exact = exact_distances(metric, queries[rows], candidates, temperature)
                 exact[positions < 0] = np.inf
                 order = np.argsort(exact, axis=1, kind="stable")[:, :k]
                 done = np.ones(len(rows), dtype=bool)
-                if metric in ("js", "tri") and m < num_matches:
+                if metric in TEMPERATURE_METRICS and m < num_matches:
                     kth = np.take_along_axis(exact, order[:, -1:], axis=1)[:, 0]
-                    done = hellinger_lower_bound(metric, scores[:, -1], self.dim) >= kth
+                    done = candidate_lower_bound(metric, scores[:, -1], queries[rows], temperature) >= kth
                 unfinished.extend(rows[~done].tolist())
                 for i in np.flatnonzero(done):
-                    keep = order[i][positions[i, order[i]] >= 0]
-                    top[rows[i]] = (positions[i, keep], exact[i, keep])
+                    valid = positions[i] >= 0
+                    keep = _rank(metric, exact[i, valid], queries[rows[i]], candidates[i, valid], k, temperature)
+                    top[rows[i]] = (positions[i, valid][keep], exact[i, valid][keep])
             pending, m = np.array(unfinished, dtype=np.int64), min(num_matches, 4 * m)
         return top
 
@@ -259,9 +268,10 @@ class FaissIndex:
             block = pending[start : start + chunk]
             exact = exact_matrix(metric, queries[block], items, temperature)
             kk = min(k, rows.size)
-            best = np.argpartition(exact, kk - 1, axis=1)[:, :kk]
+            kth = np.partition(exact, kk - 1, axis=1)[:, kk - 1 : kk]
             for i, query in enumerate(block):
-                order = best[i][np.argsort(exact[i, best[i]], kind="stable")]
+                near = np.flatnonzero(exact[i] <= kth[i])  # the top k and every item tied with the k-th
+                order = near[_rank(metric, exact[i, near], queries[query], items[near], k, temperature)]
                 top[query] = (rows[order], exact[i, order])
 
     def replace_all(self, ids: list[str], vectors: np.ndarray, metadata: list[Metadata]) -> None:
@@ -291,3 +301,20 @@ class FaissIndex:
         if self._sorted_ids is None:
             self._sorted_ids = sorted(self._ids)
         return [self.get(item_id) for item_id in self._sorted_ids[offset : offset + limit]]
+
+
+def _rank(metric: str, exact: np.ndarray, query: np.ndarray, candidates: np.ndarray, k: int, t: float) -> np.ndarray:
+    """Positions of the k best of `exact` `(m,)`, closest first.
+
+    For `js` and `tri`, values that tie in float64 (at low T most saturate at ln 2 and 2) are ordered by their
+    complement computed in log space (`metrics.complement_log`), so distinct true values keep their true order.
+    """
+    order = np.argsort(exact, kind="stable")[:k]
+    if metric not in ("js", "tri") or order.size == 0:
+        return order
+    tied = np.flatnonzero(exact == exact[order[-1]])
+    if tied.size < 2:
+        return order
+    complement = complement_log(metric, query[None, :], candidates[tied][None, :, :], t)[0]
+    settled = order[exact[order] < exact[order[-1]]]
+    return np.concatenate([settled, tied[np.argsort(-complement, kind="stable")][: k - settled.size]])

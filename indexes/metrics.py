@@ -27,25 +27,31 @@ TEMPERATURE_METRICS = frozenset({"ce", "kl", "kl_reverse", "js", "tri"})
 #: float32 log-probabilities are clipped here: finite, and far below anything a probability rounds to.
 _LOG_FLOOR = -1e30
 _CHUNK_ROWS = 1 << 15
+_FLOAT32_TINY = float(np.finfo(np.float32).tiny)
 
 Transform = Callable[[np.ndarray, float], np.ndarray]
 
 
+def _flush(x: np.ndarray) -> np.ndarray:
+    """`x` with values below float32's normal range set to 0: a subnormal float32 may round a term up, while
+    a term set to 0 only raises an inner product of one-signed terms, which keeps the certificate sound."""
+    result: np.ndarray = np.where(np.abs(x) < _FLOAT32_TINY, 0.0, x)
+    return result
+
+
 def _log_q(z: np.ndarray, temperature: float) -> np.ndarray:
-    log_q: np.ndarray = np.maximum(log_softmax(z, temperature), _LOG_FLOOR)
-    return log_q
+    return _flush(np.maximum(log_softmax(z, temperature), _LOG_FLOOR))
 
 
 def _p(x: np.ndarray, temperature: float) -> np.ndarray:
-    p: np.ndarray = np.exp(log_softmax(x, temperature))
-    return p
+    return _flush(np.exp(log_softmax(x, temperature)))
 
 
 def _q_negentropy(z: np.ndarray, temperature: float) -> np.ndarray:
     log_q = log_softmax(z, temperature)
     q = np.exp(log_q)
     neg_entropy = np.sum(q * np.maximum(log_q, _LOG_FLOOR), axis=1, keepdims=True)
-    return np.hstack([q, -neg_entropy])  # maximise [log p, 1] · [q, −Σ q log q]
+    return np.hstack([_flush(q), -neg_entropy])  # maximise [log p, 1] · [q, −Σ q log q]
 
 
 def _log_p_one(x: np.ndarray, temperature: float) -> np.ndarray:
@@ -114,14 +120,76 @@ EMBEDDINGS: dict[str, Embedding] = {
 }
 
 
-def hellinger_lower_bound(metric: str, inner_products: np.ndarray, num_classes: int) -> np.ndarray:
-    """Lower bound of `js` or `tri` from float32 inner products `√p · √q` (FAISS scores), any shape.
+def _float32_error(num_classes: int) -> float:
+    """A bound on the relative error of a float32 inner product of C terms of one sign (BLAS or FAISS),
+    with the rounding of both operands to float32: generous, since a certificate must never be wrong."""
+    return (2 * num_classes + 8) * float(np.finfo(np.float32).eps)
 
-    `s = 2 − 2 √p·√q` is decreased by the float32 rounding error of the product before bounding.
+
+def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, temperature: float) -> np.ndarray:
+    """A lower bound on the true value of every item FAISS did not return, from its last score per query.
+
+    FAISS returns the m largest float32 scores, so an item left out scored at most the m-th. For `ce`, the
+    score is `p · log q = −ce` with terms of one sign, so its float32 error is at most δ·ce (terms of p that
+    flush to zero in float32 only raise the score): `ce ≥ −s / (1 + δ)`. `kl = ce − H(p)`. For `kl_reverse`
+    the score is `q · log p + H(q) = −kl_reverse` with error at most δ (kl_reverse + 2 log C). For `js` and
+    `tri`, `s = √p · √q` and the Hellinger bounds `tri ≥ 2 − 2s`, `js ≥ (2 − 2s) / 4`.
+
+    Args:
+        scores: `(q,)` the m-th (last) FAISS score of each query.
+        queries: `(q, C)` float64 query logits.
+
+    Returns:
+        `(q,)` float64; -inf where no bound holds (a log-probability past the float32 floor).
     """
-    error = 4.0 * num_classes * float(np.finfo(np.float32).eps)
-    s = np.maximum(2.0 - 2.0 * inner_products.astype(np.float64) - error, 0.0)
-    return s / 4.0 if metric == "js" else s
+    num_classes = queries.shape[1]
+    delta = _float32_error(num_classes)
+    s = scores.astype(np.float64) + (num_classes + 1) * 2.0**-149  # and the rounding of subnormal sums
+    if metric in ("js", "tri"):
+        hellinger: np.ndarray = np.maximum(2.0 - 2.0 * s - 2.0 * delta, 0.0)
+        return hellinger / 4.0 if metric == "js" else hellinger
+    log_p = log_softmax(queries, temperature)
+    if metric == "kl_reverse":
+        bound = (-s - 2.0 * delta * np.log(num_classes)) / (1.0 + delta)
+    else:
+        bound = -s / (1.0 + delta)
+        if metric == "kl":
+            bound = bound - compute_divergence(queries, queries, measure="ce", temperature=temperature)
+    # Past the float32 floor of the stored log-probabilities the scores are not the metric any more.
+    valid = (log_p > _LOG_FLOOR).all(axis=1) if metric == "kl_reverse" else np.ones(len(s), dtype=bool)
+    return np.where(valid & np.isfinite(s), bound, -np.inf)
+
+
+def complement_log(metric: str, queries: np.ndarray, candidates: np.ndarray, temperature: float) -> np.ndarray:
+    """`log(2 − tri)` or `log(ln 2 − js)` per query and candidate, from log-probabilities: `(q, m)`.
+
+    At low T most pairs have `tri == 2.0` and `js == ln 2` in float64; the complements, sums of positive terms
+    computed in log space, still tell them apart (larger complement = closer). `2 − tri = 4 Σ pq / (p + q)`;
+    `ln 2 − js = ½ Σ [p softplus(log q − log p) + q softplus(log p − log q)]`.
+    """
+    log_p = log_softmax(queries, temperature)[:, None, :]
+    log_q = log_softmax(candidates, temperature)
+    if metric == "tri":
+        terms = log_p + log_q - np.logaddexp(log_p, log_q)
+        result: np.ndarray = np.log(4.0) + _logsumexp(terms)
+        return result
+    u = log_q - log_p
+    terms = np.logaddexp(log_p + _log_softplus(u), log_q + _log_softplus(-u))
+    result = np.log(0.5) + _logsumexp(terms)
+    return result
+
+
+def _log_softplus(v: np.ndarray) -> np.ndarray:
+    """`log(log(1 + e^v))`, finite for every finite v (≈ v far below 0, ≈ log v far above)."""
+    with np.errstate(divide="ignore"):
+        result: np.ndarray = np.where(v < -30.0, v, np.log(np.logaddexp(0.0, np.maximum(v, -30.0))))
+    return result
+
+
+def _logsumexp(terms: np.ndarray) -> np.ndarray:
+    top = terms.max(axis=-1, keepdims=True)
+    result: np.ndarray = (top + np.log(np.exp(terms - top).sum(axis=-1, keepdims=True)))[..., 0]
+    return result
 
 
 def exact_distances(metric: str, queries: np.ndarray, candidates: np.ndarray, temperature: float) -> np.ndarray:
@@ -137,6 +205,8 @@ def exact_distances(metric: str, queries: np.ndarray, candidates: np.ndarray, te
         `(q, m)` float64, in nats for the divergences, true (not squared) Euclidean for `l2`.
     """
     num_queries, m, num_classes = candidates.shape
+    if m == 0:
+        return np.empty((num_queries, 0))
     if metric == "l2":
         diff = candidates.astype(np.float64) - queries[:, None, :]
         l2: np.ndarray = np.sqrt(np.einsum("qkc,qkc->qk", diff, diff))

@@ -16,8 +16,10 @@ MAX_METADATA_BYTES = 16_384
 MAX_METADATA_DEPTH = 32
 
 
-def check_vectors(vectors: Any, dim: int, name: str = "logits") -> np.ndarray:
-    """Return `vectors` as a C-contiguous `(n, dim)` float32 array, or raise with what is wrong.
+def check_vectors(vectors: Any, dim: int, name: str = "logits", dtype: type = np.float32) -> np.ndarray:
+    """Return `vectors` as a C-contiguous `(n, dim)` array of `dtype`, or raise with what is wrong.
+
+    Stored logits are float32; queries keep float64 (the exact re-rank uses them as sent).
 
     Args:
         vectors: `(n, dim)` or `(dim,)` numbers.
@@ -48,7 +50,7 @@ def check_vectors(vectors: Any, dim: int, name: str = "logits") -> np.ndarray:
     limit = float(np.finfo(np.float32).max)
     if np.abs(array).max() > limit:
         raise InvalidInputError(f"{name} hold values beyond the float32 range (|x| <= {limit:.3g})")
-    return np.ascontiguousarray(array, dtype=np.float32)
+    return np.ascontiguousarray(array, dtype=dtype)
 
 
 def check_id(item_id: Any) -> str:

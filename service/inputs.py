@@ -98,14 +98,14 @@ def resolve_vectors(
     Images in the batch go through the model together. Raises `ItemNotFoundError` for an unknown id.
 
     Returns:
-        `(n, C)` float32, validated (finite, right dimension).
+        `(n, C)` float64 (logits as sent; stored and embedded ones are float32 values), validated.
     """
     dim = index.dim
-    vectors = np.empty((len(sources), dim), dtype=np.float32)
+    vectors = np.empty((len(sources), dim), dtype=np.float64)  # queries keep their float64 digits
     image_rows = [i for i, source in enumerate(sources) if source.image is not None]
     for i, source in enumerate(sources):
         if source.logits is not None:
-            vectors[i] = check_vectors(source.logits, dim, name=f"{where}[{i}].logits")[0]
+            vectors[i] = check_vectors(source.logits, dim, name=f"{where}[{i}].logits", dtype=np.float64)[0]
         elif isinstance(source, Query) and source.id is not None:
             vectors[i] = index.get(source.id).logits
     if image_rows:

@@ -6,8 +6,9 @@ from scipy.spatial.distance import jensenshannon
 
 from indexes.device import configure_cpu
 from indexes.faiss_index import FaissIndex
-from indexes.metrics import SEARCH_METRICS, hellinger_lower_bound
+from indexes.metrics import EMBEDDINGS, SEARCH_METRICS, candidate_lower_bound
 from tests.helpers import assert_matches_brute_force, brute_force
+from tests.indexes.test_precision import oracle
 
 
 def _index(vectors: np.ndarray) -> tuple[FaissIndex, list[str]]:
@@ -73,9 +74,27 @@ def test_hellinger_bounds_hold(rng: np.random.Generator) -> None:
     inner = np.sum(np.sqrt(p * q), axis=1)
     js = jensenshannon(p, q, axis=1) ** 2
     tri = np.sum((p - q) ** 2 / np.maximum(p + q, 1e-300), axis=1)
-    assert np.all(hellinger_lower_bound("js", inner, 10) <= js + 1e-12)
-    assert np.all(hellinger_lower_bound("tri", inner, 10) <= tri + 1e-12)
+    unused = np.zeros((2000, 10))
+    assert np.all(candidate_lower_bound("js", inner, unused, 1.0) <= js + 1e-12)
+    assert np.all(candidate_lower_bound("tri", inner, unused, 1.0) <= tri + 1e-12)
     assert np.all(tri <= 2 * (2 - 2 * inner) + 1e-12)  # the bound is within a factor 2 for tri
+
+
+@pytest.mark.parametrize("temperature", [0.01, 0.1, 1.0, 100.0])
+def test_certificate_bounds_every_item_from_its_own_float32_score(rng: np.random.Generator, temperature: float) -> None:
+    """An item's float32 score, as FAISS computes it, bounds its true value (mpmath) from below: the certificate
+    is sound, for near-duplicates, one-hot-like and spread-out outputs."""
+    queries = rng.standard_normal((60, 50)) * rng.choice([0.1, 3.0, 30.0], size=(60, 1))
+    items = (queries + rng.standard_normal((60, 50)) * rng.choice([1e-6, 0.1, 3.0], size=(60, 1))).astype(np.float32)
+    truth = [oracle(x, z.astype(np.float64), temperature) for x, z in zip(queries, items, strict=True)]
+    for metric in ("ce", "kl", "kl_reverse"):
+        embedding = EMBEDDINGS[metric]
+        scores = np.einsum(
+            "qc,qc->q", embedding.transform_queries(queries, temperature), embedding.transform_items(items, temperature)
+        )
+        bound = candidate_lower_bound(metric, scores, queries, temperature)
+        for i, true in enumerate(truth):
+            assert bound[i] <= true[metric], f"{metric} row {i}: bound {bound[i]!r} above {true[metric]}"
 
 
 def test_derived_index_follows_writes(rng: np.random.Generator) -> None:
