@@ -115,7 +115,8 @@ def remove_leftovers(directory: Path, manifest: IndexManifest | None) -> None:
             path.unlink(missing_ok=True)
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_directory(path: Path) -> None:
+    """fsync a directory, so that the renames and creations in it are durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -149,7 +150,7 @@ def write_snapshot(
     manifest = dataclasses.replace(manifest, checksum=_checksum(manifest))
     body = json.dumps(dataclasses.asdict(manifest), indent=2).encode()
     _write_atomic(directory / MANIFEST, lambda f: f.write(body))
-    _fsync_dir(directory)
+    fsync_directory(directory)
     for stale in directory.glob("*-*.*"):
         if stale.name not in manifest.files and stale.suffix in {".npy", ".json", ".tmp"}:
             stale.unlink()

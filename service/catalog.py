@@ -25,7 +25,7 @@ from typing import Any
 from indexes.durable import OWNER_LOCK, DurableIndex
 from indexes.errors import IndexError_, InUseError
 from indexes.ownership import OwnerLock
-from indexes.snapshot import read_manifest
+from indexes.snapshot import fsync_directory, read_manifest
 from indexes.store import VectorStore
 from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec, saved_model_names
 
@@ -221,9 +221,9 @@ class Catalog:
                 staging.mkdir(parents=True)
                 _write_entry(staging, entry)
                 self._open_store(staging, entry)[0].close()
-                _fsync(staging)
+                fsync_directory(staging)
                 os.rename(staging, final)
-                _fsync(self.indexes_dir)
+                fsync_directory(self.indexes_dir)
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
             slot = self._slots[name] = self._open_slot(final)
@@ -246,7 +246,7 @@ class Catalog:
             else:  # not opened here: make sure no other process has it open before it goes
                 owner = OwnerLock(path / OWNER_LOCK, f"index {name!r} at {path}")
             os.rename(path, tombstone)
-            _fsync(self.indexes_dir)
+            fsync_directory(self.indexes_dir)
         except (OSError, InUseError):
             with self._lock:
                 self._slots[name] = self._open_slot(path)
@@ -395,11 +395,3 @@ def _write_entry(directory: Path, entry: IndexEntry) -> None:
         f.write(json.dumps(dataclasses.asdict(entry), indent=2).encode() + b"\n")
         f.flush()
         os.fsync(f.fileno())
-
-
-def _fsync(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validat
 from indexes.divergences import EXTRA_MEASURES, MEASURES
 from indexes.metrics import SEARCH_METRICS
 from indexes.validation import MAX_ID_LENGTH
+from models import ModelSpec
 
 Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Softmax temperature T > 0")]
 Base64Image = Annotated[str, Field(min_length=1, description="Base64 image bytes (a data: URL prefix is accepted)")]
@@ -163,6 +164,19 @@ class ModelInfo(BaseModel):
     input_size: tuple[int, int]
     channels: int
     sha256: str
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec, **extra: Any) -> Self:
+        """The fields of a model spec (and of a subclass, given as `extra`)."""
+        return cls(
+            name=spec.name,
+            num_classes=spec.num_classes,
+            labels=list(spec.labels),
+            input_size=spec.input_size,
+            channels=spec.channels,
+            sha256=spec.sha256,
+            **extra,
+        )
 
 
 class IndexInfo(BaseModel):

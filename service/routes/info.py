@@ -16,14 +16,7 @@ def get_info(classifier: ClassifierDep, index: IndexDep) -> InfoResponse:
     spec = classifier.spec
     return InfoResponse(
         version=__version__,
-        model=ModelInfo(
-            name=spec.name,
-            num_classes=spec.num_classes,
-            labels=list(spec.labels),
-            input_size=spec.input_size,
-            channels=spec.channels,
-            sha256=spec.sha256,
-        ),
+        model=ModelInfo.from_spec(spec),
         index=IndexInfo(
             name=index.name, count=index.count(), dim=index.dim, device=index.device, index_type=index.index_type
         ),
