@@ -22,6 +22,8 @@ from .errors import ModelError as ModelError
 from .errors import ModelIntegrityError as ModelIntegrityError
 from .errors import ModelNotFoundError as ModelNotFoundError
 from .errors import TrainingConfigError as TrainingConfigError
+from .fashion import FASHION_LABELS as FASHION_LABELS
+from .fashion import load_fashion_images as load_fashion_images
 from .images import array_to_image as array_to_image
 from .images import decode_image as decode_image
 from .images import preprocess as preprocess

@@ -17,6 +17,7 @@ from sklearn.model_selection import train_test_split
 
 from .digits import DIGITS_SPEC_DEFAULTS, load_digit_images
 from .errors import ImageError, TrainingConfigError
+from .fashion import FASHION_SPEC_DEFAULTS, load_fashion_images
 from .images import array_to_image, decode_image, preprocess
 from .spec import ModelSpec
 
@@ -54,11 +55,11 @@ class LabeledImages:
 
 
 def load_dataset(data: str, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int = MAX_IMAGE_PIXELS) -> LabeledImages:
-    """Load ``"digits"`` (the bundled default) or a folder of images given by its path.
+    """Load ``"digits"`` (the bundled default), ``"fashion-mnist"`` or a folder of images given by its path.
 
     Args:
-        data: ``"digits"``, or a directory with one sub-folder of images per class (write ``./digits`` for a
-            folder named like the keyword).
+        data: ``"digits"``, ``"fashion-mnist"`` (Debian's ``dataset-fashion-mnist``), or a directory with one
+            sub-folder of images per class (write ``./digits`` for a folder named like a keyword).
         max_bytes: Largest accepted image file.
         max_pixels: Largest accepted decoded image (width x height).
 
@@ -71,7 +72,36 @@ def load_dataset(data: str, *, max_bytes: int = MAX_IMAGE_BYTES, max_pixels: int
     """
     if data == "digits":
         return load_digits_dataset()
+    if data == "fashion-mnist":
+        return load_fashion_dataset()
     return load_image_folder(Path(data), max_bytes=max_bytes, max_pixels=max_pixels)
+
+
+def load_fashion_dataset(limit: int | None = None) -> LabeledImages:
+    """Fashion-MNIST through the serving path (uint8 pixels -> image -> ``preprocess``), its published split.
+
+    Args:
+        limit: at most this many images of each split (default all: 60,000 + 10,000).
+
+    Raises:
+        ModelNotFoundError: the Debian package ``dataset-fashion-mnist`` is not installed.
+    """
+    fashion = load_fashion_images(limit=limit)
+    fields = dict(FASHION_SPEC_DEFAULTS)
+    spec = ModelSpec(name="fashion", arch="any", **fields)
+    inputs = torch.cat(
+        [
+            preprocess([Image.fromarray(pixels, mode="L") for pixels in fashion.images[start : start + _CHUNK]], spec)
+            for start in range(0, len(fashion.images), _CHUNK)
+        ]
+    )
+    return LabeledImages(
+        inputs=inputs,
+        labels=torch.from_numpy(fashion.labels),
+        is_train=torch.from_numpy(fashion.split == "train"),
+        spec_fields=fields,
+        source="fashion-mnist",
+    )
 
 
 def load_digits_dataset() -> LabeledImages:

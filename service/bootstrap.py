@@ -11,9 +11,11 @@ import numpy as np
 from PIL import Image
 from tqdm import tqdm
 
+from indexes.errors import ItemNotFoundError
 from indexes.ownership import OwnerLock
 from indexes.store import VectorStore
 from models import (
+    FASHION_LABELS,
     Classifier,
     ImageError,
     ModelError,
@@ -23,6 +25,7 @@ from models import (
     decode_image,
     load_classifier,
     load_digit_images,
+    load_fashion_images,
     model_exists,
     train_classifier,
 )
@@ -105,6 +108,47 @@ def add_digits(index: VectorStore, classifier: Classifier, progress: bool = Fals
     index.upsert(ids, logits, metadata)
     logger.info("indexed %d digits into %r in %.1f s", len(ids), index.name, time.perf_counter() - start)
     return len(ids)
+
+
+def add_fashion(
+    index: VectorStore, classifier: Classifier, limit: int | None = None, batch_size: int = 1024, progress: bool = False
+) -> int:
+    """Index Fashion-MNIST as `fashion-<split>-<i>` with `{"label", "label_name", "split"}`, resuming.
+
+    Each photo goes through the uploaded-image path (uint8 pixels -> image -> the model's preprocessing).
+    Batches are committed one at a time and ids already stored are skipped, so an interrupted run continues
+    where it stopped. Returns how many items were added.
+    """
+    start = time.perf_counter()
+    fashion = load_fashion_images(limit=limit)
+    ids = [f"fashion-{split}-{i}" for split, i in zip(fashion.split, fashion.index, strict=True)]
+    todo = [row for row, item_id in enumerate(ids) if not _stored(index, item_id)]
+    if len(todo) < len(ids):
+        logger.info(
+            "index %r holds %d of the %d photos already; adding the rest", index.name, len(ids) - len(todo), len(ids)
+        )
+    for batch in _batches(len(todo), batch_size, progress, "embedding fashion-mnist"):
+        rows = todo[batch]
+        images = [Image.fromarray(fashion.images[row], mode="L") for row in rows]
+        metadata = [
+            {
+                "label": int(fashion.labels[row]),
+                "label_name": FASHION_LABELS[fashion.labels[row]],
+                "split": str(fashion.split[row]),
+            }
+            for row in rows
+        ]
+        index.upsert([ids[row] for row in rows], classifier.logits_from_images(images), metadata)
+    logger.info("indexed %d fashion-mnist photos into %r in %.1f s", len(todo), index.name, time.perf_counter() - start)
+    return len(todo)
+
+
+def _stored(index: VectorStore, item_id: str) -> bool:
+    try:
+        index.get(item_id)
+    except ItemNotFoundError:
+        return False
+    return True
 
 
 def _read_image(path: Path, settings: Settings) -> Image.Image:

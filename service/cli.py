@@ -99,7 +99,9 @@ def _add_train_parser(sub: Any) -> None:
 
     train = sub.add_parser("train", help="train on the digits or an image folder; save under DATA_DIR/models")
     train.add_argument("--name", required=True, help="model name: DATA_DIR/models/NAME.safetensors + NAME.json")
-    train.add_argument("--data", help="'digits' (default) or a folder with one sub-folder of images per class")
+    train.add_argument(
+        "--data", help="'digits' (default), 'fashion-mnist' (Debian's package) or a folder of one sub-folder per class"
+    )
     train.add_argument("--arch", help="architecture: cnn (= digits-cnn, default), mlp, or another registry key")
     train.add_argument("--loss", choices=LOSS_NAMES, help="training objective (default ce)")
     train.add_argument("--activation", choices=list(ACTIVATIONS), help="ISBE soft score (default softmax)")
@@ -159,7 +161,7 @@ def _strings(text: str) -> tuple[str, ...]:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from .bootstrap import add_digits, add_image_folder
+    from .bootstrap import add_digits, add_fashion, add_image_folder
     from .catalog import Catalog
 
     settings = settings_from_args(args)
@@ -187,6 +189,8 @@ def _index(args: argparse.Namespace) -> int:
         index, classifier = catalog.store(name), catalog.index_model(name)
         if args.images is not None:
             add_image_folder(index, classifier, args.images, settings, progress=True)
+        elif args.data == "fashion-mnist":
+            add_fashion(index, classifier, limit=args.limit, progress=True)
         elif index.count() == 0:
             add_digits(index, classifier, progress=True)
         logger.info("index %r (model %r) at %s holds %d items", name, model, settings.index_dir, index.count())
@@ -296,7 +300,12 @@ def build_parser() -> argparse.ArgumentParser:
         "index",
         help="build or extend an index (--index NAME, created bound to --model when absent) from images or the digits",
     )
-    index.add_argument("--images", type=Path, help="folder of images (sub-folder = label); default: the digits")
+    source = index.add_mutually_exclusive_group()
+    source.add_argument("--images", type=Path, help="folder of images (sub-folder = label); default: the digits")
+    source.add_argument(
+        "--data", choices=["digits", "fashion-mnist"], help="a data set: the digits (default) or Debian's Fashion-MNIST"
+    )
+    index.add_argument("--limit", type=int, help="with --data fashion-mnist: at most this many photos of each split")
     index.add_argument("--rebuild", action="store_true", help="drop the index first and create it again")
     _add_settings_flags(index)
 

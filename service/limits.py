@@ -10,6 +10,8 @@ from indexes.deadline import deadline_after
 
 logger = logging.getLogger(__name__)
 
+_WORK_GRACE_S = 0.2
+
 
 async def _send_error(send: Send, status: int, detail: str) -> None:
     body = json.dumps({"detail": detail}).encode()
@@ -84,7 +86,9 @@ class RequestTimeout:
             await send(message)
 
         try:
-            with deadline_after(self.seconds):  # long work checks it and stops, instead of burning CPU on
+            # Long work checks this deadline and stops instead of burning CPU on; it falls just after the 503,
+            # so that the answer is always this middleware's and never a half-sent response of the app's.
+            with deadline_after(self.seconds + _WORK_GRACE_S):
                 await asyncio.wait_for(self.app(scope, receive, tracking_send), self.seconds)
         except TimeoutError:
             logger.warning("%s %s timed out after %.1f s", scope["method"], scope["path"], self.seconds)
