@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from indexes.deadline import check_deadline
 from indexes.divergences import as_matrix
-from indexes.metrics import complement_log
+from indexes.metrics import order_breaking_ties
 
 from .errors import EvaluationConfigError
 from .measures import RANKING_METRICS, TEMPERATURE_FREE, check_metrics, compute_distances, cross_entropy
@@ -310,7 +310,7 @@ def _break_saturated_ties(
     """`js` and `tri` as ranks in which values that tie in float64 are ordered by their true order.
 
     At low T most pairs have `js == ln 2` and `tri == 2` in float64; their complements, computed in log space
-    (`indexes.metrics.complement_log`), still order them as a search does. Other metrics pass through.
+    (`indexes.metrics.order_breaking_ties`), still order them as a search does. Other metrics pass through.
 
     Returns:
         `(q, n)`: the distances, or for js/tri the rank of each item (0 = closest) with the saturated ties broken.
@@ -319,10 +319,5 @@ def _break_saturated_ties(
         return distances
     ranks = np.empty_like(distances)
     for i, row in enumerate(distances):
-        _, inverse, counts = np.unique(row, return_inverse=True, return_counts=True)
-        tied = counts[inverse] > 1
-        secondary = np.zeros(row.size)
-        if tied.any():
-            secondary[tied] = -complement_log(metric, queries[i : i + 1], items[tied][None, :, :], temperature)[0]
-        ranks[i, np.lexsort((secondary, row))] = np.arange(row.size)
+        ranks[i, order_breaking_ties(metric, row, queries[i], items, temperature)] = np.arange(row.size)
     return ranks

@@ -15,9 +15,9 @@ from .metrics import (
     EMBEDDINGS,
     TEMPERATURE_METRICS,
     candidate_lower_bound,
-    complement_log,
     exact_distances,
     exact_matrix,
+    order_breaking_ties,
 )
 from .store import Filter, Item, Metadata, Neighbor, SearchResult
 
@@ -246,7 +246,9 @@ class FaissIndex:
                 unfinished.extend(rows[~done].tolist())
                 for i in np.flatnonzero(done):
                     valid = positions[i] >= 0
-                    keep = _rank(metric, exact[i, valid], queries[rows[i]], candidates[i, valid], k, temperature)
+                    keep = order_breaking_ties(
+                        metric, exact[i, valid], queries[rows[i]], candidates[i, valid], temperature
+                    )[:k]
                     top[rows[i]] = (positions[i, valid][keep], exact[i, valid][keep])
             pending, m = np.array(unfinished, dtype=np.int64), min(num_matches, 4 * m)
         return top
@@ -271,7 +273,7 @@ class FaissIndex:
             kth = np.partition(exact, kk - 1, axis=1)[:, kk - 1 : kk]
             for i, query in enumerate(block):
                 near = np.flatnonzero(exact[i] <= kth[i])  # the top k and every item tied with the k-th
-                order = near[_rank(metric, exact[i, near], queries[query], items[near], k, temperature)]
+                order = near[order_breaking_ties(metric, exact[i, near], queries[query], items[near], temperature)[:k]]
                 top[query] = (rows[order], exact[i, order])
 
     def replace_all(self, ids: list[str], vectors: np.ndarray, metadata: list[Metadata]) -> None:
@@ -301,20 +303,3 @@ class FaissIndex:
         if self._sorted_ids is None:
             self._sorted_ids = sorted(self._ids)
         return [self.get(item_id) for item_id in self._sorted_ids[offset : offset + limit]]
-
-
-def _rank(metric: str, exact: np.ndarray, query: np.ndarray, candidates: np.ndarray, k: int, t: float) -> np.ndarray:
-    """Positions of the k best of `exact` `(m,)`, closest first.
-
-    For `js` and `tri`, values that tie in float64 (at low T most saturate at ln 2 and 2) are ordered by their
-    complement computed in log space (`metrics.complement_log`), so distinct true values keep their true order.
-    """
-    order = np.argsort(exact, kind="stable")[:k]
-    if metric not in ("js", "tri") or order.size == 0:
-        return order
-    tied = np.flatnonzero(exact == exact[order[-1]])
-    if tied.size < 2:
-        return order
-    complement = complement_log(metric, query[None, :], candidates[tied][None, :, :], t)[0]
-    settled = order[exact[order] < exact[order[-1]]]
-    return np.concatenate([settled, tied[np.argsort(-complement, kind="stable")][: k - settled.size]])

@@ -148,16 +148,16 @@ def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, 
     if metric in ("js", "tri"):
         hellinger: np.ndarray = np.maximum(2.0 - 2.0 * s - 2.0 * delta, 0.0)
         return hellinger / 4.0 if metric == "js" else hellinger
-    log_p = log_softmax(queries, temperature)
     if metric == "kl_reverse":
         bound = (-s - 2.0 * delta * np.log(num_classes)) / (1.0 + delta)
+        # Past the float32 floor of the query's log-probabilities the scores are not the metric any more.
+        bound = np.where((log_softmax(queries, temperature) > _LOG_FLOOR).all(axis=1), bound, -np.inf)
     else:
         bound = -s / (1.0 + delta)
-        if metric == "kl":
+        if metric == "kl":  # minus H(p), computed as the exact re-rank computes it
             bound = bound - compute_divergence(queries, queries, measure="ce", temperature=temperature)
-    # Past the float32 floor of the stored log-probabilities the scores are not the metric any more.
-    valid = (log_p > _LOG_FLOOR).all(axis=1) if metric == "kl_reverse" else np.ones(len(s), dtype=bool)
-    return np.where(valid & np.isfinite(s), bound, -np.inf)
+    result: np.ndarray = np.where(np.isfinite(s), bound, -np.inf)
+    return result
 
 
 def complement_log(metric: str, queries: np.ndarray, candidates: np.ndarray, temperature: float) -> np.ndarray:
@@ -177,6 +177,29 @@ def complement_log(metric: str, queries: np.ndarray, candidates: np.ndarray, tem
     terms = np.logaddexp(log_p + _log_softplus(u), log_q + _log_softplus(-u))
     result = np.log(0.5) + _logsumexp(terms)
     return result
+
+
+def order_breaking_ties(
+    metric: str, values: np.ndarray, query: np.ndarray, candidates: np.ndarray, temperature: float
+) -> np.ndarray:
+    """Positions that sort `values` `(m,)` ascending, closest first.
+
+    For `js` and `tri`, values that tie in float64 (at low T most saturate at ln 2 and 2) are ordered by their
+    complements (`complement_log`, larger = closer), so distinct true values keep their true order; other
+    ties keep their order (a stable sort).
+
+    Args:
+        query: `(C,)` logits; candidates: `(m, C)` logits, one row per value.
+    """
+    if metric not in ("js", "tri"):
+        return np.argsort(values, kind="stable")
+    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
+    tied = counts[inverse] > 1
+    secondary = np.zeros(values.size)
+    if tied.any():
+        secondary[tied] = -complement_log(metric, query[None, :], candidates[tied][None, :, :], temperature)[0]
+    order: np.ndarray = np.lexsort((secondary, values))
+    return order
 
 
 def _log_softplus(v: np.ndarray) -> np.ndarray:
