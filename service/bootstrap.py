@@ -158,10 +158,19 @@ def _read_image(path: Path, settings: Settings) -> Image.Image:
         raise type(exc)(f"{path}: {exc}") from exc
 
 
+def folder_label(name: str) -> int | str:
+    """The `label` of the images in sub-folder `name`: a number when the name is one (`"7"` -> 7, as the digits'
+    and Fashion-MNIST's labels are), else the name (`"cats"`, and `"07"`, which is not how a number is written).
+    """
+    return int(name) if name.isascii() and name.isdigit() and str(int(name)) == name else name
+
+
 def add_image_folder(
     index: VectorStore, classifier: Classifier, folder: Path, settings: Settings, progress: bool = False
 ) -> int:
     """Index every image under `folder`: id = relative path, metadata `{"path", "label": <sub-folder>}`.
+
+    The label is the first sub-folder's name, as a number when it is one (`folder_label`).
 
     Images are committed in batches of `max_batch`; a file that is not a readable image stops the run
     with an error naming it, after the batches before it were stored.
@@ -174,7 +183,7 @@ def add_image_folder(
         chunk = paths[batch]
         images = [_read_image(p, settings) for p in chunk]
         relative = [p.relative_to(folder).as_posix() for p in chunk]
-        metadata = [{"path": r, **({"label": r.split("/")[0]} if "/" in r else {})} for r in relative]
+        metadata = [{"path": r, **({"label": folder_label(r.split("/")[0])} if "/" in r else {})} for r in relative]
         index.upsert(relative, classifier.logits_from_images(images), metadata)
     logger.info(
         "indexed %d images from %s into %r in %.1f s", len(paths), folder, index.name, time.perf_counter() - start
