@@ -11,7 +11,7 @@ TORCH_INDEX ?=
 
 install: ## Install CPU torch (TORCH_INDEX=<PyTorch index URL> elsewhere), the package with faiss-cpu, the dev tools
 	pip install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	pip install -e ".[cpu,dev]"
+	pip install -e ".[cpu,dev,zoo]"
 
 lint: ## ruff lint + format check, mypy --strict
 	ruff check $(SRC) tests bench
