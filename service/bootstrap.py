@@ -155,13 +155,6 @@ def add_fashion(
     return added
 
 
-def folder_label(name: str) -> int | str:
-    """The `label` of the images in sub-folder `name`: a number when the name is one (`"7"` -> 7, as the digits'
-    and Fashion-MNIST's labels are), else the name (`"cats"`, and `"07"`, which is not how a number is written).
-    """
-    return int(name) if name.isascii() and name.isdigit() and str(int(name)) == name else name
-
-
 def add_image_folder(
     index: VectorStore,
     classifier: Classifier,
@@ -246,3 +239,10 @@ def _stored(index: VectorStore, item_id: str) -> bool:
     except ItemNotFoundError:
         return False
     return True
+
+
+def folder_label(name: str) -> int | str:
+    """The `label` of the images in sub-folder `name`: a number when the name is one (`"7"` -> 7, as the digits'
+    and Fashion-MNIST's labels are), else the name (`"cats"`, and `"07"`, which is not how a number is written).
+    """
+    return int(name) if name.isascii() and name.isdigit() and str(int(name)) == name else name
