@@ -14,6 +14,7 @@ from tqdm import tqdm
 from indexes.errors import ItemNotFoundError
 from indexes.ownership import OwnerLock
 from indexes.store import VectorStore
+from indexes.validation import MAX_THUMBNAIL_BYTES
 from models import (
     FASHION_LABELS,
     Classifier,
@@ -26,6 +27,7 @@ from models import (
     load_classifier,
     load_digit_images,
     load_fashion_images,
+    make_thumbnail,
     model_exists,
     train_classifier,
 )
@@ -89,11 +91,17 @@ def _batches(n: int, batch_size: int, progress: bool, desc: str) -> Iterator[sli
             bar.update(stop - start)
 
 
-def add_digits(index: VectorStore, classifier: Classifier, progress: bool = False) -> int:
+def thumbnails_of(images: list[Image.Image], keep: bool) -> list[bytes | None] | None:
+    """The thumbnail of each image when the index keeps them (`keep`), else None."""
+    return [make_thumbnail(image, MAX_THUMBNAIL_BYTES) for image in images] if keep else None
+
+
+def add_digits(index: VectorStore, classifier: Classifier, progress: bool = False, thumbnails: bool = True) -> int:
     """Index all 1797 digits as `digits-<i>` with `{"label", "split"}`, through the uploaded-image path.
 
     Each digit becomes an 8-bit grayscale image and is embedded exactly as a PNG upload of it would be, so
     searching with that PNG finds the item at distance 0. One upsert: the index gets all of them or none.
+    With `thumbnails`, each keeps its 8x8 pixels enlarged 12 times without blurring (a 96 px PNG).
     """
     start = time.perf_counter()
     digits = load_digit_images()
@@ -105,13 +113,18 @@ def add_digits(index: VectorStore, classifier: Classifier, progress: bool = Fals
     metadata = [
         {"label": int(label), "split": str(split)} for label, split in zip(digits.labels, digits.split, strict=True)
     ]
-    index.upsert(ids, logits, metadata)
+    index.upsert(ids, logits, metadata, thumbnails_of(images, thumbnails))
     logger.info("indexed %d digits into %r in %.1f s", len(ids), index.name, time.perf_counter() - start)
     return len(ids)
 
 
 def add_fashion(
-    index: VectorStore, classifier: Classifier, limit: int | None = None, batch_size: int = 1024, progress: bool = False
+    index: VectorStore,
+    classifier: Classifier,
+    limit: int | None = None,
+    batch_size: int = 1024,
+    progress: bool = False,
+    thumbnails: bool = True,
 ) -> int:
     """Index Fashion-MNIST as `fashion-<split>-<i>` with `{"label", "label_name", "split"}`, resuming.
 
@@ -138,7 +151,8 @@ def add_fashion(
             }
             for row in rows
         ]
-        index.upsert([ids[row] for row in rows], classifier.logits_from_images(images), metadata)
+        logits = classifier.logits_from_images(images)
+        index.upsert([ids[row] for row in rows], logits, metadata, thumbnails_of(images, thumbnails))
     logger.info("indexed %d fashion-mnist photos into %r in %.1f s", len(todo), index.name, time.perf_counter() - start)
     return len(todo)
 
@@ -159,9 +173,16 @@ def _read_image(path: Path, settings: Settings) -> Image.Image:
 
 
 def add_image_folder(
-    index: VectorStore, classifier: Classifier, folder: Path, settings: Settings, progress: bool = False
+    index: VectorStore,
+    classifier: Classifier,
+    folder: Path,
+    settings: Settings,
+    progress: bool = False,
+    thumbnails: bool = True,
 ) -> int:
     """Index every image under `folder`: id = relative path, metadata `{"path", "label": <sub-folder>}`.
+
+    With `thumbnails`, each item keeps a thumbnail of its image.
 
     Images are committed in batches of `max_batch`; a file that is not a readable image stops the run
     with an error naming it, after the batches before it were stored.
@@ -175,7 +196,7 @@ def add_image_folder(
         images = [_read_image(p, settings) for p in chunk]
         relative = [p.relative_to(folder).as_posix() for p in chunk]
         metadata = [{"path": r, **({"label": r.split("/")[0]} if "/" in r else {})} for r in relative]
-        index.upsert(relative, classifier.logits_from_images(images), metadata)
+        index.upsert(relative, classifier.logits_from_images(images), metadata, thumbnails_of(images, thumbnails))
     logger.info(
         "indexed %d images from %s into %r in %.1f s", len(paths), folder, index.name, time.perf_counter() - start
     )

@@ -68,6 +68,7 @@ class IndexEntry:
     store: str = "faiss"
     index_type: str = "flat"
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    thumbnails: bool = True  # keep a thumbnail with each item added from an image
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ class Catalog:
             logger.error("the default index's model is unavailable: %s", exc)
             return
         if name == DEFAULT_INDEX and slot.entry.model == DEFAULT_MODEL and slot.store.count() == 0:
-            add_digits(slot.store, classifier, progress=progress)
+            add_digits(slot.store, classifier, progress=progress, thumbnails=slot.entry.thumbnails)
             slot.store.save()
 
     def _open_slot(self, path: Path) -> _Slot:
@@ -199,7 +200,9 @@ class Catalog:
 
     # -- creating and dropping ----------------------------------------------------------------------------
 
-    def create(self, name: str, model: str, store: str = "faiss", index_type: str = "flat") -> IndexStatus:
+    def create(
+        self, name: str, model: str, store: str = "faiss", index_type: str = "flat", thumbnails: bool = True
+    ) -> IndexStatus:
         """Create an empty index bound to `model`, durably and atomically.
 
         Raises:
@@ -211,7 +214,7 @@ class Catalog:
         _check_choice("store", store, STORES)
         _check_choice("index_type", index_type, INDEX_TYPES)
         read_spec(self.settings.models_dir, model)
-        entry = IndexEntry(name, model, store, index_type)
+        entry = IndexEntry(name, model, store, index_type, thumbnails=thumbnails)
         final = self.indexes_dir / name
         with self._lock:
             if name in self._slots or final.exists():

@@ -187,12 +187,13 @@ def _index(args: argparse.Namespace) -> int:
             catalog.model(model, progress=True)  # the embedded default model is trained here on a first run
             catalog.create(name, model)
         index, classifier = catalog.store(name), catalog.index_model(name)
+        thumbnails = catalog.entry(name).thumbnails
         if args.images is not None:
-            add_image_folder(index, classifier, args.images, settings, progress=True)
+            add_image_folder(index, classifier, args.images, settings, progress=True, thumbnails=thumbnails)
         elif args.data == "fashion-mnist":
-            add_fashion(index, classifier, limit=args.limit, progress=True)
+            add_fashion(index, classifier, limit=args.limit, progress=True, thumbnails=thumbnails)
         elif index.count() == 0:
-            add_digits(index, classifier, progress=True)
+            add_digits(index, classifier, progress=True, thumbnails=thumbnails)
         logger.info("index %r (model %r) at %s holds %d items", name, model, settings.index_dir, index.count())
     finally:
         catalog.close()

@@ -242,6 +242,7 @@ class IndexCreateRequest(Strict):
     model: str = Field(description="The model whose logits the index holds (GET /v1/models lists them)")
     store: str = Field("faiss", description="Where the vectors live: faiss (embedded, the default)")
     index_type: str = Field("flat", description="flat: exact search under every metric")
+    thumbnails: bool = Field(True, description="Keep a thumbnail with each item added from an image")
 
 
 class IndexDescription(BaseModel):
@@ -250,6 +251,7 @@ class IndexDescription(BaseModel):
     store: str
     index_type: str
     created_at: str
+    thumbnails: bool = Field(description="Whether items added from images keep a thumbnail")
     status: Literal["ready", "unavailable"]
     reason: str | None = Field(description="Why the index is unavailable (null when ready)")
     count: int | None

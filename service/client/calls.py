@@ -47,6 +47,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "list_items": ("GET {index}/items",),
     "get_item": ("GET {index}/items/{item_id}",),
     "delete_item": ("DELETE {index}/items/{item_id}",),
+    "thumbnail": ("GET {index}/items/{item_id}/thumbnail",),
     "search": ("POST {index}/search",),
     "search_image": ("POST {index}/search/image",),
     "agreement": ("POST {index}/search/agreement",),

@@ -161,7 +161,12 @@ def test_indexes_divergence_agreement_and_evaluation(client: Client) -> None:
     with pytest.raises(Conflict):
         client.create_index("client-test", "digits-cnn")
     client.upsert(["seven"], images=[digit_png(7)], index="client-test")
-    assert client.get_index("client-test").count == 1
+    client.upsert(["plain"], np.zeros((1, 10)), index="client-test")
+    assert client.get_index("client-test").count == 2 and created.thumbnails is True
+    thumbnail = client.thumbnail("seven", index="client-test")
+    assert thumbnail.media_type == "image/png" and thumbnail.data == client.thumbnail("digits-7").data
+    with pytest.raises(NotFound, match="no thumbnail"):
+        client.thumbnail("plain", index="client-test")
     assert "client-test" in [index.name for index in client.list_indexes()]
     assert client.search(ids=["seven"], k=1, index="client-test").results[0][0].id == "seven"
     assert client.drop_index("client-test").deleted == "client-test"
