@@ -29,7 +29,7 @@ from indexes.snapshot import fsync_directory, read_manifest
 from indexes.store import VectorStore
 from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec, saved_model_names
 
-from .bootstrap import add_digits, import_plugins, load_model
+from .bootstrap import add_digits, backfill_digit_thumbnails, import_plugins, load_model
 from .config import DEFAULT_INDEX, DEFAULT_MODEL, INDEX_NAME_PATTERN, Settings
 from .errors import (
     IndexExistsError,
@@ -160,6 +160,8 @@ class Catalog:
         if name == DEFAULT_INDEX and slot.entry.model == DEFAULT_MODEL and slot.store.count() == 0:
             add_digits(slot.store, classifier, progress=progress, thumbnails=slot.entry.thumbnails)
             slot.store.save()
+        elif name == DEFAULT_INDEX and slot.entry.model == DEFAULT_MODEL and slot.entry.thumbnails:
+            backfill_digit_thumbnails(slot.store, classifier)  # a default index built before thumbnails
 
     def _open_slot(self, path: Path) -> _Slot:
         try:

@@ -1,13 +1,29 @@
 """Thumbnail routes: the digits' own at build time, uploads keep theirs, headers, 404s, the per-index switch."""
 
 import io
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from PIL import Image
 
 from models import load_digit_images
+from service.app import create_app
+from service.catalog import Catalog
+from service.config import Settings
 from tests.service.test_api import b64, digit_png
+
+
+@pytest.fixture(scope="module")
+def shared(tmp_path_factory: pytest.TempPathFactory, default_data_dir: Path) -> Iterator[TestClient]:
+    """One app for the tests that only add items of their own (a copy of the default data dir)."""
+    data_dir = tmp_path_factory.mktemp("thumbnails") / "data"
+    shutil.copytree(default_data_dir, data_dir)
+    with TestClient(create_app(Settings(data_dir=data_dir, device="cpu", faiss_gpu="false", num_threads=2))) as c:
+        yield c
 
 
 def _photo_png(rng: np.random.Generator, width: int = 300, height: int = 200) -> bytes:
@@ -16,7 +32,8 @@ def _photo_png(rng: np.random.Generator, width: int = 300, height: int = 200) ->
     return buffer.getvalue()
 
 
-def test_each_digit_has_its_pixels_enlarged_as_a_thumbnail(client: TestClient) -> None:
+def test_each_digit_has_its_pixels_enlarged_as_a_thumbnail(shared: TestClient) -> None:
+    client = shared
     pixels = load_digit_images().images[1234]
     response = client.get("/v1/items/digits-1234/thumbnail")
     assert response.status_code == 200 and response.headers["content-type"] == "image/png"
@@ -29,8 +46,9 @@ def test_each_digit_has_its_pixels_enlarged_as_a_thumbnail(client: TestClient) -
 
 
 def test_items_added_from_images_keep_a_thumbnail_until_replaced_or_deleted(
-    client: TestClient, rng: np.random.Generator
+    shared: TestClient, rng: np.random.Generator
 ) -> None:
+    client = shared
     items = [
         {"id": "photos/cat.png", "image": b64(_photo_png(rng)), "metadata": {"kind": "photo"}},
         {"id": "seven", "image": b64(digit_png(7))},
@@ -53,7 +71,8 @@ def test_items_added_from_images_keep_a_thumbnail_until_replaced_or_deleted(
     assert client.get("/v1/items/photos/cat.png/thumbnail").status_code == 404
 
 
-def test_an_index_created_without_thumbnails_keeps_none(client: TestClient) -> None:
+def test_an_index_created_without_thumbnails_keeps_none(shared: TestClient) -> None:
+    client = shared
     created = client.post("/v1/indexes", json={"name": "bare", "model": "digits-cnn", "thumbnails": False})
     assert created.status_code == 201 and created.json()["thumbnails"] is False
     assert client.get("/v1/indexes/default").json()["thumbnails"] is True
@@ -70,3 +89,20 @@ def test_thumbnails_survive_a_restart(client: TestClient, rng: np.random.Generat
     with TestClient(app) as again:
         assert again.get("/v1/items/p/thumbnail").content == before
         assert again.get("/v1/items/digits-3/thumbnail").status_code == 200
+
+
+def test_digits_of_an_index_built_before_thumbnails_get_theirs_at_start(settings: Settings) -> None:
+    catalog = Catalog(settings)
+    catalog.open()
+    store = catalog.store("default")
+    old = [store.get(f"digits-{i}") for i in range(3)]
+    store.upsert([o.id for o in old], np.stack([o.logits for o in old]), [o.metadata for o in old])  # as before
+    store.upsert(["digits-2"], old[2].logits[None] + 1.0, [old[2].metadata])  # a user replaced this one
+    store.delete("digits-3")
+    catalog.close()
+    with TestClient(create_app(settings)) as client:
+        for i in (0, 1):
+            assert client.get(f"/v1/items/digits-{i}/thumbnail").status_code == 200
+            assert client.get(f"/v1/items/digits-{i}").json()["logits"] == old[i].logits.tolist()
+        assert client.get("/v1/items/digits-2/thumbnail").status_code == 404
+        assert client.get("/v1/items/digits-3").status_code == 404
