@@ -81,7 +81,10 @@ class VectorStore(Protocol):
         """The item's thumbnail, None when it has none (`ItemNotFoundError` if the item is absent)."""
         ...
 
-    def list(self, offset: int, limit: int) -> list[Item]: ...
+    def list(self, offset: int, limit: int) -> list[Item]:
+        """Items `offset` to `offset + limit` in insertion order: a new id goes last, an upsert of a stored id
+        keeps its place, a delete removes it; the same order after a restart."""
+        ...
 
     def search(
         self,

@@ -168,11 +168,11 @@ class AsyncClient(ClientBase):
         return UpsertResponse(upserted=upserted, count=count)
 
     async def list_items(self, offset: int = 0, limit: int = 100, *, index: str | None = None) -> ItemsPage:
-        """A page of items in ascending id order, and the total count."""
+        """A page of items in insertion order, and the total count."""
         return await self._send(calls.list_items(offset, limit, index))
 
     async def iter_items(self, *, index: str | None = None, page_size: int = 1000) -> AsyncIterator[ItemOut]:
-        """Every item, page by page, in ascending id order."""
+        """Every item, page by page, in insertion order."""
         offset = 0
         while page := (await self.list_items(offset, page_size, index=index)).items:
             for item in page:

@@ -164,11 +164,11 @@ class Client(ClientBase):
         return UpsertResponse(upserted=upserted, count=count)
 
     def list_items(self, offset: int = 0, limit: int = 100, *, index: str | None = None) -> ItemsPage:
-        """A page of items in ascending id order, and the total count."""
+        """A page of items in insertion order, and the total count."""
         return self._send(calls.list_items(offset, limit, index))
 
     def iter_items(self, *, index: str | None = None, page_size: int = 1000) -> Iterator[ItemOut]:
-        """Every item, page by page, in ascending id order."""
+        """Every item, page by page, in insertion order."""
         offset = 0
         while page := self.list_items(offset, page_size, index=index).items:
             yield from page
