@@ -167,6 +167,7 @@ def test_an_api_error_is_shown_as_a_message(page: "sync_api.Page", url: str) -> 
     page.click("#search-logits")
     page.wait_for_selector("#error:has-text('10')")
     assert "HTTP 422" in page.locator("#error").inner_text()
+    assert page.locator("#query-card").is_hidden() and page.locator("#results-section").is_hidden()
 
 
 def test_the_page_works_with_an_api_key(browser: "sync_api.Browser", default_data_dir: Path, tmp_path: Path) -> None:
