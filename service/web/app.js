@@ -59,7 +59,10 @@ async function labelsOf(index) {
 }
 
 async function queryLogits(prefix) {
-  if (state.query.logits) return { logits: state.query.logits, title: "Query: pasted or uploaded logits", thumb: page.imageUrl };
+  if (state.query.logits) {
+    const title = page.imageUrl ? "Query: the uploaded image" : "Query: the given logits";
+    return { logits: state.query.logits, title, thumb: page.imageUrl };
+  }
   const item = await getJson(`${prefix}/items/${encodeId(state.query.id)}`);
   page.items.set(item.id, item);
   return { logits: item.logits, title: `Query: ${item.id}`, thumb: await thumbnailUrl(prefix, item.id) };

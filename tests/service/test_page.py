@@ -100,6 +100,7 @@ def test_dropping_a_digit_finds_it_first_with_its_thumbnail(page: "sync_api.Page
     thumb.wait_for(state="visible")
     assert thumb.evaluate("img => img.naturalWidth") == 96
     assert page.locator("#query-thumb").is_visible() and page.locator("#top5 .bar-row").count() == 5
+    assert page.locator("#query-title").inner_text() == "Query: the uploaded image"
     assert "nats" in page.locator("#entropy").inner_text()
     assert "logits" in parse_qs(urlparse(page.url).query)  # an uploaded image is shared as its logits
 
@@ -118,8 +119,8 @@ def test_choosing_a_file_then_clicking_a_result_searches_from_it(
     page.wait_for_selector(f"#query-title:has-text('Query: {second}')")
     page.wait_for_function("id => document.querySelector('#results .result .id')?.textContent === id", arg=second)
     assert parse_qs(urlparse(page.url).query)["id"] == [second]
-    page.go_back()  # the previous query comes back from the URL
-    page.wait_for_selector("#query-title:has-text('logits')")
+    page.go_back()  # the previous query comes back from the URL (an upload, as its logits)
+    page.wait_for_selector("#query-title:has-text('the given logits')")
 
 
 def test_switching_the_metric_keeps_the_state_in_the_url(page: "sync_api.Page", url: str) -> None:
