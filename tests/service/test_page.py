@@ -3,6 +3,7 @@
 Screenshots go to `test-artifacts/browser/` (ignored by git) for a person to look at.
 """
 
+import base64
 import json
 import shutil
 from collections.abc import Iterator
@@ -133,6 +134,25 @@ def test_switching_the_metric_keeps_the_state_in_the_url(page: "sync_api.Page", 
     assert page.locator("#results .distance").first.inner_text().startswith("kl ")
     expected = httpx.post(f"{url}/v1/search", json={"queries": [{"id": "digits-5"}], "k": 4, "metric": "kl"}).json()
     assert page.locator("#results .result .id").all_inner_texts() == [h["id"] for h in expected["results"][0]]
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = json.loads(Path(download.value.path()).read_text())
+    assert saved["results"] == expected and saved["query"] == {"id": "digits-5"} and "agreement" in saved
+
+
+def test_choosing_another_index_searches_it_with_its_own_items(page: "sync_api.Page", url: str) -> None:
+    created = httpx.post(f"{url}/v1/indexes", json={"name": "mini", "model": "digits-cnn"})
+    assert created.status_code == 201, created.text
+    items = [{"id": f"mini-{i}", "image": base64.b64encode(digit_png(i)).decode()} for i in range(3)]
+    assert httpx.post(f"{url}/v1/indexes/mini/items", json={"items": items}).status_code == 200
+    page.goto(f"{url}/?id=mini-1")  # not in the default index: the page says so
+    page.wait_for_selector("#error:has-text('mini-1')")
+    page.select_option("#index", "mini")
+    page.wait_for_function("() => document.querySelectorAll('#results .result').length === 3")
+    assert _first_result(page) == "mini-1" and page.locator("#error").is_hidden()
+    assert page.locator("#footer").inner_text().startswith("model digits-cnn · index mini: 3 items · CPU")
+    assert parse_qs(urlparse(page.url).query)["index"] == ["mini"]
+    page.locator("#results .result img").first.wait_for(state="visible")
 
 
 def test_agreement_filters_and_comparison_come_from_the_service(page: "sync_api.Page", url: str) -> None:
