@@ -21,7 +21,7 @@ from .metrics import (
     order_breaking_ties,
 )
 from .scan import MAX_SCAN_QUERIES, Kind, scan_candidates
-from .store import Filter, Item, Metadata, Neighbor, SearchResult
+from .store import Filter, Item, Metadata, QueryHits, SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -209,9 +209,12 @@ class FaissIndex:
         if selection.num_matches == 0:
             return SearchResult([[] for _ in range(len(queries))])
         top = self._exact_top(queries, k, metric, temperature, selection)
-        return SearchResult(
-            [[Neighbor(self._ids[p], float(d), self._metadata[p]) for p, d in zip(*row, strict=True)] for row in top]
-        )
+        ids, metadata = self._ids, self._metadata
+        hits = []
+        for positions, distances in top:
+            rows = positions.tolist()
+            hits.append(QueryHits([ids[p] for p in rows], distances, [metadata[p] for p in rows]))
+        return SearchResult.from_columns(hits)
 
     def _select(self, filter: Filter | None) -> _Selection:
         """The rows matching `filter` and FAISS search parameters restricted to them (no mask: every row)."""
