@@ -3,11 +3,12 @@
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import faiss
 import numpy as np
 
+from .columns import GrowableArray
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
 from .filters import match_filter
@@ -19,6 +20,7 @@ from .metrics import (
     exact_matrix,
     order_breaking_ties,
 )
+from .scan import MAX_SCAN_QUERIES, Kind, scan_candidates
 from .store import Filter, Item, Metadata, Neighbor, SearchResult
 
 logger = logging.getLogger(__name__)
@@ -29,14 +31,19 @@ GPU_MAX_K = 2048
 _RERANK_CHUNK = 1 << 23
 
 
+#: How candidates are found: `"auto"` picks per query shape; `"faiss"` and `"scan"` force one kernel.
+Kernel = Literal["auto", "faiss", "scan"]
+
+
 @dataclass(frozen=True)
 class _Selection:
-    """Rows a search may return: FAISS parameters restricting it (None: all), the bitmap the selector points
-    into (kept alive with them), and the matching row positions."""
+    """Rows a search may return: their mask (None: all), how many there are, and FAISS parameters restricting a
+    search to them with the bitmap the selector points into (kept alive with them)."""
 
-    params: Any
-    bitmap: np.ndarray | None
-    rows: np.ndarray
+    mask: np.ndarray | None
+    num_matches: int
+    params: Any = None
+    bitmap: np.ndarray | None = None
 
 
 class FaissIndex:
@@ -48,14 +55,21 @@ class FaissIndex:
     `ids -> row` dict (a new id goes last, a replaced one keeps its place, a deleted one leaves it). Not
     thread-safe: `DurableIndex` serialises access.
 
+    On CPU, fewer than `MAX_SCAN_QUERIES` queries find their candidates by one BLAS pass over the rows
+    (`indexes.scan`, with the squared norms kept per row), larger batches by FAISS's flat search; both are
+    re-ranked exactly, so either returns the same top k.
+
     Args:
         dim: vector length (the model's number of classes).
         gpu_resources: a `faiss.StandardGpuResources` to put the search mirror on the GPU, or None for CPU.
+        kernel: `"auto"` (per query shape), or `"faiss"` / `"scan"` to force one candidate kernel.
     """
 
-    def __init__(self, dim: int, gpu_resources: Any | None = None) -> None:
+    def __init__(self, dim: int, gpu_resources: Any | None = None, kernel: Kernel = "auto") -> None:
         self.dim = dim
+        self.kernel = kernel
         self._cpu = faiss.IndexFlatL2(dim)
+        self._norms = GrowableArray(np.float32)  # squared L2 norm of each row, for the BLAS scan
         self._gpu_resources = gpu_resources
         self._gpu = faiss.GpuIndexFlatL2(gpu_resources, dim) if gpu_resources is not None else None
         self._ids: list[str] = []
@@ -125,12 +139,14 @@ class FaissIndex:
                 new_rows.append(row)
             else:
                 stored[position] = vectors[row]
+                self._norms.values[position] = _squared_norms(vectors[row : row + 1])[0]
                 self._metadata[position] = meta
                 replaced = True
         if new_rows:
             start = len(self._ids)
             added = np.ascontiguousarray(vectors[new_rows])
             self._cpu.add(added)
+            self._norms.extend(_squared_norms(added))
             if self._gpu is not None and not replaced:
                 self._gpu.add(added)
             for offset, row in enumerate(new_rows):
@@ -158,6 +174,7 @@ class FaissIndex:
             self._positions[moved] = position
         self._ids.pop()
         self._metadata.pop()
+        self._norms.remove_moving_last(position)
         self._cpu.remove_ids(faiss.IDSelectorRange(last, last + 1))
         self._listed_ids = None
         self._version += 1
@@ -189,7 +206,7 @@ class FaissIndex:
             For each query, at most k neighbours sorted by ascending distance.
         """
         selection = self._select(filter)
-        if selection.rows.size == 0:
+        if selection.num_matches == 0:
             return SearchResult([[] for _ in range(len(queries))])
         top = self._exact_top(queries, k, metric, temperature, selection)
         return SearchResult(
@@ -197,27 +214,35 @@ class FaissIndex:
         )
 
     def _select(self, filter: Filter | None) -> _Selection:
-        """The rows matching `filter` and FAISS search parameters restricted to them (None: every row)."""
+        """The rows matching `filter` and FAISS search parameters restricted to them (no mask: every row)."""
         if not filter or self.count() == 0:
-            return _Selection(None, None, np.arange(self.count()))
+            return _Selection(None, self.count())
         mask = match_filter(filter, self._metadata, self.vectors)
         bitmap = np.packbits(mask, bitorder="little")
         params = faiss.SearchParameters()
         params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
-        return _Selection(params, bitmap, np.flatnonzero(mask))
+        return _Selection(mask, int(np.count_nonzero(mask)), params, bitmap)
 
     def _candidates(
-        self, queries: np.ndarray, m: int, metric: str, temperature: float, params: Any
+        self, queries: np.ndarray, m: int, metric: str, temperature: float, selection: _Selection
     ) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS scores and row positions `(q, m)` of each query's m best candidates (-1 where fewer match)."""
+        """Float32 scores (FAISS's conventions) and row positions `(q, m)` of each query's m best candidates (-1
+        where fewer match), from FAISS or from a BLAS scan."""
+        norms: np.ndarray | None
+        kind: Kind
         if metric == "l2":
             cpu, gpu, vectors = self._cpu, self._gpu, np.ascontiguousarray(queries, dtype=np.float32)
+            matrix, norms, kind = self.vectors, self._norms.values, "l2"
         else:
             embedding = EMBEDDINGS[metric]
             derived = self._derived.get(embedding, temperature, self.vectors, self._version)
             cpu, gpu, vectors = derived.cpu, derived.gpu, embedding.transform_queries(queries, temperature)
-        index = gpu if gpu is not None and params is None and m <= GPU_MAX_K else cpu
-        scores, positions = index.search(vectors, m, params=params)
+            matrix, norms, kind = derived.vectors, derived.norms, embedding.kind
+        use_gpu = gpu is not None and selection.mask is None and m <= GPU_MAX_K
+        if self.kernel == "scan" or (self.kernel == "auto" and not use_gpu and len(queries) < MAX_SCAN_QUERIES):
+            return scan_candidates(matrix, norms, vectors, m, kind, selection.mask)
+        index: Any = gpu if use_gpu else cpu
+        scores, positions = index.search(vectors, m, params=selection.params)
         return scores, positions
 
     def _exact_top(
@@ -230,18 +255,18 @@ class FaissIndex:
         (`candidate_lower_bound`) is below its k-th exact value is searched again with four times as many
         candidates; past half of the matching rows, they are all compared exactly instead.
         """
-        num_matches = selection.rows.size
+        num_matches = selection.num_matches
         top: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0, np.int64), np.empty(0))] * len(queries)
         pending, m = np.arange(len(queries)), min(num_matches, k + max(k, 32))
         while pending.size:
             if 2 * m > num_matches and m < num_matches:
-                self._scan(queries, pending, k, metric, temperature, selection.rows, top)
+                self._scan(queries, pending, k, metric, temperature, selection.mask, top)
                 break
             unfinished: list[int] = []
             chunk = max(1, _RERANK_CHUNK // (m * self.dim))
             for start in range(0, pending.size, chunk):
                 rows = pending[start : start + chunk]
-                scores, positions = self._candidates(queries[rows], m, metric, temperature, selection.params)
+                scores, positions = self._candidates(queries[rows], m, metric, temperature, selection)
                 candidates = self.vectors[np.maximum(positions, 0)]
                 exact = exact_distances(metric, queries[rows], candidates, temperature)
                 exact[positions < 0] = np.inf
@@ -267,11 +292,12 @@ class FaissIndex:
         k: int,
         metric: str,
         temperature: float,
-        rows: np.ndarray,
+        mask: np.ndarray | None,
         top: list[tuple[np.ndarray, np.ndarray]],
     ) -> None:
-        """Exact values against every row in `rows` for the `pending` queries, written into `top`."""
-        items = self.vectors[rows]
+        """Exact values against every row in `mask` (None: all) for the `pending` queries, written into `top`."""
+        rows = np.flatnonzero(mask) if mask is not None else np.arange(self.count())
+        items = self.vectors[rows] if mask is not None else self.vectors
         chunk = max(1, _RERANK_CHUNK // max(1, rows.size))
         for start in range(0, pending.size, chunk):
             block = pending[start : start + chunk]
@@ -290,6 +316,7 @@ class FaissIndex:
         self._cpu.reset()
         if len(ids):
             self._cpu.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._norms.replace(_squared_norms(self.vectors))
         self._ids = list(ids)
         self._metadata = list(metadata)
         self._positions = {item_id: i for i, item_id in enumerate(ids)}
@@ -310,3 +337,9 @@ class FaissIndex:
         if self._listed_ids is None:
             self._listed_ids = list(self._positions)
         return [self.get(item_id) for item_id in self._listed_ids[offset : offset + limit]]
+
+
+def _squared_norms(vectors: np.ndarray) -> np.ndarray:
+    """`(n, C)` float32 -> `(n,)` float32 squared L2 norms (candidate scores only: the re-rank is exact)."""
+    norms: np.ndarray = np.einsum("nc,nc->n", vectors, vectors, dtype=np.float32)
+    return norms

@@ -79,7 +79,7 @@ class ItemOut(BaseModel):
 
 
 class ItemsPage(BaseModel):
-    items: list[ItemOut]
+    items: list[ItemOut] = Field(description="In insertion order; an upsert of a stored id keeps its place")
     count: int
 
 
@@ -106,7 +106,9 @@ class SearchRequest(Strict):
     )
     temperature: Temperature = 1.0
     filter: dict[str, str | int | float | bool | None] | None = Field(
-        None, description='Exact match on metadata fields; "predicted" matches the argmax class'
+        None,
+        description='Exact match on metadata fields (JSON types: 3 matches 3.0, not "3"; a value that some items '
+        'hold as the other type, 7 and "7", is a 422); "predicted" matches the argmax class',
     )
 
 
