@@ -20,6 +20,7 @@ from .errors import register_error_handlers
 from .limits import BodySizeLimit, RequestTimeout
 from .metrics import install_metrics
 from .routes import divergence, embed, evaluate, health, indexes, info, items, models, search
+from .routes.web import install_web
 from .schemas import ERROR_RESPONSES, ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -88,6 +89,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         version=__version__,
         summary="Similarity search over classifier logits",
         lifespan=lifespan,
+        docs_url=None,  # served by routes.web with local assets instead of a CDN's
+        redoc_url=None,
     )
     app.state.settings = settings or get_settings()
     app.state.opened_catalog = catalog
@@ -98,6 +101,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     install_metrics(app)
     register_error_handlers(app)
     app.include_router(health.router)
+    install_web(app)
     for module in (info, embed, items, search, divergence, evaluate, indexes, models):
         app.include_router(module.router, prefix="/v1", responses=ERROR_RESPONSES)
     # The same routers again under an index or a model: the dependencies read the name from the path, so

@@ -24,6 +24,7 @@ def describe(index: IndexStatus) -> IndexDescription:
         store=entry.store,
         index_type=entry.index_type,
         created_at=entry.created_at,
+        thumbnails=entry.thumbnails,
         status="ready" if index.reason is None else "unavailable",
         reason=index.reason,
         count=index.count,
@@ -50,7 +51,10 @@ def list_indexes(catalog: CatalogDep) -> IndexList:
 )
 def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescription:
     """Create an empty index bound to a model."""
-    return describe(catalog.create(body.name, body.model, store=body.store, index_type=body.index_type))
+    created = catalog.create(
+        body.name, body.model, store=body.store, index_type=body.index_type, thumbnails=body.thumbnails
+    )
+    return describe(created)
 
 
 @router.get("/{index_name}", responses=_NOT_FOUND)
