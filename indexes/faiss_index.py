@@ -11,22 +11,14 @@ import numpy as np
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
 from .filters import match_filter
-from .metrics import (
-    EMBEDDINGS,
-    TEMPERATURE_METRICS,
-    candidate_lower_bound,
-    exact_distances,
-    exact_matrix,
-    order_breaking_ties,
-)
+from .metrics import EMBEDDINGS
+from .rerank import Candidates, exact_top
 from .store import Filter, Item, Metadata, Neighbor, SearchResult
 
 logger = logging.getLogger(__name__)
 
 #: Largest k a GPU flat index answers; larger k is served from the CPU copy.
 GPU_MAX_K = 2048
-#: Bound on the floats gathered at once when re-ranking candidates exactly.
-_RERANK_CHUNK = 1 << 23
 
 
 @dataclass(frozen=True)
@@ -168,8 +160,8 @@ class FaissIndex:
         """Exact k nearest neighbours under any of `SEARCH_METRICS`.
 
         FAISS finds candidates (in float32, for batches through BLAS, which loses precision to cancellation, and
-        for divergences in a transformed space, see `indexes.metrics`); their true values are then computed in
-        float64 and sorted, so an item queried with its own logits comes back at distance 0.
+        for divergences in a transformed space, see `indexes.metrics`); `indexes.rerank.exact_top` computes their
+        true values in float64 and sorts them, so an item queried with its own logits comes back at distance 0.
 
         Args:
             queries: `(q, dim)` float32, C-contiguous, finite.
@@ -184,7 +176,8 @@ class FaissIndex:
         selection = self._select(filter)
         if selection.rows.size == 0:
             return SearchResult([[] for _ in range(len(queries))])
-        top = self._exact_top(queries, k, metric, temperature, selection)
+        source = _FaissCandidates(self, selection, metric, temperature)
+        top = exact_top(source, queries, k, metric, temperature, num_matches=selection.rows.size)
         return SearchResult(
             [[Neighbor(self._ids[p], float(d), self._metadata[p]) for p, d in zip(*row, strict=True)] for row in top]
         )
@@ -199,10 +192,8 @@ class FaissIndex:
         params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
         return _Selection(params, bitmap, np.flatnonzero(mask))
 
-    def _candidates(
-        self, queries: np.ndarray, m: int, metric: str, temperature: float, params: Any
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """FAISS scores and row positions `(q, m)` of each query's m best candidates (-1 where fewer match)."""
+    def _candidates(self, queries: np.ndarray, m: int, metric: str, temperature: float, params: Any) -> Candidates:
+        """The m best rows of each query `(q, C)` in FAISS's search for `metric` (positions -1 where fewer match)."""
         if metric == "l2":
             cpu, gpu, vectors = self._cpu, self._gpu, np.ascontiguousarray(queries, dtype=np.float32)
         else:
@@ -211,70 +202,7 @@ class FaissIndex:
             cpu, gpu, vectors = derived.cpu, derived.gpu, embedding.transform_queries(queries, temperature)
         index = gpu if gpu is not None and params is None and m <= GPU_MAX_K else cpu
         scores, positions = index.search(vectors, m, params=params)
-        return scores, positions
-
-    def _exact_top(
-        self, queries: np.ndarray, k: int, metric: str, temperature: float, selection: _Selection
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per query, the positions and exact distances of its k nearest rows, closest first.
-
-        Candidates are over-fetched (2k, at least k + 32) to absorb float32 rounding in the candidate search.
-        For the divergences, a certificate decides: a query whose lower bound on every item not fetched
-        (`candidate_lower_bound`) is below its k-th exact value is searched again with four times as many
-        candidates; past half of the matching rows, they are all compared exactly instead.
-        """
-        num_matches = selection.rows.size
-        top: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0, np.int64), np.empty(0))] * len(queries)
-        pending, m = np.arange(len(queries)), min(num_matches, k + max(k, 32))
-        while pending.size:
-            if 2 * m > num_matches and m < num_matches:
-                self._scan(queries, pending, k, metric, temperature, selection.rows, top)
-                break
-            unfinished: list[int] = []
-            chunk = max(1, _RERANK_CHUNK // (m * self.dim))
-            for start in range(0, pending.size, chunk):
-                rows = pending[start : start + chunk]
-                scores, positions = self._candidates(queries[rows], m, metric, temperature, selection.params)
-                candidates = self.vectors[np.maximum(positions, 0)]
-                exact = exact_distances(metric, queries[rows], candidates, temperature)
-                exact[positions < 0] = np.inf
-                order = np.argsort(exact, axis=1, kind="stable")[:, :k]
-                done = np.ones(len(rows), dtype=bool)
-                if metric in TEMPERATURE_METRICS and m < num_matches:
-                    kth = np.take_along_axis(exact, order[:, -1:], axis=1)[:, 0]
-                    done = candidate_lower_bound(metric, scores[:, -1], queries[rows], temperature) >= kth
-                unfinished.extend(rows[~done].tolist())
-                for i in np.flatnonzero(done):
-                    valid = positions[i] >= 0
-                    keep = order_breaking_ties(
-                        metric, exact[i, valid], queries[rows[i]], candidates[i, valid], temperature
-                    )[:k]
-                    top[rows[i]] = (positions[i, valid][keep], exact[i, valid][keep])
-            pending, m = np.array(unfinished, dtype=np.int64), min(num_matches, 4 * m)
-        return top
-
-    def _scan(
-        self,
-        queries: np.ndarray,
-        pending: np.ndarray,
-        k: int,
-        metric: str,
-        temperature: float,
-        rows: np.ndarray,
-        top: list[tuple[np.ndarray, np.ndarray]],
-    ) -> None:
-        """Exact values against every row in `rows` for the `pending` queries, written into `top`."""
-        items = self.vectors[rows]
-        chunk = max(1, _RERANK_CHUNK // max(1, rows.size))
-        for start in range(0, pending.size, chunk):
-            block = pending[start : start + chunk]
-            exact = exact_matrix(metric, queries[block], items, temperature)
-            kk = min(k, rows.size)
-            kth = np.partition(exact, kk - 1, axis=1)[:, kk - 1 : kk]
-            for i, query in enumerate(block):
-                near = np.flatnonzero(exact[i] <= kth[i])  # the top k and every item tied with the k-th
-                order = near[order_breaking_ties(metric, exact[i, near], queries[query], items[near], temperature)[:k]]
-                top[query] = (rows[order], exact[i, order])
+        return Candidates(scores, positions, self.vectors[np.maximum(positions, 0)])
 
     def replace_all(self, ids: list[str], vectors: np.ndarray, metadata: list[Metadata]) -> None:
         """Load a whole snapshot at once (ids distinct, vectors `(n, dim)` float32)."""
@@ -303,3 +231,23 @@ class FaissIndex:
         if self._sorted_ids is None:
             self._sorted_ids = sorted(self._ids)
         return [self.get(item_id) for item_id in self._sorted_ids[offset : offset + limit]]
+
+
+@dataclass(frozen=True)
+class _FaissCandidates:
+    """One search's candidates from a `FaissIndex`: its rows matching the filter, keyed by row position."""
+
+    index: FaissIndex
+    selection: _Selection
+    metric: str
+    temperature: float
+    exact: bool = True
+
+    def candidates(self, queries: np.ndarray, m: int) -> Candidates:
+        return self.index._candidates(queries, m, self.metric, self.temperature, self.selection.params)
+
+    def num_matches(self) -> int:
+        return int(self.selection.rows.size)
+
+    def matches(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.selection.rows, self.index.vectors[self.selection.rows]

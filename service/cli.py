@@ -160,6 +160,13 @@ def _strings(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def _temperatures(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"comma-separated numbers, e.g. 1.0,0.5 ({exc})") from exc
+
+
 def _index(args: argparse.Namespace) -> int:
     from .bootstrap import add_digits, add_fashion, add_image_folder
     from .catalog import Catalog
@@ -185,7 +192,7 @@ def _index(args: argparse.Namespace) -> int:
             catalog.drop(name)
         if name not in catalog:
             catalog.model(model, progress=True)  # the embedded default model is trained here on a first run
-            catalog.create(name, model)
+            catalog.create(name, model, args.store, args.index_type, args.temperatures)
         index, classifier = catalog.store(name), catalog.index_model(name)
         if args.images is not None:
             add_image_folder(index, classifier, args.images, settings, progress=True)
@@ -307,6 +314,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--limit", type=int, help="with --data fashion-mnist: at most this many photos of each split")
     index.add_argument("--rebuild", action="store_true", help="drop the index first and create it again")
+    index.add_argument(
+        "--store", choices=["faiss", "pgvector"], default="faiss", help="where a new index lives (pgvector: --pg-url)"
+    )
+    index.add_argument("--index-type", choices=["flat", "hnsw"], default="flat", help="hnsw: pgvector only")
+    index.add_argument(
+        "--temperatures", type=_temperatures, help="pgvector: comma-separated temperatures it searches at (default 1.0)"
+    )
     _add_settings_flags(index)
 
     indexes = sub.add_parser("indexes", help="the indexes under DATA_DIR/indexes")

@@ -23,6 +23,7 @@ def describe(index: IndexStatus) -> IndexDescription:
         model=entry.model,
         store=entry.store,
         index_type=entry.index_type,
+        temperatures=entry.temperatures,
         created_at=entry.created_at,
         status="ready" if index.reason is None else "unavailable",
         reason=index.reason,
@@ -50,7 +51,8 @@ def list_indexes(catalog: CatalogDep) -> IndexList:
 )
 def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescription:
     """Create an empty index bound to a model."""
-    return describe(catalog.create(body.name, body.model, store=body.store, index_type=body.index_type))
+    created = catalog.create(body.name, body.model, body.store, body.index_type, body.temperatures)
+    return describe(created)
 
 
 @router.get("/{index_name}", responses=_NOT_FOUND)

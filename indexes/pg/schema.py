@@ -1,0 +1,164 @@
+"""The table of one pgvector index: its columns, how each row's vectors are computed, and its DDL.
+
+One table per index, in the `logitsearch` schema, named like the index: `id` (text, byte order), the raw
+`logits`, the argmax class (`predicted`), `metadata` (jsonb, GIN index), and one column per candidate space
+of `indexes.metrics.EMBEDDINGS`: the centred and unit logits, and at each declared temperature T the
+log-softmax (`ce`, `kl`), `[q, −H(q)]` (`kl_reverse`) and `√q` (`js`, `tri`). They are computed here in
+float64 and stored as float32, the same vectors the FAISS store searches, so that both re-rank the same
+candidates and share one certificate. A registry table records each index's model, dimension and temperatures.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from psycopg import sql
+
+from ..errors import TemperatureNotStoredError
+from ..metrics import EMBEDDINGS, Embedding
+
+SCHEMA = "logitsearch"
+REGISTRY = "indexes"
+#: Index types: an exact scan, or pgvector HNSW graphs on the L2 and CE vectors.
+INDEX_TYPES = ("flat", "hnsw")
+#: Metrics an HNSW index answers approximately; the others stay exact scans.
+HNSW_METRICS = ("l2", "ce", "kl")
+#: Largest vector pgvector stores (16000 dims) and indexes with HNSW (2000).
+MAX_DIM, MAX_HNSW_DIM = 16_000, 2_000
+
+
+@dataclass(frozen=True)
+class Column:
+    """A vector column: its name, dimension, and the embedding (None: raw logits) at a temperature."""
+
+    name: str
+    dim: int
+    embedding: Embedding | None
+    temperature: float
+
+
+def _distinct_embeddings() -> list[Embedding]:
+    seen: dict[str, Embedding] = {}
+    for embedding in EMBEDDINGS.values():
+        seen.setdefault(embedding.key, embedding)
+    return list(seen.values())
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The columns of an index of dimension `dim` holding vectors for `temperatures`."""
+
+    name: str
+    dim: int
+    temperatures: tuple[float, ...]
+    index_type: str = "flat"
+
+    @property
+    def table(self) -> sql.Identifier:
+        return sql.Identifier(SCHEMA, self.name)
+
+    @property
+    def columns(self) -> list[Column]:
+        """Every vector column, raw logits first."""
+        columns = [Column("logits", self.dim, None, 1.0)]
+        for embedding in _distinct_embeddings():
+            temperatures = self.temperatures if embedding.uses_temperature else (1.0,)
+            for j, t in enumerate(temperatures):
+                name = f"{embedding.key}_{j}" if embedding.uses_temperature else embedding.key
+                dim = self.dim + 1 if embedding.key == "q_negentropy" else self.dim
+                columns.append(Column(name, dim, embedding, t))
+        return columns
+
+    def column_for(self, metric: str, temperature: float) -> tuple[Column, str]:
+        """The column a metric's candidates come from at `temperature`, and its pgvector operator.
+
+        Raises:
+            TemperatureNotStoredError: a temperature metric at a T the index was not created with.
+        """
+        if metric == "l2":
+            return self.columns[0], "<->"
+        embedding = EMBEDDINGS[metric]
+        operator = "<#>" if embedding.kind == "ip" else "<->"
+        if not embedding.uses_temperature:
+            return next(
+                c for c in self.columns if c.embedding is not None and c.embedding.key == embedding.key
+            ), operator
+        if temperature not in self.temperatures:
+            stored = ", ".join(repr(t) for t in self.temperatures)
+            raise TemperatureNotStoredError(
+                f"index {self.name!r} (pgvector) holds {metric} vectors for temperature {stored} only, not "
+                f'{temperature!r}; search at one of those, or create an index with "temperatures": [..., '
+                f"{temperature!r}]"
+            )
+        j = self.temperatures.index(temperature)
+        return next(
+            c
+            for c in self.columns
+            if c.embedding is not None and c.embedding.key == embedding.key and c.name.endswith(f"_{j}")
+        ), operator
+
+    def encode(self, logits: np.ndarray) -> list[np.ndarray]:
+        """The stored vectors of items `(n, C)` float32: one `(n, D)` float32 array per column, in order."""
+        return [
+            logits if c.embedding is None else c.embedding.transform_items(logits, c.temperature) for c in self.columns
+        ]
+
+    def hnsw_columns(self) -> list[tuple[Column, str]]:
+        """The columns an HNSW index gets, with their operator classes: L2 on logits, inner product on log q."""
+        if self.index_type != "hnsw":
+            return []
+        chosen = [(self.columns[0], "vector_l2_ops")]
+        chosen += [(self.column_for("ce", t)[0], "vector_ip_ops") for t in self.temperatures]
+        return chosen
+
+
+def create_statements(layout: Layout, distributed: bool = False) -> list[sql.Composed | sql.SQL]:
+    """DDL creating the table of `layout` (distributed by `id` on Citus when `distributed`)."""
+    table = layout.table
+    vector_columns = [
+        sql.SQL("{} vector({}) NOT NULL").format(sql.Identifier(c.name), sql.Literal(c.dim)) for c in layout.columns
+    ]
+    statements: list[sql.Composed | sql.SQL] = [
+        sql.SQL(
+            'CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, predicted integer NOT NULL, '
+            "metadata jsonb NOT NULL, {}) WITH (toast_tuple_target = 8160)"
+        ).format(table, sql.SQL(", ").join(vector_columns)),
+        sql.SQL("CREATE INDEX ON {} USING gin (metadata jsonb_path_ops)").format(table),
+    ]
+    if distributed:
+        statements.append(
+            sql.SQL("SELECT create_distributed_table(format('%I.%I', {}, {})::regclass, 'id')").format(
+                sql.Literal(SCHEMA), sql.Literal(layout.name)
+            )
+        )
+    for column, opclass in layout.hnsw_columns():
+        statements.append(
+            sql.SQL("CREATE INDEX ON {} USING hnsw ({} {})").format(
+                table, sql.Identifier(column.name), sql.SQL(opclass)
+            )
+        )
+    return statements
+
+
+def registry_statements() -> list[sql.Composed | sql.SQL]:
+    """DDL of the schema and its registry of indexes (idempotent)."""
+    return [
+        sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)),
+        sql.SQL(
+            "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, model text NOT NULL, model_sha256 text NOT NULL, "
+            "dim integer NOT NULL, temperatures float8[] NOT NULL, index_type text NOT NULL, "
+            "created_at timestamptz NOT NULL DEFAULT now())"
+        ).format(sql.Identifier(SCHEMA, REGISTRY)),
+    ]
+
+
+def check_temperatures(temperatures: Sequence[float]) -> tuple[float, ...]:
+    """Distinct finite temperatures > 0, in the order given."""
+    from ..errors import InvalidInputError
+
+    values = tuple(float(t) for t in temperatures)
+    if not values or any(not np.isfinite(t) or t <= 0 for t in values) or len(set(values)) != len(values):
+        raise InvalidInputError(
+            f"temperatures must be distinct finite numbers > 0 (at least one), got {list(temperatures)}"
+        )
+    return values

@@ -1,0 +1,349 @@
+"""The pgvector `VectorStore`: one PostgreSQL table per index, exact search by SQL candidates + float64 re-rank."""
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector import Vector
+from psycopg import sql
+from psycopg.types.json import Jsonb
+
+from ..errors import (
+    IndexClosedError,
+    IndexCorruptedError,
+    InvalidInputError,
+    ItemNotFoundError,
+    ManifestMismatchError,
+    StoreConflictError,
+    UnknownMetricError,
+)
+from ..filters import check_filter
+from ..lock import ReadWriteLock
+from ..metrics import SEARCH_METRICS
+from ..rerank import Candidates, exact_top
+from ..store import Filter, Item, Metadata, Neighbor, SearchResult
+from ..validation import check_id, check_ids, check_k, check_metadata, check_temperature, check_vectors
+from . import statements
+from .database import PgDatabase
+from .schema import (
+    HNSW_METRICS,
+    INDEX_TYPES,
+    MAX_DIM,
+    MAX_HNSW_DIM,
+    Column,
+    Layout,
+    check_temperatures,
+    create_statements,
+)
+
+logger = logging.getLogger(__name__)
+
+Connection = psycopg.Connection[Any]
+
+
+@dataclass(frozen=True)
+class PgIndexSpec:
+    """What a pgvector index is created with, and checked against when it is opened."""
+
+    name: str
+    model_name: str
+    model_sha256: str
+    dim: int
+    temperatures: tuple[float, ...] = (1.0,)
+    index_type: str = "flat"
+
+
+class PgVectorStore:
+    """A `VectorStore` on PostgreSQL + pgvector; thread-safe, every operation one transaction.
+
+    Opening touches no server: the index is checked against the registry on first use, so a service whose
+    database is down starts, answers 503 with the reason, and serves once the database is back. Create one
+    with `PgVectorStore.create`, open one with `PgVectorStore(db, spec)`.
+    """
+
+    def __init__(self, db: PgDatabase, spec: PgIndexSpec, *, distributed: bool = False) -> None:
+        self._db = db
+        self._spec = spec
+        self._layout = Layout(spec.name, spec.dim, spec.temperatures, spec.index_type)
+        self._distributed = distributed
+        self._lock = ReadWriteLock()  # close waits for the operations under way
+        self._closed = False
+        self._checked = False
+
+    @classmethod
+    def create(cls, db: PgDatabase, spec: PgIndexSpec, *, distributed: bool = False) -> "PgVectorStore":
+        """Create the table of a new, empty index (and record it in the registry) in one transaction."""
+        check_temperatures(spec.temperatures)
+        if spec.index_type not in INDEX_TYPES:
+            raise InvalidInputError(f"index_type {spec.index_type!r}: choose one of {', '.join(INDEX_TYPES)}")
+        limit = MAX_HNSW_DIM if spec.index_type == "hnsw" else MAX_DIM - 1
+        if spec.dim > limit:
+            raise InvalidInputError(f"pgvector {spec.index_type} indexes hold at most {limit} classes, not {spec.dim}")
+        store = cls(db, spec, distributed=distributed)
+
+        def work(conn: Connection) -> None:
+            values = (spec.name, spec.model_name, spec.model_sha256, spec.dim, list(spec.temperatures), spec.index_type)
+            conn.execute(statements.register(), values)
+            for statement in create_statements(store._layout, distributed):
+                conn.execute(statement)
+
+        try:
+            db.write(work)
+        except StoreConflictError as exc:
+            raise StoreConflictError(
+                f"PostgreSQL holds an index named {spec.name!r} already (another service's, or left by a create that "
+                f'did not finish): drop it there (DROP TABLE logitsearch."{spec.name}"; DELETE FROM logitsearch.indexes '
+                f"WHERE name = '{spec.name}'), or choose another name"
+            ) from exc
+        store._checked = True
+        logger.info(
+            "created pgvector index %r (dim %d, T %s, %s)", spec.name, spec.dim, spec.temperatures, spec.index_type
+        )
+        return store
+
+    def drop(self) -> None:
+        """Delete the index's table and registry row, then close it."""
+        name = self._spec.name
+
+        def work(conn: Connection) -> None:
+            conn.execute(statements.drop_table(self._layout))
+            conn.execute(statements.unregister(), (name,))
+
+        self.close()  # waits for the operations under way: none finds its table gone
+        try:
+            self._db.write(work)
+        except BaseException:
+            self._closed = False  # still there: keep serving it
+            raise
+        logger.info("dropped pgvector index %r", name)
+
+    @property
+    def name(self) -> str:
+        return self._spec.name
+
+    @property
+    def dim(self) -> int:
+        return self._spec.dim
+
+    @property
+    def device(self) -> str:
+        return "cpu"
+
+    @property
+    def index_type(self) -> str:
+        return self._spec.index_type
+
+    @property
+    def temperatures(self) -> tuple[float, ...]:
+        return self._spec.temperatures
+
+    def _read(self, work: Any) -> Any:
+        with self._lock.read():
+            self._check_open()
+            return self._db.read(work)
+
+    def _write(self, work: Any) -> Any:
+        with self._lock.read():
+            self._check_open()
+            return self._db.write(work)
+
+    def _check_open(self) -> None:
+        """Raise if closed; check the registry once (the table exists, for this model, dimension and layout)."""
+        if self._closed:
+            raise IndexClosedError(f"index {self.name!r} was closed (dropped, or the service is stopping)")
+        if self._checked:
+            return
+        row = self._db.write(lambda conn: conn.execute(statements.registry_row(), (self.name,)).fetchone())
+        if row is None:
+            raise IndexCorruptedError(
+                f"index {self.name!r} has no table in the PostgreSQL database (dropped there?); "
+                f"DELETE /v1/indexes/{self.name} and create it again"
+            )
+        model, sha256, dim, temperatures, index_type = row
+        expected = (self._spec.model_name, self._spec.model_sha256, self.dim, list(self.temperatures), self.index_type)
+        if (model, sha256, dim, list(temperatures), index_type) != expected:
+            raise ManifestMismatchError(
+                f"index {self.name!r} in PostgreSQL holds model {model!r} (sha256 {sha256[:12]}), dim {dim}, "
+                f"temperatures {list(temperatures)}, {index_type}; the service expects model "
+                f"{self._spec.model_name!r} (sha256 {self._spec.model_sha256[:12]}), dim {self.dim}, "
+                f"temperatures {list(self.temperatures)}, {self.index_type}"
+            )
+        self._checked = True
+
+    def count(self) -> int:
+        row = self._read(lambda conn: conn.execute(statements.count(self._layout)).fetchone())
+        return int(row[0])
+
+    def upsert(self, ids: Sequence[str], vectors: Any, metadata: Sequence[Metadata] | None = None) -> int:
+        """Insert or replace items in one transaction: all of them are stored, or none."""
+        checked_ids = check_ids(ids)
+        array = check_vectors(vectors, self.dim)
+        if len(array) != len(checked_ids):
+            raise InvalidInputError(f"{len(checked_ids)} ids but {len(array)} vectors; send one vector per id")
+        metas = [check_metadata(m) for m in (metadata if metadata is not None else [{}] * len(checked_ids))]
+        if len(metas) != len(checked_ids):
+            raise InvalidInputError(f"{len(checked_ids)} ids but {len(metas)} metadata objects")
+        columns = self._layout.encode(array)
+        predicted = array.argmax(axis=1)
+        rows = [
+            (item_id, int(predicted[i]), Jsonb(metas[i]), *(Vector(column[i]) for column in columns))
+            for i, item_id in enumerate(checked_ids)
+        ]
+
+        def work(conn: Connection) -> None:
+            with conn.cursor() as cursor:
+                cursor.executemany(statements.upsert(self._layout), rows)
+
+        self._write(work)
+        return len(rows)
+
+    def delete(self, item_id: str) -> None:
+        check_id(item_id)
+
+        def work(conn: Connection) -> int:
+            return conn.execute(statements.delete(self._layout), (item_id,)).rowcount
+
+        if self._write(work) == 0:
+            raise ItemNotFoundError(f"no item with id {item_id!r}")
+
+    def get(self, item_id: str) -> Item:
+        check_id(item_id)
+        row = self._read(
+            lambda conn: conn.cursor(binary=True).execute(statements.get(self._layout), (item_id,)).fetchone()
+        )
+        if row is None:
+            raise ItemNotFoundError(f"no item with id {item_id!r}")
+        return _item(row)
+
+    def search(
+        self,
+        queries: Any,
+        k: int,
+        *,
+        metric: str = "l2",
+        temperature: float = 1.0,
+        filter: Filter | None = None,
+    ) -> SearchResult:
+        """Exact k nearest neighbours of each query row under `metric` (approximate for HNSW's metrics).
+
+        Args:
+            queries: `(q, dim)` logits.
+            k: neighbours per query (>= 1; fewer come back when fewer items match).
+            metric: one of `SEARCH_METRICS`.
+            temperature: one of the index's temperatures, for `ce`, `kl`, `kl_reverse`, `js` and `tri`.
+            filter: exact-match metadata conditions (jsonb containment), `"predicted"` for the argmax class.
+        """
+        if metric not in SEARCH_METRICS:
+            raise UnknownMetricError(f"unknown metric {metric!r}; choose one of {', '.join(SEARCH_METRICS)}")
+        array = check_vectors(queries, self.dim, name="query logits", dtype=np.float64)
+        k = check_k(k)
+        temperature = check_temperature(temperature)
+        column, operator = self._layout.column_for(metric, temperature)
+        where, params = statements.where(check_filter(filter))
+        approximate = self.index_type == "hnsw" and metric in HNSW_METRICS
+
+        def work(conn: Connection) -> SearchResult:
+            source = _SqlCandidates(conn, self._layout, column, operator, where, params, not approximate, temperature)
+            if approximate:
+                _tune_hnsw(conn, k + max(k, 32))
+            top = exact_top(source, array, k, metric, temperature)
+            ids = [[source.ids[key] for key in keys] for keys, _ in top]
+            metadata = source.metadata_of({item_id for row in ids for item_id in row})
+            return SearchResult(
+                [
+                    [Neighbor(item_id, float(d), metadata[item_id]) for item_id, d in zip(row, distances, strict=True)]
+                    for row, (_, distances) in zip(ids, top, strict=True)
+                ]
+            )
+
+        result: SearchResult = self._read(work)
+        return result
+
+    def save(self, path: Path | None = None) -> None:
+        """Nothing to do: every acknowledged write is committed in PostgreSQL."""
+
+    def close(self, compact: bool = True) -> None:
+        """Stop serving this index (the database's pools belong to the service); idempotent."""
+        with self._lock.write():
+            self._closed = True
+
+    # Defined last: inside the class body the name `list` would shadow the builtin in later annotations.
+    def list(self, offset: int = 0, limit: int = 100) -> list[Item]:
+        """Items in ascending id order (code point order, as the FAISS store lists them)."""
+        rows = self._read(
+            lambda conn: conn.cursor(binary=True).execute(statements.page(self._layout), (limit, offset)).fetchall()
+        )
+        return [_item(row) for row in rows]
+
+
+def _item(row: tuple[Any, ...]) -> Item:
+    item_id, logits, metadata = row
+    return Item(item_id, logits.to_numpy().astype(np.float32), metadata)
+
+
+def _tune_hnsw(conn: Connection, m: int) -> None:
+    """Search HNSW graphs wide enough for m candidates, and keep scanning past filtered-out rows."""
+    conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(1000, max(40, m)))))
+    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+
+
+@dataclass
+class _SqlCandidates:
+    """One search's candidates from SQL, inside its read transaction; ids get integer keys as they are seen."""
+
+    conn: Connection
+    layout: Layout
+    column: Column
+    operator: str
+    where: sql.Composable
+    params: tuple[Any, ...]
+    exact: bool
+    temperature: float
+    ids: list[str] = field(default_factory=list)
+    _keys: dict[str, int] = field(default_factory=dict)
+
+    def _key(self, item_id: str) -> int:
+        key = self._keys.get(item_id)
+        if key is None:
+            key = self._keys[item_id] = len(self.ids)
+            self.ids.append(item_id)
+        return key
+
+    def candidates(self, queries: np.ndarray, m: int) -> Candidates:
+        embedding = self.column.embedding
+        vectors = (
+            queries.astype(np.float32) if embedding is None else embedding.transform_queries(queries, self.temperature)
+        )
+        statement = statements.nearest(self.layout, self.column, self.operator, self.where)
+        with self.conn.pipeline():
+            cursors = [self.conn.cursor(binary=True).execute(statement, (Vector(v), *self.params, m)) for v in vectors]
+        scores = np.full((len(queries), m), -np.inf)
+        keys = np.full((len(queries), m), -1, dtype=np.int64)
+        found = np.zeros((len(queries), m, self.layout.dim), dtype=np.float32)
+        sign = -1.0 if self.operator == "<#>" else 1.0  # <#> is the negative inner product; larger = closer
+        for i, cursor in enumerate(cursors):
+            for j, (item_id, score, logits) in enumerate(cursor.fetchall()):
+                scores[i, j], keys[i, j], found[i, j] = sign * score, self._key(item_id), logits.to_numpy()
+        return Candidates(scores, keys, found)
+
+    def num_matches(self) -> int:
+        row = self.conn.execute(statements.count(self.layout, self.where), self.params).fetchone()
+        return int(row[0]) if row else 0
+
+    def matches(self) -> tuple[np.ndarray, np.ndarray]:
+        rows = (
+            self.conn.cursor(binary=True).execute(statements.matches(self.layout, self.where), self.params).fetchall()
+        )
+        keys = np.array([self._key(item_id) for item_id, _ in rows], dtype=np.int64)
+        vectors = np.array([logits.to_numpy() for _, logits in rows], dtype=np.float32).reshape(-1, self.layout.dim)
+        return keys, vectors
+
+    def metadata_of(self, ids: set[str]) -> dict[str, Metadata]:
+        if not ids:
+            return {}
+        rows = self.conn.cursor(binary=True).execute(statements.metadata_of(self.layout), (sorted(ids),)).fetchall()
+        return dict(rows)
