@@ -79,6 +79,7 @@ class IndexStatus:
     dim: int | None = None
     device: str | None = None
     reason: str | None = None  # why the index is unavailable; None when it is ready
+    recall_at_10: dict[str, float] | None = None  # of an approximate (HNSW) index, per metric
 
 
 @dataclass
@@ -295,9 +296,10 @@ class Catalog:
         return slot.store
 
     def status(self, name: str) -> IndexStatus:
+        """The index `name` as listed, with the recall@10 of an approximate index measured (then cached)."""
         with self._lock:
             slot = self._slot(name)
-        return self._status(slot)
+        return self._status(slot, measure=True)
 
     def statuses(self) -> list[IndexStatus]:
         with self._lock:
@@ -305,15 +307,16 @@ class Catalog:
         return [self._status(slot) for slot in slots]
 
     @staticmethod
-    def _status(slot: _Slot) -> IndexStatus:
+    def _status(slot: _Slot, measure: bool = False) -> IndexStatus:
         store = slot.store
         if store is None:
             return IndexStatus(slot.entry, reason=slot.reason)
         try:
             count = store.count()
+            recall = store.recall_at_10() if measure else None
         except IndexError_ as exc:  # a store on a server that is down (or whose table went away)
             return IndexStatus(slot.entry, reason=str(exc))
-        return IndexStatus(slot.entry, count=count, dim=store.dim, device=store.device)
+        return IndexStatus(slot.entry, count=count, dim=store.dim, device=store.device, recall_at_10=recall)
 
     def ready(self) -> bool:
         """Whether the default index is open and its model loaded."""

@@ -225,6 +225,11 @@ class IndexDescription(BaseModel):
     count: int | None
     dim: int | None
     device: str | None
+    recall_at_10: dict[str, float] | None = Field(
+        None,
+        description="HNSW (GET /v1/indexes/{name} only): recall@10 of its l2 and ce searches against exact ones, "
+        "on a sample of its items; null for exact indexes",
+    )
 
 
 class IndexList(BaseModel):

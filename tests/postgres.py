@@ -174,10 +174,34 @@ def start_standby(primary: PostgresServer) -> PostgresServer:
     root = _new_root("logitsearch-pg-standby-", user)
     server = PostgresServer(root, _free_port(), user=user)
     try:
-        backup = [str(_binaries() / "pg_basebackup"), "-d", primary.url, "-D", str(server.data), "-R", "-X", "stream"]
+        backup = [
+            str(_binaries() / "pg_basebackup"),
+            "-d",
+            primary.url,
+            "-D",
+            str(server.data),
+            "-R",
+            "-X",
+            "stream",
+            "-c",
+            "fast",
+        ]
         _run(backup, user)
         server.start()
     except BaseException:
         server.remove()
         raise
     return server
+
+
+def promote(server: PostgresServer, timeout: float = 30.0) -> None:
+    """Promote a standby to a primary and wait until it accepts writes."""
+    with psycopg.connect(server.url, autocommit=True) as conn:
+        conn.execute("SELECT pg_promote(true, %s)", (int(timeout),))
+
+
+def make_synchronous(primary: PostgresServer) -> None:
+    """Commits on `primary` wait until a standby has flushed them (no acknowledged write lost on failover)."""
+    with psycopg.connect(primary.url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        conn.execute("SELECT pg_reload_conf()")

@@ -100,3 +100,8 @@ def matches(layout: Layout, where: sql.Composable) -> sql.Composed:
 
 def metadata_of(layout: Layout) -> sql.Composed:
     return sql.SQL("SELECT id, metadata FROM {} WHERE id = ANY(%s)").format(layout.table)
+
+
+def sample(layout: Layout) -> sql.Composed:
+    """%s items (id, logits) in the order of their ids' md5: the same sample while the table does not change."""
+    return sql.SQL("SELECT id, logits FROM {} ORDER BY md5(id) LIMIT %s").format(layout.table)

@@ -30,6 +30,7 @@ def describe(index: IndexStatus) -> IndexDescription:
         count=index.count,
         dim=index.dim,
         device=index.device,
+        recall_at_10=index.recall_at_10,
     )
 
 

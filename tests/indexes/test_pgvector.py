@@ -1,5 +1,6 @@
 """What only the pgvector store does: declared temperatures, SQL transactions, the registry, a server going away."""
 
+import hashlib
 import time
 import uuid
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from indexes.errors import (
 )
 from indexes.pg import PgDatabase, PgIndexSpec, PgOptions, PgVectorStore
 from indexes.pg.schema import Layout, create_statements
+from tests.helpers import brute_force
 from tests.postgres import PostgresServer, start_primary
 
 DIM = 6
@@ -80,8 +82,8 @@ def test_citus_ddl_distributes_by_id(pg_server: PostgresServer) -> None:
     hnsw = [t for t in text if "USING hnsw" in t]
     assert hnsw == [
         'CREATE INDEX ON "logitsearch"."my-index" USING hnsw ("logits" vector_l2_ops)',
-        'CREATE INDEX ON "logitsearch"."my-index" USING hnsw ("log_q_0" vector_ip_ops)',
-        'CREATE INDEX ON "logitsearch"."my-index" USING hnsw ("log_q_1" vector_ip_ops)',
+        'CREATE INDEX ON "logitsearch"."my-index" USING hnsw ("ce_graph_0" vector_l2_ops)',
+        'CREATE INDEX ON "logitsearch"."my-index" USING hnsw ("ce_graph_1" vector_l2_ops)',
     ]
     # Distributing comes after the table and its GIN index, before the HNSW graphs are built on the shards.
     assert text.index(next(t for t in text if "create_distributed_table" in t)) == 2
@@ -108,3 +110,39 @@ def test_primary_down_is_unavailable_then_recovers(rng: np.random.Generator) -> 
     finally:
         database.close()
         server.remove()
+
+
+def _clustered(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:
+    centres = rng.standard_normal((12, dim)) * 4
+    return (centres[rng.integers(0, 12, n)] + rng.standard_normal((n, dim))).astype(np.float32)
+
+
+def test_hnsw_reports_the_recall_it_delivers(pg_database: PgDatabase, rng: np.random.Generator) -> None:
+    store = PgVectorStore.create(pg_database, _spec(dim=16, temperatures=(1.0,), index_type="hnsw"))
+    try:
+        vectors = _clustered(rng, 1500)
+        ids = [f"h{i}" for i in range(len(vectors))]
+        store.upsert(ids, vectors, [{"part": i % 50} for i in range(len(vectors))])
+        recall = store.recall_at_10()
+        assert recall is not None and set(recall) == {"l2", "ce"}
+        # The same measurement, independently: the 20 items first in md5 order, brute-force neighbours.
+        sample = sorted(range(len(ids)), key=lambda i: hashlib.md5(ids[i].encode()).hexdigest())[:20]
+        for metric, value in recall.items():
+            truth = brute_force(metric, vectors[sample], vectors)
+            found = store.search(vectors[sample], 11, metric=metric).neighbors
+            hits = [
+                len({n.id for n in row if n.id != ids[i]} & {ids[j] for j in np.argsort(truth[r])[:11] if j != i}) / 10
+                for r, (i, row) in enumerate(zip(sample, found, strict=True))
+            ]
+            assert value == pytest.approx(np.mean(hits)) and value >= 0.8, metric
+        # Filtered HNSW searches keep scanning the graph (iterative scan): k come back when k match.
+        result = store.search(vectors[:3], 25, metric="ce", filter={"part": 7})
+        assert [len(row) for row in result.neighbors] == [25, 25, 25]
+        truth = brute_force("ce", vectors[:3], vectors)
+        for q, row in enumerate(result.neighbors):  # re-ranked exactly: the true values, sorted
+            assert all(int(n.id[1:]) % 50 == 7 for n in row)
+            np.testing.assert_allclose([n.distance for n in row], [truth[q, int(n.id[1:])] for n in row], rtol=1e-12)
+            assert [n.distance for n in row] == sorted(n.distance for n in row)
+        assert store.recall_at_10() == recall  # cached while the count stays
+    finally:
+        store.drop()

@@ -53,6 +53,7 @@ def test_pgvector_index_answers_like_faiss_and_survives_restart(
         assert created.json() | {"created_at": None} == {
             "name": pg, "model": "digits-cnn", "store": "pgvector", "index_type": "flat", "temperatures": [1.0, 0.5],
             "created_at": None, "status": "ready", "reason": None, "count": 0, "dim": 10, "device": "cpu",
+            "recall_at_10": None,
         }  # fmt: skip
         assert http.post("/v1/indexes", json={"name": "fs", "model": "digits-cnn"}).status_code == 201
         for name in (pg, "fs"):
@@ -111,11 +112,26 @@ def test_database_down_is_503_with_the_reason(pg_settings: Settings, rng: np.ran
 def test_cli_index_into_pgvector(pg_settings: Settings, pg_server: PostgresServer) -> None:
     pgd = _unique("cli")
     flags = ["--data-dir", str(pg_settings.data_dir), "--device", "cpu", "--faiss-gpu", "false"]
-    command = ["index", "--index", pgd, "--store", "pgvector", "--temperatures", "1,0.25", "--pg-url", pg_server.url]
+    command = [
+        "index",
+        "--index",
+        pgd,
+        "--store",
+        "pgvector",
+        "--temperatures",
+        "1,0.25",
+        "--index-type",
+        "hnsw",
+        "--pg-url",
+        pg_server.url,
+    ]
     assert main([*command, *flags]) == 0
     with TestClient(create_app(pg_settings)) as client:
         info = client.get(f"/v1/indexes/{pgd}").json()
         assert (info["store"], info["count"], info["temperatures"]) == ("pgvector", 1797, [1.0, 0.25])
+        assert info["index_type"] == "hnsw" and set(info["recall_at_10"]) == {"l2", "ce"}
+        assert all(0.5 <= value <= 1.0 for value in info["recall_at_10"].values()), info["recall_at_10"]
+        assert client.get("/v1/indexes").json()["indexes"][-1]["recall_at_10"] is None  # measured on demand only
         hit = client.post(
             f"/v1/indexes/{pgd}/search",
             json={"queries": [{"id": "digits-7"}], "k": 1, "metric": "kl", "temperature": 0.25},
