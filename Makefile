@@ -7,7 +7,7 @@ help: ## Show this help
 
 install: ## Install CPU torch, the package with faiss-cpu, and the dev tools
 	pip install torch==2.13.0
-	pip install -e ".[cpu,dev]"
+	pip install -e ".[cpu,dev,zoo]"
 
 lint: ## ruff lint + format check, mypy --strict
 	ruff check $(SRC) tests bench

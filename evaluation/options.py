@@ -37,6 +37,10 @@ def _check_count(name: str, value: Any, minimum: int, maximum: int | None = None
         raise EvaluationConfigError(f"{name} = {value} is above the limit of {maximum}")
 
 
+#: Default budget of the measure correlations, in pairs x classes.
+PAIRWISE_WORK = 1_000_000
+
+
 @dataclass(frozen=True)
 class EvaluationOptions:
     """Options of one evaluation run (`evaluation.report.evaluate_store`).
@@ -50,7 +54,7 @@ class EvaluationOptions:
         num_items: rank each query against at most this many items (a seeded sample); None = all of them.
         kendall_items: Kendall's tau is computed over a seeded sample of this many of the ranked items ...
         kendall_queries: ... for a seeded sample of this many of the queries.
-        num_pairs: random item pairs for the pairwise correlations between measures.
+        num_pairs: random item pairs for the pairwise correlations between measures; None = `pairwise_pairs(C)`.
         separability_pairs: intra-class and inter-class pairs (each) for the separability estimate.
         histogram_bins: bins of the intra/inter-class distance histograms.
     """
@@ -63,7 +67,7 @@ class EvaluationOptions:
     num_items: int | None = None
     kendall_items: int = 2000
     kendall_queries: int = 50
-    num_pairs: int = 10_000
+    num_pairs: int | None = None
     separability_pairs: int = 10_000
     histogram_bins: int = 40
 
@@ -78,9 +82,20 @@ class EvaluationOptions:
             _check_count("num_items", self.num_items, 2)
         _check_count("kendall_items", self.kendall_items, 2)
         _check_count("kendall_queries", self.kendall_queries, 1)
-        _check_count("num_pairs", self.num_pairs, 3)
+        if self.num_pairs is not None:
+            _check_count("num_pairs", self.num_pairs, 3)
         _check_count("separability_pairs", self.separability_pairs, 1)
         _check_count("histogram_bins", self.histogram_bins, 1, 1000)
+
+    def pairwise_pairs(self, num_classes: int) -> int:
+        """Pairs for the measure correlations: `num_pairs`, or 10,000 scaled down above C = 100 (1,000 at C = 1000).
+
+        Each pair costs every divergence in float64 over C classes; this keeps that part at the cost it has at
+        C = 100 (a second or two) while keeping at least 1,000 pairs.
+        """
+        if self.num_pairs is not None:
+            return self.num_pairs
+        return max(1_000, min(10_000, PAIRWISE_WORK // max(num_classes, 1)))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready options (tuples become lists)."""

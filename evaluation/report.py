@@ -73,7 +73,7 @@ def _config(
             "num_ranked_items": int(split.ranked.size),
             "kendall_items": min(options.kendall_items, int(split.ranked.size)),
             "kendall_queries": min(options.kendall_queries, num_queries),
-            "pairwise_pairs": options.num_pairs,
+            "pairwise_pairs": options.pairwise_pairs(store.dim),
             "separability_pairs": options.separability_pairs,
         },
         "definitions": DEFINITIONS,
@@ -115,7 +115,8 @@ def evaluate_store(
     evaluator = RetrievalEvaluator(items.logits[split.ranked], config, item_labels=items.labels[split.ranked])
     rows, reference = evaluator.evaluate(queries, query_labels, progress=progress)
     logger.info("ranking agreement of %d queries in %.1f s", len(queries), time.perf_counter() - started)
-    pairwise = correlate_measures(items.logits, options.temperatures, options.num_pairs, options.seed)
+    num_pairs = options.pairwise_pairs(items.logits.shape[1])
+    pairwise = correlate_measures(items.logits, options.temperatures, num_pairs, options.seed)
     index_separability = measure_separability(
         items.logits, items.labels, options.separability_pairs, options.histogram_bins, options.seed
     )

@@ -1,6 +1,7 @@
 """Classifiers whose raw logits are the item vectors: registry, specs, training, preprocessing, embedding."""
 
 from . import archs as archs  # registers the built-in architectures
+from . import zoo as zoo  # registers the pretrained architectures (their code loads on first use)
 from .classifier import Classifier as Classifier
 from .classifier import load_classifier as load_classifier
 from .classifier import model_exists as model_exists

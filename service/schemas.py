@@ -163,6 +163,11 @@ class ModelInfo(BaseModel):
     labels: list[str]
     input_size: tuple[int, int]
     channels: int
+    mean: list[float] = Field(description="Per-channel mean subtracted after scaling pixels to [0, 1]")
+    std: list[float] = Field(description="Per-channel standard deviation divided by after the mean")
+    crop_pct: float | None = Field(description="null: resize to input_size; else resize, aspect kept, and crop")
+    interpolation: str = Field(description="Resampling filter of the resize")
+    source: dict[str, Any] = Field(description="Where pretrained weights came from; empty if trained here")
     sha256: str
 
     @classmethod
@@ -174,6 +179,11 @@ class ModelInfo(BaseModel):
             labels=list(spec.labels),
             input_size=spec.input_size,
             channels=spec.channels,
+            mean=list(spec.mean),
+            std=list(spec.std),
+            crop_pct=spec.crop_pct,
+            interpolation=spec.interpolation,
+            source=spec.source,
             sha256=spec.sha256,
             **extra,
         )

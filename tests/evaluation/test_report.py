@@ -143,3 +143,9 @@ def test_pairwise_correlations_match_scipy(rng: np.random.Generator) -> None:
         assert row["pearson"] == pytest.approx(stats.pearsonr(values[row["a"]], values[row["b"]]).statistic)
         assert row["spearman"] == pytest.approx(stats.spearmanr(values[row["a"]], values[row["b"]]).statistic)
     assert [(r["a"], r["b"]) for r in rows[:15]] == list(itertools.combinations(PAIRWISE_MEASURES, 2))
+
+
+@pytest.mark.parametrize(("num_classes", "expected"), [(10, 10_000), (100, 10_000), (400, 2_500), (1000, 1_000)])
+def test_pairwise_pairs_keep_the_work_of_c100_above_it(num_classes: int, expected: int) -> None:
+    assert EvaluationOptions().pairwise_pairs(num_classes) == expected
+    assert EvaluationOptions(num_pairs=77).pairwise_pairs(num_classes) == 77

@@ -1,5 +1,6 @@
 """Tests for models/images.py: decoding untrusted bytes and preprocessing to model inputs."""
 
+import dataclasses
 import io
 import struct
 import zlib
@@ -163,3 +164,39 @@ def test_decode_image_float_mode_refused() -> None:
 
     with pytest.raises(ImageDecodeError, match="floating-point"):
         to_8bit(Image.new("F", (2, 2)))
+
+
+def _crop_spec(tiny_spec: ModelSpec, size: tuple[int, int], crop_pct: float | None, **kwargs: object) -> ModelSpec:
+    fields = {"input_size": size, "channels": 3, "mean": (0.0,) * 3, "std": (1.0,) * 3, "crop_pct": crop_pct}
+    return dataclasses.replace(tiny_spec, **fields, **kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("interpolation", ["bilinear", "bicubic"])
+def test_preprocess_crop_keeps_the_centre_at_scale_one(
+    tiny_spec: ModelSpec, rng: np.random.Generator, interpolation: str
+) -> None:
+    """Input 28x28 at crop_pct 0.875 covers 32x32: a 64x32 (w x h) image is not rescaled, only cropped."""
+    spec = _crop_spec(tiny_spec, (28, 28), 0.875, interpolation=interpolation)
+    pixels = rng.integers(0, 256, size=(32, 64, 3), dtype=np.uint8)
+    got = preprocess([array_to_image(pixels)], spec)[0].permute(1, 2, 0).numpy() * 255
+    np.testing.assert_allclose(got, pixels[2:30, 18:46], atol=1e-3)
+
+
+def test_preprocess_crop_keeps_aspect_where_stretching_would_not(tiny_spec: ModelSpec) -> None:
+    """A wide image with a white square in the middle: the crop keeps it square, a plain resize squeezes it."""
+    pixels = np.zeros((100, 300, 3), dtype=np.uint8)
+    pixels[25:75, 125:175] = 255
+    cropped = preprocess([array_to_image(pixels)], _crop_spec(tiny_spec, (20, 20), 1.0))[0, 0].numpy()
+    stretched = preprocess([array_to_image(pixels)], _crop_spec(tiny_spec, (20, 20), None))[0, 0]
+    white = cropped > 0.5
+    rows, cols = np.flatnonzero(white.any(1)), np.flatnonzero(white.any(0))
+    assert (rows[0], rows[-1], cols[0], cols[-1]) == (5, 14, 5, 14)
+    assert (stretched.numpy() > 0.5).any(0).sum() < 5
+
+
+def test_preprocess_crop_upscales_small_images(tiny_spec: ModelSpec) -> None:
+    spec = _crop_spec(tiny_spec, (224, 224), 0.875)
+    flat = array_to_image(np.full((28, 28, 3), 90, dtype=np.uint8))
+    out = preprocess([flat], spec)
+    assert out.shape == (1, 3, 224, 224)
+    torch.testing.assert_close(out, torch.full_like(out, 90 / 255), rtol=0, atol=1e-6)

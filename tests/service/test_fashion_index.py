@@ -25,7 +25,7 @@ def test_index_fashion_mnist_resumes(settings: Settings, caplog: pytest.LogCaptu
     command = ["index", "--data", "fashion-mnist", "--limit", "60", "--index", "fashion", "--model", "fashion-cnn"]
     assert main([*command, *flags]) == 0
     assert main([*command, *flags]) == 0  # a second run adds nothing
-    assert any("holds 120 of the 120 photos already" in r.getMessage() for r in caplog.records)
+    assert any("holds 120 of the 120 items already" in r.getMessage() for r in caplog.records)
     catalog = Catalog(settings)
     catalog.open(["fashion"])
     try:

@@ -52,7 +52,7 @@ def test_api_never_fails_and_matches_its_schema(loaded_app: FastAPI, path: str, 
     @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
     def fuzz(data: st.DataObject) -> None:
         case = data.draw(operation.as_strategy())
-        response = case.call()
+        response = case.call(timeout=120)  # a loaded 2-core machine can take seconds for one evaluation
         assert response.status_code < 500, f"{method} {path}: {response.status_code} {response.text[:500]}"
         case.validate_response(response, checks=[response_schema_conformance])
 

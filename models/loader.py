@@ -1,0 +1,136 @@
+"""Embedding many images fast: decoding and preprocessing in DataLoader workers, the model in batches on its device.
+
+Workers decode and preprocess while the main process runs the model, so on a CPU the two overlap, and on a GPU
+the device is fed without waiting for PIL. Batches come back in order with their positions; an unreadable file
+does not stop the run: it comes back as an error naming the file, for the caller to report.
+"""
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from PIL import Image
+from torch.utils.data import DataLoader, Dataset
+
+from .classifier import Classifier
+from .errors import ImageError, ModelError
+from .images import decode_image, preprocess
+from .spec import ModelSpec
+
+logger = logging.getLogger(__name__)
+
+Precision = Literal["fp32", "bf16", "fp16"]
+PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
+_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+# One sample: the preprocessed image (zeros if unreadable), its position, and "" or why it could not be read.
+Sample = tuple[torch.Tensor, int, str]
+
+
+class ImageFiles(Dataset[Sample]):
+    """Image files decoded with the upload limits and preprocessed per a spec (in whichever process reads them)."""
+
+    def __init__(self, paths: Sequence[Path], spec: ModelSpec, max_bytes: int, max_pixels: int) -> None:
+        self.paths, self.spec, self.max_bytes, self.max_pixels = list(paths), spec, max_bytes, max_pixels
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, position: int) -> Sample:
+        path = self.paths[position]
+        try:
+            image = decode_image(path.read_bytes(), max_bytes=self.max_bytes, max_pixels=self.max_pixels)
+            return preprocess([image], self.spec)[0], position, ""
+        except (ImageError, OSError) as e:
+            return _blank(self.spec), position, f"{path}: {e}"
+
+
+class PixelArrays(Dataset[Sample]):
+    """In-memory uint8 pictures (``(n, H, W)`` grayscale or ``(n, H, W, 3)`` RGB) preprocessed per a spec."""
+
+    def __init__(self, pixels: npt.NDArray[np.uint8], spec: ModelSpec) -> None:
+        self.pixels, self.spec = pixels, spec
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __getitem__(self, position: int) -> Sample:
+        return preprocess([Image.fromarray(self.pixels[position])], self.spec)[0], position, ""
+
+
+@dataclass(frozen=True)
+class EmbeddedBatch:
+    """Logits of one batch, in dataset order.
+
+    Attributes:
+        positions: ``(m,)`` int64 dataset positions of the rows of ``logits`` (readable images only).
+        logits: ``(m, C)`` float32 C-contiguous.
+        errors: One ``"path: reason"`` per unreadable image of the batch.
+    """
+
+    positions: npt.NDArray[np.int64]
+    logits: npt.NDArray[np.float32]
+    errors: list[str]
+
+
+def default_workers() -> int:
+    """Decoding processes: one core less than the machine has (the model keeps one), from 1 to 8."""
+    return max(1, min(8, (os.cpu_count() or 2) - 1))
+
+
+def embed_dataset(
+    classifier: Classifier,
+    dataset: Dataset[Sample],
+    batch_size: int = 256,
+    workers: int | None = None,
+    precision: Precision = "fp32",
+) -> Iterator[EmbeddedBatch]:
+    """Yield the logits of ``dataset`` batch by batch, decoding in ``workers`` processes (0: in this one).
+
+    The model runs under ``inference_mode``; on CUDA with channels-last inputs, pinned memory and, for ``bf16`` or
+    ``fp16``, autocast (logits are returned as float32 either way).
+
+    Raises:
+        ModelError: For a batch size below 1, a negative worker count, or reduced precision off CUDA.
+    """
+    workers = default_workers() if workers is None else workers
+    if batch_size < 1 or workers < 0:
+        raise ModelError(f"batch_size must be >= 1 and workers >= 0, got {batch_size} and {workers}")
+    cuda = classifier.device.type == "cuda"
+    if precision != "fp32" and not cuda:
+        raise ModelError(f"--precision {precision} needs a CUDA device; on {classifier.device} use fp32")
+    loader = DataLoader(
+        dataset,
+        batch_size=batch_size,
+        num_workers=workers,
+        pin_memory=cuda,
+        persistent_workers=False,
+        prefetch_factor=4 if workers else None,
+    )
+    autocast = torch.autocast("cuda", dtype=_DTYPES[precision]) if precision != "fp32" else nullcontext()
+    # Module.to takes memory_format (torch's stubs miss it); converting the shared module once is harmless.
+    module = classifier.module.to(memory_format=torch.channels_last) if cuda else classifier.module  # type: ignore[call-overload]
+    for images, positions, errors in loader:
+        readable = torch.tensor([not e for e in errors], dtype=torch.bool)
+        x = images[readable].to(classifier.device, non_blocking=cuda)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.inference_mode(), autocast:
+            logits = module(x).float().cpu().numpy() if len(x) else np.empty((0, classifier.num_classes))
+        yield EmbeddedBatch(
+            positions=positions[readable].numpy().astype(np.int64),
+            logits=np.ascontiguousarray(logits, dtype=np.float32),
+            errors=[e for e in errors if e],
+        )
+
+
+def _blank(spec: ModelSpec) -> torch.Tensor:
+    height, width = spec.input_size
+    return torch.zeros((spec.channels, height, width), dtype=torch.float32)

@@ -1,0 +1,79 @@
+"""`logitsearch index --images`: worker decoding, batches committed as they come, and resuming where a run stopped."""
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexes.durable import DurableIndex
+from service.bootstrap import load_model
+from service.cli import main
+from service.config import Settings
+from tests.models.test_loader import upload_path_logits, write_images
+
+
+def _open(settings: Settings, name: str) -> DurableIndex:
+    classifier = load_model(settings)
+    return DurableIndex.open(
+        settings.indexes_dir / name, name=name, model_name="digits-cnn", model_sha256=classifier.spec.sha256, dim=10
+    )
+
+
+def _index(settings: Settings, folder: Path, *extra: str) -> int:
+    flags = ["--data-dir", str(settings.data_dir), "--device", "cpu", "--faiss-gpu", "false"]
+    return main(["index", "--images", str(folder), "--index", "photos", "--batch-size", "4", *flags, *extra])
+
+
+def test_a_second_run_adds_only_what_is_new_and_rebuild_redoes_all(
+    settings: Settings, tmp_path: Path, rng: np.random.Generator, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "photos"
+    first = write_images(folder / "a", rng, 9)
+    assert _index(settings, folder, "--workers", "2") == 0
+    index = _open(settings, "photos")
+    before = {item.id: item.logits for item in index.iter_items()}
+    index.close()
+    assert sorted(before) == [f"a/{p.name}" for p in first]
+    np.testing.assert_allclose(list(before.values()), upload_path_logits(load_model(settings), first), atol=1e-5)
+
+    write_images(folder / "a", rng, 9)  # the same names with new pixels: stored ids are not embedded again
+    added = write_images(folder / "b", rng, 3)
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="service.bootstrap")
+    assert _index(settings, folder, "--workers", "0") == 0
+    assert any("holds 9 of the 12 items already" in r.getMessage() for r in caplog.records)
+    index = _open(settings, "photos")
+    after = {item.id: item.logits for item in index.iter_items()}
+    index.close()
+    assert len(after) == 12 and all(np.array_equal(after[key], value) for key, value in before.items())
+    np.testing.assert_allclose(
+        [after[f"b/{p.name}"] for p in added], upload_path_logits(load_model(settings), added), atol=1e-5
+    )
+
+    assert _index(settings, folder, "--rebuild") == 0
+    index = _open(settings, "photos")
+    rebuilt = {item.id: item.logits for item in index.iter_items()}
+    index.close()
+    assert not np.allclose(rebuilt["a/000.png"], before["a/000.png"])  # re-embedded from the new pixels
+
+
+def test_unreadable_files_are_skipped_reported_and_retried_on_the_next_run(
+    settings: Settings, tmp_path: Path, rng: np.random.Generator, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "photos"
+    paths = write_images(folder, rng, 10)
+    good = paths[2].read_bytes()
+    paths[2].write_bytes(b"GIF89a broken")
+    assert _index(settings, folder) == 2
+    error = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"][-1]
+    assert "1 of 10 files" in error and "002.png" in error and "\n" not in error
+    index = _open(settings, "photos")
+    assert index.count() == 9  # every batch but the bad file was stored
+    index.close()
+
+    paths[2].write_bytes(good)
+    assert _index(settings, folder) == 0
+    index = _open(settings, "photos")
+    assert index.count() == 10
+    index.close()
