@@ -268,12 +268,12 @@ def _indexes(args: argparse.Namespace, out: Any) -> int:
     catalog = Catalog(settings_from_args(args))
     catalog.open()
     try:
-        out.write(f"{'name':<24}  {'model':<20}  {'store':<6}  {'count':>9}  {'dim':>5}  status\n")
+        out.write(f"{'name':<24}  {'model':<20}  {'store':<8}  {'count':>9}  {'dim':>5}  status\n")
         for index in catalog.statuses():
             entry, count, dim = index.entry, index.count, index.dim
             state = "ready" if index.reason is None else f"unavailable: {index.reason}"
             out.write(
-                f"{entry.name:<24}  {entry.model:<20}  {entry.store:<6}  {'-' if count is None else count:>9}  "
+                f"{entry.name:<24}  {entry.model:<20}  {entry.store:<8}  {'-' if count is None else count:>9}  "
                 f"{'-' if dim is None else dim:>5}  {state}\n"
             )
     finally:

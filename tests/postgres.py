@@ -76,6 +76,7 @@ class PostgresServer:
     port: int
     process: subprocess.Popen[bytes] | None = None
     user: str | None = None
+    options: dict[str, str] | None = None  # server settings over the test defaults
 
     @property
     def data(self) -> Path:
@@ -91,7 +92,8 @@ class PostgresServer:
 
     def start(self, timeout: float = 30.0) -> None:
         """Start the postmaster and wait until it accepts connections (a standby: read-only ones)."""
-        options = [arg for key, value in _SERVER_OPTIONS.items() for arg in ("-c", f"{key}={value}")]
+        settings = _SERVER_OPTIONS | (self.options or {})
+        options = [arg for key, value in settings.items() for arg in ("-c", f"{key}={value}")]
         command = [str(_binaries() / "postgres"), "-D", str(self.data), "-p", str(self.port), "-k", str(self.root)]
         log = open(self.root / "server.log", "ab")  # noqa: SIM115 - the server keeps writing to it
         self.process = subprocess.Popen([*command, *options], stdout=log, stderr=log, user=self.user)
@@ -150,11 +152,15 @@ def _run(command: list[str], user: str | None) -> None:
         raise RuntimeError(f"{' '.join(command[:1])} failed:\n{result.stdout}\n{result.stderr}")
 
 
-def start_primary() -> PostgresServer:
-    """A new server in a fresh temporary directory, with the pgvector extension created."""
+def start_primary(options: dict[str, str] | None = None) -> PostgresServer:
+    """A new server in a fresh temporary directory, with the pgvector extension created.
+
+    Args:
+        options: server settings (`postgresql.conf` names) over the fast test defaults.
+    """
     user = _system_user()
     root = _new_root("logitsearch-pg-", user)
-    server = PostgresServer(root, _free_port(), user=user)
+    server = PostgresServer(root, _free_port(), user=user, options=options)
     try:
         _run(
             [str(_binaries() / "initdb"), "-D", str(server.data), "-U", "postgres", "--auth=trust", "-E", "UTF8"], user

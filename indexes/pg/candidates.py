@@ -30,6 +30,7 @@ class SqlCandidates:
     temperature: float
     ids: list[str] = field(default_factory=list)
     _keys: dict[str, int] = field(default_factory=dict)
+    _metadata: dict[str, Metadata] = field(default_factory=dict)  # of the candidates, fetched with them
 
     def _key(self, item_id: str) -> int:
         key = self._keys.get(item_id)
@@ -51,8 +52,9 @@ class SqlCandidates:
         found = np.zeros((len(queries), m, self.layout.dim), dtype=np.float32)
         sign = -1.0 if self.operator == "<#>" else 1.0  # <#> is the negative inner product; larger = closer
         for i, cursor in enumerate(cursors):
-            for j, (item_id, score, logits) in enumerate(cursor.fetchall()):
+            for j, (item_id, score, logits, metadata) in enumerate(cursor.fetchall()):
                 scores[i, j], keys[i, j], found[i, j] = sign * score, self._key(item_id), logits.to_numpy()
+                self._metadata[item_id] = metadata
         return Candidates(scores, keys, found)
 
     def num_matches(self) -> int:
@@ -68,7 +70,9 @@ class SqlCandidates:
         return keys, vectors
 
     def metadata_of(self, ids: set[str]) -> dict[str, Metadata]:
-        if not ids:
-            return {}
-        rows = self.conn.cursor(binary=True).execute(statements.metadata_of(self.layout), (sorted(ids),)).fetchall()
-        return dict(rows)
+        """The metadata of `ids`: from the candidates already fetched, the rest (found by a scan) in one query."""
+        missing = sorted(ids - self._metadata.keys())
+        if missing:
+            statement = statements.metadata_of(self.layout)
+            self._metadata.update(self.conn.cursor(binary=True).execute(statement, (missing,)).fetchall())
+        return {item_id: self._metadata[item_id] for item_id in ids}

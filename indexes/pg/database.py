@@ -115,10 +115,13 @@ class PgDatabase:
     def write(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
         """`work(conn)` on the primary inside one transaction, committed when it returns."""
         with self._connect(self._primary) as conn:
+            conn.isolation_level, conn.read_only = None, None  # the server's defaults: READ COMMITTED, writable
             self._prepare(conn)
             with conn.transaction():
                 _limit_to_deadline(conn)
                 result = work(conn)
+            if not self._replicas:
+                return result
             row = conn.execute("SELECT pg_current_wal_lsn()::text").fetchone()
         with self._lock:
             self._written = max(self._written, _lsn(row[0]) if row else 0)
@@ -135,8 +138,9 @@ class PgDatabase:
                 with self._connect(server) as conn:
                     if server is not self._primary and not self._caught_up(server, conn):
                         continue
-                    with conn.transaction():
-                        conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, in the same round trip as the BEGIN
+                    conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
+                    with conn.pipeline(), conn.transaction():  # BEGIN travels with the first statement
                         _limit_to_deadline(conn)
                         return work(conn)
             except StoreUnavailableError as exc:

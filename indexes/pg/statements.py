@@ -88,8 +88,9 @@ def where(filter: Filter | None) -> tuple[sql.Composable, tuple[Any, ...]]:
 
 
 def nearest(layout: Layout, column: Column, operator: str, where: sql.Composable) -> sql.Composed:
-    """The m nearest rows to one query vector: (id, pgvector distance, logits); params: vector, where..., m."""
-    return sql.SQL("SELECT id, {} {} %s AS score, logits FROM {} WHERE {} ORDER BY score LIMIT %s").format(
+    """The m nearest rows to one query vector: (id, pgvector distance, logits, metadata); params: vector, where...,
+    m. The metadata comes along: one round trip less for the usual search, which needs nothing else."""
+    return sql.SQL("SELECT id, {} {} %s AS score, logits, metadata FROM {} WHERE {} ORDER BY score LIMIT %s").format(
         sql.Identifier(column.name), sql.SQL(operator), layout.table, where
     )
 

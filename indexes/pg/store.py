@@ -67,11 +67,10 @@ class PgVectorStore:
     with `PgVectorStore.create`, open one with `PgVectorStore(db, spec)`.
     """
 
-    def __init__(self, db: PgDatabase, spec: PgIndexSpec, *, distributed: bool = False) -> None:
+    def __init__(self, db: PgDatabase, spec: PgIndexSpec) -> None:
         self._db = db
         self._spec = spec
         self._layout = Layout(spec.name, spec.dim, spec.temperatures, spec.index_type)
-        self._distributed = distributed
         self._lock = ReadWriteLock()  # close waits for the operations under way
         self._closed = False
         self._checked = False
@@ -83,10 +82,10 @@ class PgVectorStore:
         check_temperatures(spec.temperatures)
         if spec.index_type not in INDEX_TYPES:
             raise InvalidInputError(f"index_type {spec.index_type!r}: choose one of {', '.join(INDEX_TYPES)}")
-        limit = MAX_HNSW_DIM if spec.index_type == "hnsw" else MAX_DIM - 1
+        limit = MAX_HNSW_DIM - 2 if spec.index_type == "hnsw" else MAX_DIM - 1  # the widest columns: C + 2, C + 1
         if spec.dim > limit:
             raise InvalidInputError(f"pgvector {spec.index_type} indexes hold at most {limit} classes, not {spec.dim}")
-        store = cls(db, spec, distributed=distributed)
+        store = cls(db, spec)
 
         def work(conn: Connection) -> None:
             values = (spec.name, spec.model_name, spec.model_sha256, spec.dim, list(spec.temperatures), spec.index_type)
@@ -333,6 +332,11 @@ def _item(row: tuple[Any, ...]) -> Item:
 
 
 def _tune_hnsw(conn: Connection, m: int) -> None:
-    """Search HNSW graphs wide enough for m candidates, and keep scanning past filtered-out rows."""
+    """Search HNSW graphs wide enough for m candidates, and keep scanning past filtered-out rows.
+
+    On Citus the settings must reach the shards: `citus.propagate_set_commands` makes it send SET LOCAL to
+    them (on plain PostgreSQL the name is an inert placeholder).
+    """
+    conn.execute("SET LOCAL citus.propagate_set_commands = 'local'")
     conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(1000, max(40, m)))))
     conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")

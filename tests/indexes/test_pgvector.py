@@ -9,7 +9,9 @@ import numpy as np
 import psycopg
 import pytest
 
+from indexes.deadline import deadline_after
 from indexes.errors import (
+    DeadlineExceededError,
     InvalidInputError,
     ManifestMismatchError,
     StoreUnavailableError,
@@ -146,3 +148,18 @@ def test_hnsw_reports_the_recall_it_delivers(pg_database: PgDatabase, rng: np.ra
         assert store.recall_at_10() == recall  # cached while the count stays
     finally:
         store.drop()
+
+
+def test_statements_stop_at_the_timeout_and_at_the_request_deadline(pg_server: PostgresServer) -> None:
+    database = PgDatabase(PgOptions(pg_server.url, statement_timeout_s=0.2, pool_size=1))
+    database.open()
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeadlineExceededError, match="time limit"):
+            database.read(lambda conn: conn.execute("SELECT pg_sleep(5)").fetchall())
+        with deadline_after(0.1), pytest.raises(DeadlineExceededError):
+            database.write(lambda conn: conn.execute("SELECT pg_sleep(0.15)").fetchall())  # under 0.2 s, past 0.1 s
+        assert time.monotonic() - started < 2
+        assert database.read(lambda conn: conn.execute("SELECT 1").fetchone()) == (1,)  # the pool is fine after
+    finally:
+        database.close()
