@@ -13,7 +13,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     LOGITSEARCH_PORT=8000 \
     LOGITSEARCH_DATA_DIR=/data
 
-RUN useradd --create-home --uid 1000 app && mkdir -p /data && chown app /data
+RUN useradd --create-home --uid 1000 --user-group app && mkdir -p /data && chown app:app /data
 WORKDIR /app
 
 # torch from the PyTorch index first (CPU wheels by default), so the package's torch range is satisfied
@@ -25,9 +25,12 @@ COPY service ./service
 COPY models ./models
 COPY indexes ./indexes
 COPY evaluation ./evaluation
-RUN pip install ".[${EXTRA}]"
+# The package from this source tree (its dependency ranges are in pyproject.toml), with matplotlib for the
+# plots of `logitsearch evaluate`.
+# hadolint ignore=DL3013
+RUN pip install ".[${EXTRA},eval]"
 
-USER app
+USER 1000:1000
 VOLUME ["/data"]
 EXPOSE 8000
 HEALTHCHECK --interval=10s --timeout=3s --start-period=120s --retries=3 \

@@ -5,8 +5,12 @@ SRC := service models indexes evaluation
 help: ## Show this help
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  %-10s %s\n", $$1, $$2}'
 
-install: ## Install CPU torch, the package with faiss-cpu, and the dev tools
-	pip install torch==2.13.0
+# PyPI's torch 2.13.0 for Linux is the CUDA 13 build (~530 MB plus the nvidia-* packages); these machines'
+# package mirror serves the CPU build. Elsewhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?=
+
+install: ## Install CPU torch (TORCH_INDEX=<PyTorch index URL> elsewhere), the package with faiss-cpu, the dev tools
+	pip install torch==2.13.0 $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
 	pip install -e ".[cpu,dev,zoo]"
 
 lint: ## ruff lint + format check, mypy --strict

@@ -2,5 +2,5 @@
 # postgres base image already configures: every Citus node needs the vector type. Compose profile `citus`.
 FROM citusdata/citus:13.0.3
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends postgresql-17-pgvector \
+    && apt-get install -y --no-install-recommends "postgresql-17-pgvector=0.8.*" \
     && rm -rf /var/lib/apt/lists/*

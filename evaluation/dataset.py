@@ -18,7 +18,7 @@ _PAGE = 10_000
 
 @dataclass(frozen=True)
 class ItemSet:
-    """A store's items in its listing order.
+    """A store's items, in id order.
 
     Attributes:
         ids: ``n`` item ids.
@@ -76,6 +76,10 @@ def load_items(store: VectorStore) -> ItemSet:
             tests.append(item.metadata.get("split") == "test")
     if len(ids) < MIN_ITEMS:
         raise EvaluationConfigError(f"the index holds {len(ids)} items; an evaluation needs at least {MIN_ITEMS}")
+    # In id order, so that a report depends on the index's contents and the seed, not on the order of writes.
+    order = sorted(range(len(ids)), key=ids.__getitem__)
+    ids, rows = [ids[i] for i in order], [rows[i] for i in order]
+    label_keys, tests = [label_keys[i] for i in order], [tests[i] for i in order]
     codes: dict[str, int] = {}
     labels = np.array([-1 if key is None else codes.setdefault(key, len(codes)) for key in label_keys], np.int64)
     logits = np.ascontiguousarray(np.stack(rows), dtype=np.float32)

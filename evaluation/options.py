@@ -39,6 +39,8 @@ def _check_count(name: str, value: Any, minimum: int, maximum: int | None = None
 
 #: Default budget of the measure correlations, in pairs x classes.
 PAIRWISE_WORK = 1_000_000
+#: Default budget of the ranking, in ranked items x classes.
+RANKING_WORK = 20_000_000
 
 
 @dataclass(frozen=True)
@@ -51,7 +53,8 @@ class EvaluationOptions:
         k: neighbours for overlap, recall, nDCG and label precision, 1..1000.
         metrics: search metrics compared with the CE ranking, from `RANKING_METRICS`.
         seed: seeds every sample; the same seed on the same index gives the same report.
-        num_items: rank each query against at most this many items (a seeded sample); None = all of them.
+        num_items: rank each query against at most this many items (a seeded sample); None = all of them up to
+            `ranked_items(C)`.
         kendall_items: Kendall's tau is computed over a seeded sample of this many of the ranked items ...
         kendall_queries: ... for a seeded sample of this many of the queries.
         num_pairs: random item pairs for the pairwise correlations between measures; None = `pairwise_pairs(C)`.
@@ -96,6 +99,17 @@ class EvaluationOptions:
         if self.num_pairs is not None:
             return self.num_pairs
         return max(1_000, min(10_000, PAIRWISE_WORK // max(num_classes, 1)))
+
+    def ranked_items(self, num_classes: int) -> int | None:
+        """The cap on ranked items: `num_items`, or (when None) a sample above 20M items x classes (20,000 at C = 1000).
+
+        The ranking costs every metric over every ranked item and class; this keeps a default run at C = 1000 to
+        minutes on 2 cores while ranking every item of a 100k-item index up to C = 200.
+        """
+        if self.num_items is not None:
+            return self.num_items
+        cap = RANKING_WORK // max(num_classes, 1)
+        return cap if cap < 2_000_000 else None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready options (tuples become lists)."""

@@ -45,11 +45,12 @@ def _ranking_inputs(
     items: ItemSet, options: EvaluationOptions, query_logits: npt.ArrayLike | None
 ) -> tuple[np.ndarray, np.ndarray | None, QuerySplit]:
     """Query logits, their labels and the split: sampled index items, or the caller's logits against the index."""
+    num_items = options.ranked_items(items.logits.shape[1])
     if query_logits is None:
-        split = split_queries(items, options.num_queries, options.num_items, options.seed)
+        split = split_queries(items, options.num_queries, num_items, options.seed)
         return items.logits[split.queries], items.labels[split.queries], split
     queries = check_vectors(query_logits, items.logits.shape[1], name="query logits")
-    ranked = rank_all(items, options.num_items, options.seed)
+    ranked = rank_all(items, num_items, options.seed)
     source = f"{len(queries)} caller-supplied query logits, each ranked against {ranked.size} items"
     if ranked.size < len(items.ids):
         source += f" (a seeded sample of the {len(items.ids)} indexed items)"

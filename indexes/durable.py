@@ -219,7 +219,7 @@ class DurableIndex:
             return self._index.get(item_id)
 
     def iter_items(self, batch_size: int = 10_000) -> Iterator[Item]:
-        """Every item, in id order, read in consistent pages."""
+        """Every item, in insertion order, read in consistent pages."""
         offset = 0
         while page := self.list(offset, batch_size):
             yield from page
@@ -300,9 +300,11 @@ class DurableIndex:
 
     def _snapshot(self, directory: Path) -> None:
         manifest = dataclasses.replace(self._manifest, wal_seq=self._wal.last_seq)
-        written = write_snapshot(
-            directory, manifest, list(self._index.ids), self._index.vectors, list(self._index.metadata)
-        )
+        rows = self._index.insertion_rows()  # in insertion order, so that a restart lists items as before
+        ids, metadata = self._index.ids, self._index.metadata
+        if rows is not None:
+            ids, metadata = [ids[r] for r in rows.tolist()], [metadata[r] for r in rows.tolist()]
+        written = write_snapshot(directory, manifest, list(ids), self._index.vectors, list(metadata), rows)
         if directory == self.directory:
             self._manifest = written
             self._wal.truncate()

@@ -9,6 +9,10 @@ class InvalidInputError(IndexError_, ValueError):
     """Numeric input that cannot be used: wrong shape, NaN/inf, bad temperature, invalid probabilities."""
 
 
+class MixedTypeFilterError(InvalidInputError):
+    """A filter value would skip items whose field holds the same value as another JSON type (7 and "7")."""
+
+
 class DimensionMismatchError(InvalidInputError):
     """A vector's length differs from the index dimension (the model's number of classes)."""
 

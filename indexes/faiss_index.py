@@ -36,7 +36,9 @@ class FaissIndex:
 
     The CPU `IndexFlatL2` is the storage of record: row `i` holds the vector of `ids[i]`. On a GPU a
     `GpuIndexFlatL2` mirrors it for unfiltered searches with `k <= GPU_MAX_K`. Deletes move the last row
-    into the hole, so rows stay dense. Not thread-safe: `DurableIndex` serialises access.
+    into the hole, so rows stay dense; the insertion order is kept apart from the rows, in the order of the
+    `ids -> row` dict (a new id goes last, a replaced one keeps its place, a deleted one leaves it). Not
+    thread-safe: `DurableIndex` serialises access.
 
     Args:
         dim: vector length (the model's number of classes).
@@ -51,7 +53,7 @@ class FaissIndex:
         self._ids: list[str] = []
         self._positions: dict[str, int] = {}
         self._metadata: list[Metadata] = []
-        self._sorted_ids: list[str] | None = None
+        self._listed_ids: list[str] | None = None  # insertion order, cached for `list` until the next write
         self._version = 0  # bumped on every write; derived indexes built at an older version are rebuilt
         self._derived = DerivedIndexCache(gpu_resources=gpu_resources)
 
@@ -86,6 +88,11 @@ class FaissIndex:
 
     def count(self) -> int:
         return len(self._ids)
+
+    def insertion_rows(self) -> np.ndarray | None:
+        """`(n,)` int64 row positions in insertion order, or None when the rows are in that order already."""
+        rows = np.fromiter(self._positions.values(), dtype=np.int64, count=len(self._positions))
+        return None if np.array_equal(rows, np.arange(len(rows))) else rows
 
     def __contains__(self, item_id: str) -> bool:
         return item_id in self._positions
@@ -122,7 +129,7 @@ class FaissIndex:
                 self._positions[ids[row]] = start + offset
                 self._ids.append(ids[row])
                 self._metadata.append(metadata[row])
-            self._sorted_ids = None
+            self._listed_ids = None
         self._version += 1
         if replaced:
             self._sync_gpu()
@@ -144,7 +151,7 @@ class FaissIndex:
         self._ids.pop()
         self._metadata.pop()
         self._cpu.remove_ids(faiss.IDSelectorRange(last, last + 1))
-        self._sorted_ids = None
+        self._listed_ids = None
         self._version += 1
         self._sync_gpu()
 
@@ -214,7 +221,7 @@ class FaissIndex:
         self._ids = list(ids)
         self._metadata = list(metadata)
         self._positions = {item_id: i for i, item_id in enumerate(ids)}
-        self._sorted_ids = None
+        self._listed_ids = None
         self._version += 1
         self._sync_gpu()
 
@@ -227,10 +234,10 @@ class FaissIndex:
 
     # Defined last: inside the class body the name `list` would shadow the builtin in later annotations.
     def list(self, offset: int, limit: int) -> list[Item]:
-        """Items in ascending id order, a stable order across deletes and restarts."""
-        if self._sorted_ids is None:
-            self._sorted_ids = sorted(self._ids)
-        return [self.get(item_id) for item_id in self._sorted_ids[offset : offset + limit]]
+        """Items in insertion order (a replaced item keeps its place); `DurableIndex` keeps it across restarts."""
+        if self._listed_ids is None:
+            self._listed_ids = list(self._positions)
+        return [self.get(item_id) for item_id in self._listed_ids[offset : offset + limit]]
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,13 @@
 """Exact-match metadata filters, evaluated as a boolean mask over the stored rows."""
 
+import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from .errors import InvalidInputError
+from .errors import InvalidInputError, MixedTypeFilterError
 from .store import Filter, Metadata
 
 #: Reserved filter key: matches the item's argmax class instead of a metadata field.
@@ -26,13 +28,46 @@ def check_filter(filter: Any) -> Filter | None:
     return filter
 
 
-def _equal(stored: Any, wanted: Any) -> bool:
-    # JSON semantics: true is not 1, "3" is not 3, but 3 and 3.0 are the same number.
+_NO, _YES, _OTHER_TYPE = 0, 1, 2
+#: A JSON number literal: the strings that a filter refuses to tell apart silently from the number they spell.
+JSON_NUMBER_PATTERN = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_JSON_NUMBER = re.compile(JSON_NUMBER_PATTERN)
+
+
+def spelled_number(text: str) -> float | None:
+    """The number `text` spells as a JSON number literal ("7", "7.0", "7e0" spell 7), else None."""
+    return float(text) if _JSON_NUMBER.fullmatch(text) is not None else None
+
+
+def _spells(text: str, number: float) -> bool:
+    """Whether `text` is the JSON spelling of `number` ("7" or "7.0" for 7)."""
+    return spelled_number(text) == number
+
+
+def _compare(stored: Any, wanted: Any) -> int:
+    """`_YES` when `stored` equals `wanted` in JSON semantics (true is not 1, "3" is not 3, 3 is 3.0), else
+    `_OTHER_TYPE` when one is a number and the other a string spelling it, else `_NO`."""
     if isinstance(stored, bool) or isinstance(wanted, bool):
-        return stored is wanted
-    if isinstance(stored, int | float) and isinstance(wanted, int | float):
-        return stored == wanted
-    return type(stored) is type(wanted) and stored == wanted
+        return _YES if stored is wanted else _NO
+    if type(stored) is type(wanted) or (isinstance(stored, int | float) and isinstance(wanted, int | float)):
+        return _YES if stored == wanted else _NO
+    if isinstance(stored, str) and isinstance(wanted, int | float):
+        return _OTHER_TYPE if _spells(stored, wanted) else _NO
+    if isinstance(wanted, str) and isinstance(stored, int | float):
+        return _OTHER_TYPE if _spells(wanted, stored) else _NO
+    return _NO
+
+
+def _describe(value: Any) -> str:
+    return f"the {'string' if isinstance(value, str) else 'number'} {json.dumps(value)}"
+
+
+def mixed_type_error(key: str, wanted: Any, stored: Any, count: int) -> MixedTypeFilterError:
+    return MixedTypeFilterError(
+        f"filter {{{json.dumps(key)}: {json.dumps(wanted)}}} matches {_describe(wanted)}, but {count} item(s) "
+        f"hold {_describe(stored)} in {key!r}, which it would skip: the field holds both numbers and strings. "
+        "Store one type (upsert those items again), or search once with each"
+    )
 
 
 def match_filter(filter: Filter, metadata: Sequence[Metadata], vectors: np.ndarray) -> np.ndarray:
@@ -45,12 +80,20 @@ def match_filter(filter: Filter, metadata: Sequence[Metadata], vectors: np.ndarr
 
     Returns:
         `(n,)` bool mask.
+
+    Raises:
+        MixedTypeFilterError: a condition would skip items holding its value as another JSON type (a number
+            and the string spelling it, `7` and `"7"`) instead of matching part of what the caller means.
     """
     mask = np.ones(len(metadata), dtype=bool)
     missing = object()
     for key, wanted in filter.items():
         if key == PREDICTED:
             mask &= vectors.argmax(axis=1) == wanted
-        else:
-            mask &= np.fromiter((_equal(m.get(key, missing), wanted) for m in metadata), bool, len(metadata))
+            continue
+        codes = np.fromiter((_compare(m.get(key, missing), wanted) for m in metadata), np.int8, len(metadata))
+        other = np.flatnonzero(codes == _OTHER_TYPE)
+        if other.size:
+            raise mixed_type_error(key, wanted, metadata[other[0]][key], other.size)
+        mask &= codes == _YES
     return mask

@@ -5,6 +5,9 @@ Layout of an index directory::
     manifest.json          IndexManifest; names the snapshot files below and their sha256
     vectors-<seq>.npy      (n, dim) float32, no pickle
     items-<seq>.json       {"ids": [...], "metadata": [...]} in row order
+
+Rows are written in the items' insertion order, so an index lists its items in the same order after a
+restart (`FaissIndex.list`).
     wal.log                writes after the snapshot (see wal.py)
 
 A snapshot is complete once `manifest.json` is renamed into place; files it does not name are leftovers.
@@ -33,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+#: Rows gathered at once when a snapshot is written in an order other than the rows' own.
+_SAVE_BLOCK_BYTES = 1 << 24
 
 
 @dataclass(frozen=True)
@@ -124,19 +129,42 @@ def fsync_directory(path: Path) -> None:
         os.close(fd)
 
 
+def _save_rows(f: Any, vectors: np.ndarray, rows: np.ndarray | None) -> None:
+    """Write `vectors[rows]` (all of `vectors` when rows is None) as a `.npy` file, a block of rows at a time."""
+    if rows is None:
+        np.save(f, vectors, allow_pickle=False)
+        return
+    header = {
+        "descr": np.lib.format.dtype_to_descr(vectors.dtype),
+        "fortran_order": False,
+        "shape": (len(rows), vectors.shape[1]),
+    }
+    np.lib.format.write_array_header_1_0(f, header)
+    block = max(1, _SAVE_BLOCK_BYTES // max(1, vectors.shape[1] * vectors.itemsize))
+    for start in range(0, len(rows), block):
+        f.write(np.ascontiguousarray(vectors[rows[start : start + block]]).tobytes())
+
+
 def write_snapshot(
-    directory: Path, manifest: IndexManifest, ids: list[str], vectors: np.ndarray, metadata: list[Metadata]
+    directory: Path,
+    manifest: IndexManifest,
+    ids: list[str],
+    vectors: np.ndarray,
+    metadata: list[Metadata],
+    rows: np.ndarray | None = None,
 ) -> IndexManifest:
     """Write a full snapshot and switch `manifest.json` to it; returns the manifest written.
 
     Args:
         directory: the index directory (created if missing).
         manifest: the current manifest; `wal_seq` must be the last log record the snapshot includes.
-        ids, vectors, metadata: rows in order; vectors `(n, dim)` float32.
+        ids, metadata: the items in the order they are written.
+        vectors: `(m, dim)` float32; item i is `vectors[rows[i]]`, or `vectors[i]` when `rows` is None.
+        rows: `(n,)` int64 positions into `vectors`, gathered block by block (no copy of the whole array).
     """
     directory.mkdir(parents=True, exist_ok=True)
     vectors_name, items_name = f"vectors-{manifest.wal_seq:012d}.npy", f"items-{manifest.wal_seq:012d}.json"
-    _write_atomic(directory / vectors_name, lambda f: np.save(f, vectors, allow_pickle=False))
+    _write_atomic(directory / vectors_name, lambda f: _save_rows(f, vectors, rows))
     items = json.dumps({"ids": ids, "metadata": metadata}, separators=(",", ":"), allow_nan=False).encode()
     _write_atomic(directory / items_name, lambda f: f.write(items))
     manifest = dataclasses.replace(

@@ -63,7 +63,10 @@ class VectorStore(Protocol):
 
     def get(self, item_id: str) -> Item: ...
 
-    def list(self, offset: int, limit: int) -> list[Item]: ...
+    def list(self, offset: int, limit: int) -> list[Item]:
+        """Items `offset` to `offset + limit` in insertion order: a new id goes last, an upsert of a stored id
+        keeps its place, a delete removes it; the same order after a restart."""
+        ...
 
     def search(
         self,

@@ -62,12 +62,14 @@ class AccessControl:
                 [(b"www-authenticate", b"Bearer")],
             )
             return
-        if _has_body(scope["method"], headers) and not _acceptable_type(headers.get(b"content-type", b"")):
+        content_type = headers.get(b"content-type", b"")
+        if _has_body(scope["method"], headers) and not _acceptable_type(content_type):
+            sent = content_type.decode("latin-1").split(";", 1)[0].strip()
             await _refuse(
                 send,
                 415,
                 "send the body as application/json (or multipart/form-data where a route takes files), "
-                "with that Content-Type header",
+                f"with that Content-Type header; this body came {f'as {sent}' if sent else 'without one'}",
             )
             return
         scope.setdefault("state", {})["role"] = role or "anonymous"

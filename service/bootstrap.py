@@ -165,6 +165,8 @@ def add_image_folder(
 ) -> int:
     """Index every image under `folder`: id = relative path, metadata `{"path", "label": <sub-folder>}`, resuming.
 
+    The label is the first sub-folder's name, as a number when it is one (`folder_label`).
+
     Files are decoded and preprocessed in worker processes while the model embeds earlier batches; each batch
     is committed as it comes and ids already stored are skipped, so a second run continues an interrupted one.
     Unreadable files are skipped with a warning each and reported at the end (`ImageDecodeError`, naming
@@ -177,7 +179,8 @@ def add_image_folder(
     todo = _missing(index, relative)
     dataset = ImageFiles([paths[r] for r in todo], classifier.spec, settings.max_image_bytes, settings.max_image_pixels)
     metadata = [
-        {"path": relative[r], **({"label": relative[r].split("/")[0]} if "/" in relative[r] else {})} for r in todo
+        {"path": relative[r], **({"label": folder_label(relative[r].split("/")[0])} if "/" in relative[r] else {})}
+        for r in todo
     ]
     added, errors = _ingest(index, classifier, dataset, [relative[r] for r in todo], metadata, options, progress)
     if errors:
@@ -236,3 +239,10 @@ def _stored(index: VectorStore, item_id: str) -> bool:
     except ItemNotFoundError:
         return False
     return True
+
+
+def folder_label(name: str) -> int | str:
+    """The `label` of the images in sub-folder `name`: a number when the name is one (`"7"` -> 7, as the digits'
+    and Fashion-MNIST's labels are), else the name (`"cats"`, and `"07"`, which is not how a number is written).
+    """
+    return int(name) if name.isascii() and name.isdigit() and str(int(name)) == name else name

@@ -16,7 +16,8 @@ from indexes.errors import IndexError_
 from models.errors import ModelError
 
 from .config import Settings
-from .errors import ServiceError
+from .errors import MissingExtraError, ServiceError
+from .logs import configure_logging
 
 logger = logging.getLogger(__name__)
 
@@ -116,11 +117,23 @@ def _add_train_parser(sub: Any) -> None:
     _add_settings_flags(train)
 
 
+def _require_matplotlib(command: str) -> None:
+    """Fail before any work when the plots of `command` cannot be drawn."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"`logitsearch {command}` draws its plots with matplotlib, which is not installed: "
+            "pip install 'logit-search[eval]' (or pip install matplotlib)"
+        ) from exc
+
+
 def _compare_training(args: argparse.Namespace) -> int:
     from models import TrainingConfigError
     from models.comparison import ComparisonConfig, run_comparison
     from models.report import write_report
 
+    _require_matplotlib("compare-training")
     options = {k: getattr(args, k) for k in ("seeds", "epochs", "archs", "variants", "data") if getattr(args, k)}
     try:
         config = ComparisonConfig(**options)
@@ -312,6 +325,7 @@ def _evaluate(args: argparse.Namespace) -> int:
 
     from .catalog import Catalog
 
+    _require_matplotlib("evaluate")
     options = EvaluationOptions(**{k: getattr(args, k) for k in _EVALUATE_OPTIONS if getattr(args, k) is not None})
     settings = settings_from_args(args)
     configure_cpu(settings.num_threads)
@@ -432,7 +446,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; an error is one log line and exit code 2, never a traceback."""
     args = build_parser().parse_args(argv)
     level = getattr(args, "log_level", None) or "info"
-    logging.basicConfig(level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    configure_logging(level)
     try:
         return _dispatch(args)
     except httpx.TransportError as exc:

@@ -30,6 +30,14 @@ class ServiceError(Exception):
     """Base class of the service's own domain errors."""
 
 
+class MissingExtraError(ServiceError):
+    """A command needs an optional dependency that is not installed (CLI only: the API needs none)."""
+
+
+class UnsupportedMediaTypeError(ServiceError):
+    """A body of a type the route does not take, e.g. JSON sent to an upload route (415)."""
+
+
 class ServiceNotReadyError(ServiceError):
     """The model or the index is not loaded (yet)."""
 
@@ -72,6 +80,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (InUseError, 409),
     (StoreConflictError, 409),
     (InvalidIndexError, 422),
+    (UnsupportedMediaTypeError, 415),
     (ImageTooLargeError, 413),
     (ImageError, 422),
     (InvalidInputError, 422),

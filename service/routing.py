@@ -22,6 +22,8 @@ from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
+from .errors import UnsupportedMediaTypeError
+
 #: Bodies from this size on are parsed and validated off the event loop.
 OFF_LOOP_BYTES = 1 << 20
 
@@ -59,11 +61,43 @@ class JSONRequest(Request):
         return self._json
 
 
+def _media_type(request: Request) -> str:
+    return request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+
+
 class OffLoopRoute(APIRoute):
-    """An `APIRoute` that parses with `JSONRequest` and handles large bodies in the thread pool."""
+    """An `APIRoute` that parses with `JSONRequest`, handles large bodies in the thread pool, and refuses (415) a
+    body of the other accepted kind (JSON on an upload route, a form upload on a JSON route), saying which it takes.
+
+    The access middleware already refuses bodies that are neither JSON nor multipart, before reading them.
+    """
+
+    def accepted_media_types(self) -> frozenset[str]:
+        """The body types of this route: those its OpenAPI request body declares, else its body parameter's."""
+        declared = ((self.openapi_extra or {}).get("requestBody") or {}).get("content")
+        if declared:
+            return frozenset(declared)
+        if self.body_field is None:
+            return frozenset()
+        return frozenset({getattr(self.body_field.field_info, "media_type", "application/json")})
+
+    def _check_media_type(self, request: Request, accepted: frozenset[str]) -> None:
+        sent = _media_type(request)
+        if not accepted or sent in accepted or (sent.endswith("+json") and "application/json" in accepted):
+            return
+        if accepted == {"application/json"}:
+            wanted = "a JSON body: send it with Content-Type: application/json"
+        elif accepted == {"multipart/form-data"}:
+            wanted = "a multipart/form-data upload (curl -F name=@file), not a JSON body"
+        else:
+            wanted = " or ".join(sorted(accepted))
+        raise UnsupportedMediaTypeError(
+            f"{request.method} {request.url.path} takes {wanted}; this body came as {sent or 'no Content-Type'}"
+        )
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
+        accepted = self.accepted_media_types()
 
         async def route(request: Request) -> Response:
             request = JSONRequest(request.scope, request.receive)
@@ -71,6 +105,8 @@ class OffLoopRoute(APIRoute):
                 body = await request.body()
             except ClientDisconnect:  # the body-size limit answered 413 already; this reply is dropped
                 return Response(status_code=400)
+            if body:
+                self._check_media_type(request, accepted)
             if len(body) < OFF_LOOP_BYTES:
                 return await handler(request)
             return await run_in_threadpool(_run_paused, handler(request))

@@ -11,7 +11,7 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from ..filters import PREDICTED
+from ..filters import JSON_NUMBER_PATTERN, PREDICTED, spelled_number
 from ..store import Filter
 from .schema import REGISTRY, SCHEMA, Column, Layout
 
@@ -63,8 +63,8 @@ def get(layout: Layout) -> sql.Composed:
 
 
 def page(layout: Layout) -> sql.Composed:
-    """Items in ascending id order (byte order, as Python sorts the FAISS store's ids): LIMIT %s OFFSET %s."""
-    return sql.SQL("SELECT id, logits, metadata FROM {} ORDER BY id LIMIT %s OFFSET %s").format(layout.table)
+    """Items in insertion order (`seq`: a replaced item keeps its place): LIMIT %s OFFSET %s."""
+    return sql.SQL("SELECT id, logits, metadata FROM {} ORDER BY seq LIMIT %s OFFSET %s").format(layout.table)
 
 
 def count(layout: Layout, where: sql.Composable | None = None) -> sql.Composed:
@@ -106,3 +106,25 @@ def metadata_of(layout: Layout) -> sql.Composed:
 def sample(layout: Layout) -> sql.Composed:
     """%s items (id, logits) in the order of their ids' md5: the same sample while the table does not change."""
     return sql.SQL("SELECT id, logits FROM {} ORDER BY md5(id) LIMIT %s").format(layout.table)
+
+
+def other_types(layout: Layout, key: str, wanted: Any) -> tuple[sql.Composed, tuple[Any, ...]] | None:
+    """How many items hold `wanted` under `key` as the other JSON type (`7` and `"7"`), and one such value.
+
+    None when no item can: `wanted` is neither a number nor a string spelling one. A number is looked for among
+    the strings that spell it (a scan: no index knows them), a string among the numbers (the GIN index).
+    """
+    if isinstance(wanted, int | float) and not isinstance(wanted, bool):
+        condition = sql.SQL(
+            "jsonb_typeof(metadata -> %s) = 'string' AND CASE WHEN (metadata ->> %s) ~ %s "
+            "THEN (metadata ->> %s)::float8 = %s ELSE false END"
+        )
+        params: tuple[Any, ...] = (key, key, f"^{JSON_NUMBER_PATTERN}$", key, float(wanted))
+    elif isinstance(wanted, str) and (number := spelled_number(wanted)) is not None:
+        condition, params = sql.SQL("metadata @> %s"), (Jsonb({key: number}),)
+    else:
+        return None
+    statement = sql.SQL("SELECT count(*), (array_agg(metadata -> %s))[1] FROM {} WHERE {}").format(
+        layout.table, condition
+    )
+    return statement, (key, *params)

@@ -21,7 +21,7 @@ from ..errors import (
     StoreConflictError,
     UnknownMetricError,
 )
-from ..filters import check_filter
+from ..filters import PREDICTED, check_filter, mixed_type_error
 from ..lock import ReadWriteLock
 from ..metrics import SEARCH_METRICS
 from ..rerank import exact_top
@@ -253,13 +253,14 @@ class PgVectorStore:
             column, operator = self._layout.graph_column_for(metric, temperature), "<->"
         else:
             column, operator = self._layout.column_for(metric, temperature)
-        where, params = statements.where(check_filter(filter))
-
+        checked = check_filter(filter)
+        where, params = statements.where(checked)
         # HNSW orders candidates by float32 distances that cannot tell apart close CE values: fetch many more
         # (at least 200) and let the exact re-rank pick the k best (CE recall@10 on digits: 0.67 -> 1.0).
         wanted = max(k, min(HNSW_MAX_WANTED, max(HNSW_MIN_WANTED, 3 * k))) if approximate else k
 
         def work(conn: Connection) -> SearchResult:
+            _refuse_mixed_types(conn, self._layout, checked)
             source = SqlCandidates(conn, self._layout, column, operator, where, params, not approximate, temperature)
             if approximate:
                 _tune_hnsw(conn, wanted + max(wanted, 32))
@@ -329,6 +330,17 @@ class PgVectorStore:
 def _item(row: tuple[Any, ...]) -> Item:
     item_id, logits, metadata = row
     return Item(item_id, logits.to_numpy().astype(np.float32), metadata)
+
+
+def _refuse_mixed_types(conn: Connection, layout: Layout, filter: Filter | None) -> None:
+    """Raise `MixedTypeFilterError` where a condition would skip items holding its value as the other JSON type,
+    as the FAISS store does (`indexes.filters.match_filter`)."""
+    for key, wanted in (filter or {}).items():
+        query = statements.other_types(layout, key, wanted) if key != PREDICTED else None
+        if query is not None:
+            row = conn.execute(*query).fetchone()
+            if row is not None and row[0]:
+                raise mixed_type_error(key, wanted, row[1], row[0])
 
 
 def _tune_hnsw(conn: Connection, m: int) -> None:

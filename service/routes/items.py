@@ -31,7 +31,7 @@ def list_items(
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> ItemsPage:
-    """A page of items in ascending id order, and the total count."""
+    """A page of items in the order they were added (a replaced item keeps its place), and the total count."""
     items = [
         ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata) for item in index.list(offset, limit)
     ]

@@ -149,3 +149,9 @@ def test_pairwise_correlations_match_scipy(rng: np.random.Generator) -> None:
 def test_pairwise_pairs_keep_the_work_of_c100_above_it(num_classes: int, expected: int) -> None:
     assert EvaluationOptions().pairwise_pairs(num_classes) == expected
     assert EvaluationOptions(num_pairs=77).pairwise_pairs(num_classes) == 77
+
+
+@pytest.mark.parametrize(("num_classes", "expected"), [(10, None), (100, 200_000), (1000, 20_000)])
+def test_ranked_items_are_sampled_only_at_large_c(num_classes: int, expected: int | None) -> None:
+    assert EvaluationOptions().ranked_items(num_classes) == expected
+    assert EvaluationOptions(num_items=50).ranked_items(num_classes) == 50

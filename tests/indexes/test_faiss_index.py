@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from indexes.device import configure_cpu
-from indexes.errors import ItemNotFoundError
+from indexes.errors import ItemNotFoundError, MixedTypeFilterError
 from indexes.faiss_index import FaissIndex
 from tests.helpers import assert_matches_brute_force, brute_force_l2
 
@@ -78,16 +78,42 @@ def test_filter_restricts_to_matching_rows(rng: np.random.Generator) -> None:
 def test_filter_is_type_strict(rng: np.random.Generator) -> None:
     index, _, _ = _filled(rng)
     queries = rng.standard_normal((1, 10)).astype(np.float32)
-    assert index.search(queries, 5, {"label": "3"}).neighbors == [[]]
+    assert index.search(queries, 5, {"label": "three"}).neighbors == [[]]
     assert index.search(queries, 5, {"even": 1}).neighbors == [[]]  # true is not 1
     assert index.search(queries, 5, {"missing": None}).neighbors == [[]]
+    assert len(index.search(queries, 5, {"label": 3.0}).neighbors[0]) == 5  # 3 and 3.0 are one JSON number
+    with pytest.raises(MixedTypeFilterError, match=r"71 item\(s\) hold the number 3 in 'label'"):
+        index.search(queries, 5, {"label": "3"})  # would match none of the items labelled 3: said, not skipped
 
 
-def test_list_pages_in_id_order(rng: np.random.Generator) -> None:
-    index, _, ids = _filled(rng, n=30)
+def test_filter_on_a_field_of_mixed_types_says_so(rng: np.random.Generator) -> None:
+    index = FaissIndex(4)
+    vectors = rng.standard_normal((5, 4)).astype(np.float32)
+    labels: list[object] = [7, "7", "7.0", 8, "cats"]
+    index.upsert([f"i{n}" for n in range(5)], vectors, [{"label": label} for label in labels])
+    queries = vectors[:1]
+    with pytest.raises(MixedTypeFilterError) as error:
+        index.search(queries, 5, {"label": 7})
+    message = str(error.value)
+    assert 'filter {"label": 7} matches the number 7, but 2 item(s) hold the string "7" in \'label\'' in message
+    with pytest.raises(MixedTypeFilterError, match=r"1 item\(s\) hold the number 7"):
+        index.search(queries, 5, {"label": "7"})
+    assert [n.id for n in index.search(queries, 5, {"label": 8}).neighbors[0]] == ["i3"]  # no "8": no conflict
+    assert [n.id for n in index.search(queries, 5, {"label": "cats"}).neighbors[0]] == ["i4"]
+
+
+def test_list_pages_in_insertion_order(rng: np.random.Generator) -> None:
+    index, vectors, ids = _filled(rng, n=30)
     pages = [index.list(offset, 7) for offset in range(0, 30, 7)]
-    listed = [item.id for page in pages for item in page]
-    assert listed == sorted(ids)
+    assert [item.id for page in pages for item in page] == ids
+    index.delete(ids[3])  # the last row moves into its hole; the listing order does not change
+    index.upsert([ids[10], "new"], vectors[:2], [{"replaced": True}, {}])
+    expected = [i for i in ids if i != ids[3]] + ["new"]
+    listed = index.list(0, 100)
+    assert [item.id for item in listed] == expected  # a replaced item keeps its place, a new one goes last
+    assert listed[expected.index(ids[10])].metadata == {"replaced": True}
+    rows = index.insertion_rows()
+    assert rows is not None and [index.ids[r] for r in rows] == expected
 
 
 def test_empty_index_returns_empty_results() -> None:

@@ -12,7 +12,13 @@ import numpy as np
 import pytest
 
 from indexes.durable import DurableIndex
-from indexes.errors import DimensionMismatchError, IndexClosedError, InvalidInputError, ItemNotFoundError
+from indexes.errors import (
+    DimensionMismatchError,
+    IndexClosedError,
+    InvalidInputError,
+    ItemNotFoundError,
+    MixedTypeFilterError,
+)
 from indexes.metrics import SEARCH_METRICS
 from indexes.store import VectorStore
 from tests.helpers import assert_matches_brute_force, brute_force
@@ -65,13 +71,27 @@ def test_store_upsert_get_count_list_delete(store: VectorStore, rng: np.random.G
     with pytest.raises(ItemNotFoundError):
         store.delete("item-0000")
     listed = [i.id for i in store.list(0, 7)] + [i.id for i in store.list(7, 100)]
-    assert listed == sorted([*ids[1:], "zz-new"])
+    assert listed == [*ids[1:], "zz-new"]
 
 
-def test_store_list_orders_by_code_point(store: VectorStore, rng: np.random.Generator) -> None:
+def test_store_lists_in_insertion_order(store: VectorStore, rng: np.random.Generator) -> None:
     ids = ["b", "B", "a", "é", "z", "Z9", "ä", "日本", "a b", "a-b", "A"]
     store.upsert(ids, rng.standard_normal((len(ids), DIM)), [{}] * len(ids))
-    assert [item.id for item in store.list(0, 100)] == sorted(ids)
+    store.upsert(["new", "a"], rng.standard_normal((2, DIM)), [{}, {"again": True}])  # "a" keeps its place
+    store.delete("z")
+    expected = [i for i in ids if i != "z"] + ["new"]
+    assert [item.id for item in store.list(0, 100)] == expected
+    assert [item.id for item in store.list(3, 4)] == expected[3:7]
+
+
+def test_store_refuses_filters_that_mix_json_types(store: VectorStore, rng: np.random.Generator) -> None:
+    store.upsert(["n", "s", "t"], rng.standard_normal((3, DIM)), [{"x": 7}, {"x": "7.0"}, {"x": "seven"}])
+    query = rng.standard_normal(DIM)
+    for value in (7, 7.0, "7", "7.0"):
+        with pytest.raises(MixedTypeFilterError, match="1 item"):
+            store.search(query, 3, filter={"x": value})
+    assert [n.id for n in store.search(query, 3, filter={"x": "seven"}).neighbors[0]] == ["t"]
+    assert store.search(query, 3, filter={"x": 8}).neighbors == [[]]
 
 
 def test_store_rejects_bad_requests_whole(store: VectorStore, rng: np.random.Generator) -> None:
@@ -108,7 +128,7 @@ def test_store_filter_returns_k_when_k_match(store: VectorStore, rng: np.random.
 
 
 def test_store_filter_is_json_equality(store: VectorStore, rng: np.random.Generator) -> None:
-    values: list[object] = [3, 3.0, "3", True, 1, None, [3], {"v": 3}]
+    values: list[object] = [3, 3.0, "three", True, 1, None, [3], {"v": 3}]
     ids = [f"v{i}" for i in range(len(values))] + ["missing"]
     metadata = [{"x": value} for value in values] + [{}]
     store.upsert(ids, rng.standard_normal((len(ids), DIM)), metadata)
@@ -118,7 +138,7 @@ def test_store_filter_is_json_equality(store: VectorStore, rng: np.random.Genera
         return {n.id for n in store.search(query, 20, filter={"x": value}).neighbors[0]}
 
     assert found(3) == found(3.0) == {"v0", "v1"}
-    assert found("3") == {"v2"}
+    assert found("three") == {"v2"}
     assert found(True) == {"v3"}
     assert found(1) == {"v4"}
     assert found(None) == {"v5"}

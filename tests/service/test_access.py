@@ -88,6 +88,24 @@ def test_json_endpoints_refuse_other_content_types(settings: Settings, path: str
             assert "application/json" in response.json()["detail"]
 
 
+def test_a_body_of_the_other_kind_is_415_naming_the_content_type(settings: Settings) -> None:
+    query = {"queries": [{"id": "digits-1"}], "k": 1}
+    with serving(settings) as url:
+        bare = httpx.post(f"{url}/v1/search", content=json.dumps(query).encode())  # JSON, no Content-Type
+        assert bare.status_code == 415 and "came without one" in bare.json()["detail"]
+        for path in ("/v1/search", "/v1/items", "/v1/divergence", "/v1/indexes/default/search"):
+            upload = httpx.post(f"{url}{path}", files={"file": ("q.json", json.dumps(query).encode())})
+            assert upload.status_code == 415, (path, upload.text)
+            detail = upload.json()["detail"]
+            assert f"POST {path} takes a JSON body" in detail and "came as multipart/form-data" in detail
+        as_json = httpx.post(f"{url}/v1/search/image", json={"k": 3})
+        assert as_json.status_code == 415 and "takes a multipart/form-data upload" in as_json.json()["detail"]
+        assert "came as application/json" in as_json.json()["detail"]
+        embedded = httpx.post(f"{url}/v1/embed", files={"files": ("seven.png", digit_png(7))})
+        assert embedded.status_code == 200  # a route that takes both kinds takes both
+        assert httpx.post(f"{url}/v1/search", json=query).status_code == 200
+
+
 def test_key_settings_are_checked() -> None:
     with pytest.raises(ValidationError, match="needs API_KEY"):
         Settings(read_only_api_key="ro")

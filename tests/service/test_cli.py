@@ -55,6 +55,31 @@ def test_index_folder_of_images(settings: Settings, tmp_path: Path, rng: np.rand
     np.testing.assert_allclose(items[4].logits, expected, atol=1e-5)
 
 
+def test_index_folder_labels_are_numbers_where_the_folder_name_is_one(
+    settings: Settings, tmp_path: Path, rng: np.random.Generator
+) -> None:
+    folder = tmp_path / "images"
+    for label in ("7", "07", "cats"):
+        (folder / label).mkdir(parents=True)
+        Image.fromarray(rng.integers(0, 256, size=(8, 8), dtype=np.uint8)).save(folder / label / "a.png")
+    assert main(["index", "--images", str(folder), "--data-dir", str(settings.data_dir), "--device", "cpu"]) == 0
+    classifier = load_model(settings)
+    index = DurableIndex.open(
+        settings.indexes_dir / "default",
+        name="default",
+        model_name="digits-cnn",
+        model_sha256=classifier.spec.sha256,
+        dim=10,
+    )
+    try:
+        labels = {item.id: item.metadata["label"] for item in index.iter_items() if "/" in item.id}
+        assert labels == {"7/a.png": 7, "07/a.png": "07", "cats/a.png": "cats"}
+        sevens = index.search(np.zeros((1, 10)), 2000, filter={"label": 7}).neighbors[0]
+        assert "7/a.png" in {n.id for n in sevens} and len(sevens) == 1 + 179  # the folder's and the digits' 7s
+    finally:
+        index.close()
+
+
 def test_index_refuses_unreadable_file(settings: Settings, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     folder = tmp_path / "broken"
     folder.mkdir()

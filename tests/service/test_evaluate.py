@@ -1,6 +1,7 @@
 """`POST /v1/evaluate` over HTTP and `logitsearch evaluate` in-process, on the trained default index."""
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -106,3 +107,19 @@ def test_cli_evaluate_writes_the_report(settings: Settings, tmp_path: Path) -> N
     assert "# Does L2 follow cross-entropy?" in (out / "report.md").read_text()
     assert (out / "correlation_vs_temperature.png").stat().st_size > 0
     assert (out / "distance_histograms.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("command", [["evaluate", "--data-dir", "{data}"], ["compare-training", "--epochs", "1"]])
+def test_cli_without_matplotlib_fails_at_once_with_the_install_hint(
+    settings: Settings,
+    tmp_path: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as in an install without the `eval` extra
+    out = tmp_path / "report"
+    assert main([*(arg.format(data=settings.data_dir) for arg in command), "--out", str(out)]) == 2
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and "pip install 'logit-search[eval]'" in errors[0] and "\n" not in errors[0]
+    assert not out.exists()  # nothing was computed or written
