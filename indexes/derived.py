@@ -13,11 +13,14 @@ from .metrics import Embedding
 
 @dataclass(frozen=True)
 class DerivedIndex:
-    """One transform of the stored vectors: a CPU flat index, and its GPU mirror when on a GPU."""
+    """One transform of the stored vectors: a CPU flat index, its GPU mirror when on a GPU, a view of the
+    index's `(n, D)` float32 rows for BLAS scans, and their `(n,)` squared norms for an `"l2"` embedding."""
 
     version: int
     cpu: Any
     gpu: Any | None
+    vectors: np.ndarray
+    norms: np.ndarray | None
 
 
 class DerivedIndexCache:
@@ -56,12 +59,15 @@ class DerivedIndexCache:
 
     def _build(self, embedding: Embedding, temperature: float, vectors: np.ndarray, version: int) -> DerivedIndex:
         items = embedding.transform_items(vectors, temperature)
-        dim = items.shape[1]
+        num_rows, dim = items.shape
         cpu = faiss.IndexFlatIP(dim) if embedding.kind == "ip" else faiss.IndexFlatL2(dim)
         cpu.add(items)
+        if num_rows:  # the index holds its own copy of the rows: scans read that one, through a view
+            items = faiss.rev_swig_ptr(cpu.get_xb(), num_rows * dim).reshape(num_rows, dim)
+        norms = np.einsum("nd,nd->n", items, items, dtype=np.float32) if embedding.kind == "l2" else None
         gpu = None
         if self._gpu_resources is not None:
             flat = faiss.GpuIndexFlatIP if embedding.kind == "ip" else faiss.GpuIndexFlatL2
             gpu = flat(self._gpu_resources, dim)
             gpu.add(items)
-        return DerivedIndex(version, cpu, gpu)
+        return DerivedIndex(version, cpu, gpu, items, norms)

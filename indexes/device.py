@@ -3,6 +3,7 @@
 from typing import Any
 
 import faiss
+from threadpoolctl import threadpool_limits
 
 from . import divergences
 from .errors import IndexError_
@@ -35,11 +36,13 @@ def create_gpu_resources(setting: str) -> Any | None:
 
 
 def configure_cpu(num_threads: int) -> None:
-    """Set the CPU threads of FAISS (OpenMP) and of the divergence kernels, and make batched searches use BLAS.
+    """Set the CPU threads of FAISS (OpenMP), of numpy's BLAS (the scans of `indexes.scan`) and of the divergence
+    kernels, and make batched searches use BLAS.
 
     FAISS 1.15 only switches to BLAS when `num_queries * dim >= 128000`, so a batch of 256 queries over
     100 classes stays on a kernel 4-8x slower (PERF-NOTES.md); the older threshold of 20 queries fixes it.
     """
     faiss.omp_set_num_threads(num_threads)
+    threadpool_limits(limits=num_threads, user_api="blas")
     divergences.set_num_threads(num_threads)
     faiss.cvar.distance_compute_blas_threshold = 20

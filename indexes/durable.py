@@ -1,5 +1,6 @@
 """The persistent, thread-safe vector store: a FAISS index, its write-ahead log and its snapshots."""
 
+import base64
 import dataclasses
 import errno
 import logging
@@ -24,9 +25,25 @@ from .filters import check_filter
 from .lock import ReadWriteLock
 from .metrics import SEARCH_METRICS
 from .ownership import OwnerLock
-from .snapshot import MANIFEST, IndexManifest, read_manifest, read_snapshot, remove_leftovers, write_snapshot
+from .snapshot import (
+    MANIFEST,
+    IndexManifest,
+    read_manifest,
+    read_snapshot,
+    read_thumbnails,
+    remove_leftovers,
+    write_snapshot,
+)
 from .store import Filter, Item, Metadata, SearchResult
-from .validation import check_id, check_ids, check_k, check_metadata, check_temperature, check_vectors
+from .validation import (
+    check_id,
+    check_ids,
+    check_k,
+    check_metadata,
+    check_temperature,
+    check_thumbnails,
+    check_vectors,
+)
 from .wal import WriteAheadLog, decode_vectors, encode_vectors, is_legacy, replay
 
 logger = logging.getLogger(__name__)
@@ -52,7 +69,7 @@ class DurableIndex:
     """A `VectorStore` whose acknowledged writes survive a crash.
 
     Each write is validated completely, appended to the write-ahead log and fsynced, then applied in
-    memory, all under the writer lock: a request is stored whole or not at all, and readers never see it
+    memory, all under the writer lock (thumbnails travel in the same log record and snapshot as their item): a request is stored whole or not at all, and readers never see it
     half-applied. Searches share the reader lock, except on a GPU, where FAISS needs every call
     serialised.
 
@@ -60,10 +77,17 @@ class DurableIndex:
     """
 
     def __init__(
-        self, directory: Path, index: FaissIndex, manifest: IndexManifest, wal: WriteAheadLog, owner: OwnerLock
+        self,
+        directory: Path,
+        index: FaissIndex,
+        manifest: IndexManifest,
+        wal: WriteAheadLog,
+        owner: OwnerLock,
+        thumbnails: dict[str, bytes] | None = None,
     ) -> None:
         self.directory = directory
         self._index = index
+        self._thumbnails = thumbnails if thumbnails is not None else {}
         self._manifest = manifest
         self._wal = wal
         self._owner = owner
@@ -117,13 +141,14 @@ class DurableIndex:
             logger.info("created empty index %r at %s", name, directory)
         manifest.check_model(model_name, model_sha256, dim)
         index.replace_all(*read_snapshot(directory, manifest))
+        thumbnails = read_thumbnails(directory, manifest)
         last_seq, replayed, legacy = manifest.wal_seq, 0, is_legacy(directory / WAL)
         for record in replay(directory / WAL, manifest.wal_seq):
-            cls._apply(index, record, dim)
+            cls._apply(index, thumbnails, record, dim)
             last_seq, replayed = record["seq"], replayed + 1
         wal = WriteAheadLog(directory / WAL, last_seq)
         wal.num_records = replayed
-        opened = cls(directory, index, manifest, wal, owner)
+        opened = cls(directory, index, manifest, wal, owner, thumbnails)
         if legacy:
             logger.info("index %r: folding a log of format version 1 into a snapshot", name)
             with _storage_errors("upgrading the log of format version 1"):
@@ -139,11 +164,14 @@ class DurableIndex:
         return opened
 
     @staticmethod
-    def _apply(index: FaissIndex, record: dict[str, Any], dim: int) -> None:
+    def _apply(index: FaissIndex, thumbnails: dict[str, bytes], record: dict[str, Any], dim: int) -> None:
         if record["op"] == "upsert":
             index.upsert(record["ids"], decode_vectors(record["vectors"], dim), record["metadata"])
+            encoded = record.get("thumbnails") or [None] * len(record["ids"])  # records before thumbnails: none
+            _keep_thumbnails(thumbnails, record["ids"], [base64.b64decode(t) if t else None for t in encoded])
         elif record["op"] == "delete":
             index.delete(record["id"])
+            thumbnails.pop(record["id"], None)
         else:
             raise IndexCorruptedError(f"unknown log operation {record['op']!r} at seq {record['seq']}")
 
@@ -179,13 +207,20 @@ class DurableIndex:
         with self._locked(write=False):
             return self._index.count()
 
-    def upsert(self, ids: Sequence[str], vectors: Any, metadata: Sequence[Metadata] | None = None) -> int:
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: Any,
+        metadata: Sequence[Metadata] | None = None,
+        thumbnails: Sequence[bytes | None] | None = None,
+    ) -> int:
         """Insert or replace items atomically; returns how many were written.
 
         Args:
             ids: distinct ids (non-empty, printable, at most 256 characters).
             vectors: `(n, dim)` logits, finite.
             metadata: one JSON object per id (default: empty objects).
+            thumbnails: one encoded image or None per id (default: none); a replaced item keeps only this one.
         """
         checked_ids = check_ids(ids)
         array = check_vectors(vectors, self.dim)
@@ -194,11 +229,20 @@ class DurableIndex:
         metas = [check_metadata(m) for m in (metadata if metadata is not None else [{}] * len(checked_ids))]
         if len(metas) != len(checked_ids):
             raise InvalidInputError(f"{len(checked_ids)} ids but {len(metas)} metadata objects")
-        record = {"op": "upsert", "ids": checked_ids, "vectors": encode_vectors(array), "metadata": metas}
+        thumbs = check_thumbnails(thumbnails, len(checked_ids))
+        record: dict[str, Any] = {
+            "op": "upsert",
+            "ids": checked_ids,
+            "vectors": encode_vectors(array),
+            "metadata": metas,
+        }
+        if any(t is not None for t in thumbs):
+            record["thumbnails"] = [base64.b64encode(t).decode("ascii") if t else None for t in thumbs]
         with self._locked(write=True):
             with _storage_errors("nothing of this request was stored"):
                 self._wal.append(record)
             written = self._index.upsert(checked_ids, array, metas)
+            _keep_thumbnails(self._thumbnails, checked_ids, thumbs)
             self._maybe_compact()
         return written
 
@@ -211,12 +255,21 @@ class DurableIndex:
             with _storage_errors("the item was not deleted"):
                 self._wal.append({"op": "delete", "id": item_id})
             self._index.delete(item_id)
+            self._thumbnails.pop(item_id, None)
             self._maybe_compact()
 
     def get(self, item_id: str) -> Item:
         check_id(item_id)
         with self._locked(write=False):
             return self._index.get(item_id)
+
+    def thumbnail(self, item_id: str) -> bytes | None:
+        """The item's thumbnail, or None when it has none; `ItemNotFoundError` if the item is absent."""
+        check_id(item_id)
+        with self._locked(write=False):
+            if item_id not in self._index:
+                raise ItemNotFoundError(f"no item with id {item_id!r}")
+            return self._thumbnails.get(item_id)
 
     def iter_items(self, batch_size: int = 10_000) -> Iterator[Item]:
         """Every item, in insertion order, read in consistent pages."""
@@ -304,7 +357,9 @@ class DurableIndex:
         ids, metadata = self._index.ids, self._index.metadata
         if rows is not None:
             ids, metadata = [ids[r] for r in rows.tolist()], [metadata[r] for r in rows.tolist()]
-        written = write_snapshot(directory, manifest, list(ids), self._index.vectors, list(metadata), rows)
+        written = write_snapshot(
+            directory, manifest, list(ids), self._index.vectors, list(metadata), rows, self._thumbnails
+        )
         if directory == self.directory:
             self._manifest = written
             self._wal.truncate()
@@ -316,3 +371,12 @@ class DurableIndex:
     def list(self, offset: int = 0, limit: int = 100) -> list[Item]:
         with self._locked(write=False):
             return self._index.list(offset, limit)
+
+
+def _keep_thumbnails(thumbnails: dict[str, bytes], ids: Sequence[str], new: Sequence[bytes | None]) -> None:
+    """Set each id's thumbnail (None removes the one a replaced item had)."""
+    for item_id, data in zip(ids, new, strict=True):
+        if data is None:
+            thumbnails.pop(item_id, None)
+        else:
+            thumbnails[item_id] = data

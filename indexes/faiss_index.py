@@ -3,16 +3,18 @@
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import faiss
 import numpy as np
 
+from .columns import GrowableArray
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
 from .filters import match_filter
 from .metrics import EMBEDDINGS
 from .rerank import Candidates, exact_top
+from .scan import MAX_SCAN_QUERIES, Kind, scan_candidates
 from .store import Filter, Item, Metadata, Neighbor, SearchResult
 
 logger = logging.getLogger(__name__)
@@ -21,14 +23,19 @@ logger = logging.getLogger(__name__)
 GPU_MAX_K = 2048
 
 
+#: How candidates are found: `"auto"` picks per query shape; `"faiss"` and `"scan"` force one kernel.
+Kernel = Literal["auto", "faiss", "scan"]
+
+
 @dataclass(frozen=True)
 class _Selection:
-    """Rows a search may return: FAISS parameters restricting it (None: all), the bitmap the selector points
-    into (kept alive with them), and the matching row positions."""
+    """Rows a search may return: their mask (None: all), how many there are, and FAISS parameters restricting a
+    search to them with the bitmap the selector points into (kept alive with them)."""
 
-    params: Any
-    bitmap: np.ndarray | None
-    rows: np.ndarray
+    mask: np.ndarray | None
+    num_matches: int
+    params: Any = None
+    bitmap: np.ndarray | None = None
 
 
 class FaissIndex:
@@ -40,14 +47,21 @@ class FaissIndex:
     `ids -> row` dict (a new id goes last, a replaced one keeps its place, a deleted one leaves it). Not
     thread-safe: `DurableIndex` serialises access.
 
+    On CPU, fewer than `MAX_SCAN_QUERIES` queries find their candidates by one BLAS pass over the rows
+    (`indexes.scan`, with the squared norms kept per row), larger batches by FAISS's flat search; both are
+    re-ranked exactly, so either returns the same top k.
+
     Args:
         dim: vector length (the model's number of classes).
         gpu_resources: a `faiss.StandardGpuResources` to put the search mirror on the GPU, or None for CPU.
+        kernel: `"auto"` (per query shape), or `"faiss"` / `"scan"` to force one candidate kernel.
     """
 
-    def __init__(self, dim: int, gpu_resources: Any | None = None) -> None:
+    def __init__(self, dim: int, gpu_resources: Any | None = None, kernel: Kernel = "auto") -> None:
         self.dim = dim
+        self.kernel = kernel
         self._cpu = faiss.IndexFlatL2(dim)
+        self._norms = GrowableArray(np.float32)  # squared L2 norm of each row, for the BLAS scan
         self._gpu_resources = gpu_resources
         self._gpu = faiss.GpuIndexFlatL2(gpu_resources, dim) if gpu_resources is not None else None
         self._ids: list[str] = []
@@ -117,12 +131,14 @@ class FaissIndex:
                 new_rows.append(row)
             else:
                 stored[position] = vectors[row]
+                self._norms.values[position] = _squared_norms(vectors[row : row + 1])[0]
                 self._metadata[position] = meta
                 replaced = True
         if new_rows:
             start = len(self._ids)
             added = np.ascontiguousarray(vectors[new_rows])
             self._cpu.add(added)
+            self._norms.extend(_squared_norms(added))
             if self._gpu is not None and not replaced:
                 self._gpu.add(added)
             for offset, row in enumerate(new_rows):
@@ -150,6 +166,7 @@ class FaissIndex:
             self._positions[moved] = position
         self._ids.pop()
         self._metadata.pop()
+        self._norms.remove_moving_last(position)
         self._cpu.remove_ids(faiss.IDSelectorRange(last, last + 1))
         self._listed_ids = None
         self._version += 1
@@ -167,8 +184,8 @@ class FaissIndex:
         """Exact k nearest neighbours under any of `SEARCH_METRICS`.
 
         FAISS finds candidates (in float32, for batches through BLAS, which loses precision to cancellation, and
-        for divergences in a transformed space, see `indexes.metrics`); `indexes.rerank.exact_top` computes their
-        true values in float64 and sorts them, so an item queried with its own logits comes back at distance 0.
+        for divergences in a transformed space, see `indexes.metrics`); their true values are then computed in
+        float64 and sorted, so an item queried with its own logits comes back at distance 0.
 
         Args:
             queries: `(q, dim)` float32, C-contiguous, finite.
@@ -181,35 +198,45 @@ class FaissIndex:
             For each query, at most k neighbours sorted by ascending distance.
         """
         selection = self._select(filter)
-        if selection.rows.size == 0:
+        if selection.num_matches == 0:
             return SearchResult([[] for _ in range(len(queries))])
         source = _FaissCandidates(self, selection, metric, temperature)
-        top = exact_top(source, queries, k, metric, temperature, num_matches=selection.rows.size)
+        top = exact_top(source, queries, k, metric, temperature, num_matches=selection.num_matches)
         return SearchResult(
             [[Neighbor(self._ids[p], float(d), self._metadata[p]) for p, d in zip(*row, strict=True)] for row in top]
         )
 
     def _select(self, filter: Filter | None) -> _Selection:
-        """The rows matching `filter` and FAISS search parameters restricted to them (None: every row)."""
+        """The rows matching `filter` and FAISS search parameters restricted to them (no mask: every row)."""
         if not filter or self.count() == 0:
-            return _Selection(None, None, np.arange(self.count()))
+            return _Selection(None, self.count())
         mask = match_filter(filter, self._metadata, self.vectors)
         bitmap = np.packbits(mask, bitorder="little")
         params = faiss.SearchParameters()
         params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
-        return _Selection(params, bitmap, np.flatnonzero(mask))
+        return _Selection(mask, int(np.count_nonzero(mask)), params, bitmap)
 
-    def _candidates(self, queries: np.ndarray, m: int, metric: str, temperature: float, params: Any) -> Candidates:
-        """The m best rows of each query `(q, C)` in FAISS's search for `metric` (positions -1 where fewer match)."""
+    def _candidates(
+        self, queries: np.ndarray, m: int, metric: str, temperature: float, selection: _Selection
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Float32 scores (FAISS's conventions) and row positions `(q, m)` of each query's m best candidates (-1
+        where fewer match), from FAISS or from a BLAS scan."""
+        norms: np.ndarray | None
+        kind: Kind
         if metric == "l2":
             cpu, gpu, vectors = self._cpu, self._gpu, np.ascontiguousarray(queries, dtype=np.float32)
+            matrix, norms, kind = self.vectors, self._norms.values, "l2"
         else:
             embedding = EMBEDDINGS[metric]
             derived = self._derived.get(embedding, temperature, self.vectors, self._version)
             cpu, gpu, vectors = derived.cpu, derived.gpu, embedding.transform_queries(queries, temperature)
-        index = gpu if gpu is not None and params is None and m <= GPU_MAX_K else cpu
-        scores, positions = index.search(vectors, m, params=params)
-        return Candidates(scores, positions, self.vectors[np.maximum(positions, 0)])
+            matrix, norms, kind = derived.vectors, derived.norms, embedding.kind
+        use_gpu = gpu is not None and selection.mask is None and m <= GPU_MAX_K
+        if self.kernel == "scan" or (self.kernel == "auto" and not use_gpu and len(queries) < MAX_SCAN_QUERIES):
+            return scan_candidates(matrix, norms, vectors, m, kind, selection.mask)
+        index: Any = gpu if use_gpu else cpu
+        scores, positions = index.search(vectors, m, params=selection.params)
+        return scores, positions
 
     def replace_all(self, ids: list[str], vectors: np.ndarray, metadata: list[Metadata]) -> None:
         """Load a whole snapshot at once (ids distinct, vectors `(n, dim)` float32)."""
@@ -218,6 +245,7 @@ class FaissIndex:
         self._cpu.reset()
         if len(ids):
             self._cpu.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._norms.replace(_squared_norms(self.vectors))
         self._ids = list(ids)
         self._metadata = list(metadata)
         self._positions = {item_id: i for i, item_id in enumerate(ids)}
@@ -240,6 +268,12 @@ class FaissIndex:
         return [self.get(item_id) for item_id in self._listed_ids[offset : offset + limit]]
 
 
+def _squared_norms(vectors: np.ndarray) -> np.ndarray:
+    """`(n, C)` float32 -> `(n,)` float32 squared L2 norms (candidate scores only: the re-rank is exact)."""
+    norms: np.ndarray = np.einsum("nc,nc->n", vectors, vectors, dtype=np.float32)
+    return norms
+
+
 @dataclass(frozen=True)
 class _FaissCandidates:
     """One search's candidates from a `FaissIndex`: its rows matching the filter, keyed by row position."""
@@ -251,10 +285,16 @@ class _FaissCandidates:
     exact: bool = True
 
     def candidates(self, queries: np.ndarray, m: int) -> Candidates:
-        return self.index._candidates(queries, m, self.metric, self.temperature, self.selection.params)
+        scores, positions = self.index._candidates(queries, m, self.metric, self.temperature, self.selection)
+        return Candidates(scores, positions, self.index.vectors[np.maximum(positions, 0)])
 
     def num_matches(self) -> int:
-        return int(self.selection.rows.size)
+        return self.selection.num_matches
 
     def matches(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.selection.rows, self.index.vectors[self.selection.rows]
+        """Every matching row and its logits (the stored array itself, not a copy, without a filter)."""
+        mask = self.selection.mask
+        if mask is None:
+            return np.arange(self.index.count()), self.index.vectors
+        rows = np.flatnonzero(mask)
+        return rows, self.index.vectors[rows]

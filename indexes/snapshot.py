@@ -5,10 +5,11 @@ Layout of an index directory::
     manifest.json          IndexManifest; names the snapshot files below and their sha256
     vectors-<seq>.npy      (n, dim) float32, no pickle
     items-<seq>.json       {"ids": [...], "metadata": [...]} in row order
+    thumbnails-<seq>.bin   the items' thumbnails, when any has one (see `_write_thumbnails`)
+    wal.log                writes after the snapshot (see wal.py)
 
 Rows are written in the items' insertion order, so an index lists its items in the same order after a
 restart (`FaissIndex.list`).
-    wal.log                writes after the snapshot (see wal.py)
 
 A snapshot is complete once `manifest.json` is renamed into place; files it does not name are leftovers.
 """
@@ -19,6 +20,8 @@ import json
 import logging
 import os
 import platform
+import struct
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib.metadata import PackageNotFoundError, version
@@ -36,6 +39,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
+_THUMBNAILS_MAGIC = b"LSTHUMB1"
 #: Rows gathered at once when a snapshot is written in an order other than the rows' own.
 _SAVE_BLOCK_BYTES = 1 << 24
 
@@ -114,7 +118,12 @@ def remove_leftovers(directory: Path, manifest: IndexManifest | None) -> None:
     Only the directory's owner may call this.
     """
     named = manifest.files if manifest is not None else {}
-    for path in [*directory.glob("*.tmp"), *directory.glob("vectors-*.npy"), *directory.glob("items-*.json")]:
+    snapshot_files = [
+        *directory.glob("vectors-*.npy"),
+        *directory.glob("items-*.json"),
+        *directory.glob("thumbnails-*.bin"),
+    ]
+    for path in [*directory.glob("*.tmp"), *snapshot_files]:
         if path.name not in named:
             logger.info("removing %s, left by an interrupted snapshot", path)
             path.unlink(missing_ok=True)
@@ -152,6 +161,7 @@ def write_snapshot(
     vectors: np.ndarray,
     metadata: list[Metadata],
     rows: np.ndarray | None = None,
+    thumbnails: Mapping[str, bytes] | None = None,
 ) -> IndexManifest:
     """Write a full snapshot and switch `manifest.json` to it; returns the manifest written.
 
@@ -161,16 +171,22 @@ def write_snapshot(
         ids, metadata: the items in the order they are written.
         vectors: `(m, dim)` float32; item i is `vectors[rows[i]]`, or `vectors[i]` when `rows` is None.
         rows: `(n,)` int64 positions into `vectors`, gathered block by block (no copy of the whole array).
+        thumbnails: encoded thumbnails by id, for the items that have one.
     """
     directory.mkdir(parents=True, exist_ok=True)
-    vectors_name, items_name = f"vectors-{manifest.wal_seq:012d}.npy", f"items-{manifest.wal_seq:012d}.json"
+    seq = f"{manifest.wal_seq:012d}"
+    vectors_name, items_name, thumbnails_name = f"vectors-{seq}.npy", f"items-{seq}.json", f"thumbnails-{seq}.bin"
     _write_atomic(directory / vectors_name, lambda f: _save_rows(f, vectors, rows))
     items = json.dumps({"ids": ids, "metadata": metadata}, separators=(",", ":"), allow_nan=False).encode()
     _write_atomic(directory / items_name, lambda f: f.write(items))
+    names = [vectors_name, items_name]
+    if thumbnails:
+        _write_atomic(directory / thumbnails_name, lambda f: _write_thumbnails(f, thumbnails))
+        names.append(thumbnails_name)
     manifest = dataclasses.replace(
         manifest,
         count=len(ids),
-        files={vectors_name: _sha256(directory / vectors_name), items_name: _sha256(directory / items_name)},
+        files={name: _sha256(directory / name) for name in names},
         updated_at=datetime.now(UTC).isoformat(),
         versions=_versions(),
         format_version=FORMAT_VERSION,
@@ -180,7 +196,7 @@ def write_snapshot(
     _write_atomic(directory / MANIFEST, lambda f: f.write(body))
     fsync_directory(directory)
     for stale in directory.glob("*-*.*"):
-        if stale.name not in manifest.files and stale.suffix in {".npy", ".json", ".tmp"}:
+        if stale.name not in manifest.files and stale.suffix in {".npy", ".json", ".bin", ".tmp"}:
             stale.unlink()
     return manifest
 
@@ -230,3 +246,32 @@ def read_snapshot(directory: Path, manifest: IndexManifest) -> tuple[list[str], 
             f"{len(ids)} ids; the manifest says {manifest.count} x {manifest.dim}"
         )
     return ids, vectors, metadata
+
+
+def _write_thumbnails(f: Any, thumbnails: Mapping[str, bytes]) -> None:
+    """Magic, the length of a JSON header `{"ids", "sizes"}` (u64 little-endian), the header, the bytes."""
+    ids = list(thumbnails)
+    header = json.dumps({"ids": ids, "sizes": [len(thumbnails[i]) for i in ids]}, separators=(",", ":")).encode()
+    f.write(_THUMBNAILS_MAGIC + struct.pack("<Q", len(header)) + header)
+    for item_id in ids:
+        f.write(thumbnails[item_id])
+
+
+def read_thumbnails(directory: Path, manifest: IndexManifest) -> dict[str, bytes]:
+    """The thumbnails of the snapshot named by `manifest` (checked by `read_snapshot`), by id; {} if none."""
+    name = next((n for n in manifest.files if n.startswith("thumbnails-")), None)
+    if name is None:
+        return {}
+    data = (directory / name).read_bytes()
+    try:
+        if not data.startswith(_THUMBNAILS_MAGIC):
+            raise ValueError("bad magic")
+        start = len(_THUMBNAILS_MAGIC) + 8
+        (length,) = struct.unpack_from("<Q", data, len(_THUMBNAILS_MAGIC))
+        header = json.loads(data[start : start + length])
+        offsets = np.concatenate([[0], np.cumsum(header["sizes"], dtype=np.int64)]) + start + length
+        if offsets[-1] != len(data) or len(header["ids"]) != len(header["sizes"]):
+            raise ValueError(f"sizes add up to {offsets[-1]} bytes; the file has {len(data)}")
+    except (ValueError, KeyError, TypeError, struct.error) as exc:
+        raise IndexCorruptedError(f"{directory / name} is not a valid thumbnails file ({exc})") from exc
+    return {item_id: data[offsets[i] : offsets[i + 1]] for i, item_id in enumerate(header["ids"])}

@@ -57,11 +57,29 @@ class VectorStore(Protocol):
 
     def count(self) -> int: ...
 
-    def upsert(self, ids: Sequence[str], vectors: np.ndarray, metadata: Sequence[Metadata]) -> int: ...
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: np.ndarray,
+        metadata: Sequence[Metadata],
+        thumbnails: Sequence[bytes | None] | None = None,
+    ) -> int:
+        """Insert or replace items, atomically; returns how many were written.
 
-    def delete(self, item_id: str) -> None: ...
+        `thumbnails` holds one encoded image (PNG or WebP, at most `validation.MAX_THUMBNAIL_BYTES`) or None
+        per item. A replaced item keeps only the thumbnail given now: without one, it has none.
+        """
+        ...
+
+    def delete(self, item_id: str) -> None:
+        """Remove an item and its thumbnail (`ItemNotFoundError` if absent)."""
+        ...
 
     def get(self, item_id: str) -> Item: ...
+
+    def thumbnail(self, item_id: str) -> bytes | None:
+        """The item's thumbnail, None when it has none (`ItemNotFoundError` if the item is absent)."""
+        ...
 
     def list(self, offset: int, limit: int) -> list[Item]:
         """Items `offset` to `offset + limit` in insertion order: a new id goes last, an upsert of a stored id

@@ -12,6 +12,8 @@ from .errors import DimensionMismatchError, InvalidInputError
 
 MAX_ID_LENGTH = 256
 MAX_METADATA_BYTES = 16_384
+#: Largest thumbnail a store keeps with an item (a 96 px WebP of a photo is 2-7 KB).
+MAX_THUMBNAIL_BYTES = 16_384
 #: Objects and arrays nested deeper than this are refused: whatever is stored must serialise again.
 MAX_METADATA_DEPTH = 32
 
@@ -71,6 +73,23 @@ def check_ids(ids: Sequence[Any]) -> list[str]:
         seen: set[str] = set()
         duplicate = next(i for i in checked if i in seen or seen.add(i))  # type: ignore[func-returns-value]
         raise InvalidInputError(f"id {duplicate!r} appears more than once in one request; send each id once")
+    return checked
+
+
+def check_thumbnails(thumbnails: Sequence[Any] | None, count: int) -> list[bytes | None]:
+    """One thumbnail (bytes of at most `MAX_THUMBNAIL_BYTES`, or None) per item; None means none at all."""
+    if thumbnails is None:
+        return [None] * count
+    checked = list(thumbnails)
+    if len(checked) != count:
+        raise InvalidInputError(f"{count} items but {len(checked)} thumbnails; give one (or None) per item")
+    for i, data in enumerate(checked):
+        if data is None:
+            continue
+        if not isinstance(data, bytes) or not data:
+            raise InvalidInputError(f"thumbnail {i} must be non-empty bytes (an encoded PNG or WebP) or None")
+        if len(data) > MAX_THUMBNAIL_BYTES:
+            raise InvalidInputError(f"thumbnail {i} is {len(data)} bytes; at most {MAX_THUMBNAIL_BYTES} are kept")
     return checked
 
 

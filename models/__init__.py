@@ -35,6 +35,9 @@ from .registry import list_models as list_models
 from .registry import register_model as register_model
 from .separability import separability as separability
 from .spec import ModelSpec as ModelSpec
+from .thumbnails import THUMBNAIL_SIZE as THUMBNAIL_SIZE
+from .thumbnails import make_thumbnail as make_thumbnail
+from .thumbnails import thumbnail_media_type as thumbnail_media_type
 from .training import FitResult as FitResult
 from .training import TrainConfig as TrainConfig
 from .training import fit_classifier as fit_classifier

@@ -1,7 +1,7 @@
 """Embedding many images fast: decoding and preprocessing in DataLoader workers, the model in batches on its device.
 
 Workers decode and preprocess while the main process runs the model, so on a CPU the two overlap, and on a GPU
-the device is fed without waiting for PIL. Batches come back in order with their positions; an unreadable file
+the device is fed without waiting for PIL. When asked, they also make each image's thumbnail (`thumbnails.py`). Batches come back in order with their positions; an unreadable file
 does not stop the run: it comes back as an error naming the file, for the caller to report.
 """
 
@@ -23,6 +23,7 @@ from .classifier import Classifier
 from .errors import ImageError, ModelError
 from .images import decode_image, preprocess
 from .spec import ModelSpec
+from .thumbnails import make_thumbnail
 
 logger = logging.getLogger(__name__)
 
@@ -30,15 +31,31 @@ Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-# One sample: the preprocessed image (zeros if unreadable), its position, and "" or why it could not be read.
-Sample = tuple[torch.Tensor, int, str]
+# One sample: the preprocessed image (zeros if unreadable), its position, "" or why it could not be read, and its
+# encoded thumbnail (b"" when none was asked for or none fits).
+Sample = tuple[torch.Tensor, int, str, bytes]
+
+
+def _thumbnail(image: Image.Image, max_bytes: int | None) -> bytes:
+    return (make_thumbnail(image, max_bytes) or b"") if max_bytes is not None else b""
 
 
 class ImageFiles(Dataset[Sample]):
-    """Image files decoded with the upload limits and preprocessed per a spec (in whichever process reads them)."""
+    """Image files decoded with the upload limits and preprocessed per a spec (in whichever process reads them).
 
-    def __init__(self, paths: Sequence[Path], spec: ModelSpec, max_bytes: int, max_pixels: int) -> None:
+    With `thumbnail_bytes`, each sample also carries the image's thumbnail of at most that many bytes.
+    """
+
+    def __init__(
+        self,
+        paths: Sequence[Path],
+        spec: ModelSpec,
+        max_bytes: int,
+        max_pixels: int,
+        thumbnail_bytes: int | None = None,
+    ) -> None:
         self.paths, self.spec, self.max_bytes, self.max_pixels = list(paths), spec, max_bytes, max_pixels
+        self.thumbnail_bytes = thumbnail_bytes
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -47,22 +64,26 @@ class ImageFiles(Dataset[Sample]):
         path = self.paths[position]
         try:
             image = decode_image(path.read_bytes(), max_bytes=self.max_bytes, max_pixels=self.max_pixels)
-            return preprocess([image], self.spec)[0], position, ""
+            return preprocess([image], self.spec)[0], position, "", _thumbnail(image, self.thumbnail_bytes)
         except (ImageError, OSError) as e:
-            return _blank(self.spec), position, f"{path}: {e}"
+            return _blank(self.spec), position, f"{path}: {e}", b""
 
 
 class PixelArrays(Dataset[Sample]):
-    """In-memory uint8 pictures (``(n, H, W)`` grayscale or ``(n, H, W, 3)`` RGB) preprocessed per a spec."""
+    """In-memory uint8 pictures (``(n, H, W)`` grayscale or ``(n, H, W, 3)`` RGB) preprocessed per a spec.
 
-    def __init__(self, pixels: npt.NDArray[np.uint8], spec: ModelSpec) -> None:
-        self.pixels, self.spec = pixels, spec
+    With `thumbnail_bytes`, each sample also carries the picture's thumbnail of at most that many bytes.
+    """
+
+    def __init__(self, pixels: npt.NDArray[np.uint8], spec: ModelSpec, thumbnail_bytes: int | None = None) -> None:
+        self.pixels, self.spec, self.thumbnail_bytes = pixels, spec, thumbnail_bytes
 
     def __len__(self) -> int:
         return len(self.pixels)
 
     def __getitem__(self, position: int) -> Sample:
-        return preprocess([Image.fromarray(self.pixels[position])], self.spec)[0], position, ""
+        image = Image.fromarray(self.pixels[position])
+        return preprocess([image], self.spec)[0], position, "", _thumbnail(image, self.thumbnail_bytes)
 
 
 @dataclass(frozen=True)
@@ -73,11 +94,13 @@ class EmbeddedBatch:
         positions: ``(m,)`` int64 dataset positions of the rows of ``logits`` (readable images only).
         logits: ``(m, C)`` float32 C-contiguous.
         errors: One ``"path: reason"`` per unreadable image of the batch.
+        thumbnails: the encoded thumbnail of each row, or None (none asked for, or none fits).
     """
 
     positions: npt.NDArray[np.int64]
     logits: npt.NDArray[np.float32]
     errors: list[str]
+    thumbnails: list[bytes | None]
 
 
 def default_workers() -> int:
@@ -117,7 +140,7 @@ def embed_dataset(
     autocast = torch.autocast("cuda", dtype=_DTYPES[precision]) if precision != "fp32" else nullcontext()
     # Module.to takes memory_format (torch's stubs miss it); converting the shared module once is harmless.
     module = classifier.module.to(memory_format=torch.channels_last) if cuda else classifier.module  # type: ignore[call-overload]
-    for images, positions, errors in loader:
+    for images, positions, errors, thumbnails in loader:
         readable = torch.tensor([not e for e in errors], dtype=torch.bool)
         x = images[readable].to(classifier.device, non_blocking=cuda)
         if cuda:
@@ -128,6 +151,7 @@ def embed_dataset(
             positions=positions[readable].numpy().astype(np.int64),
             logits=np.ascontiguousarray(logits, dtype=np.float32),
             errors=[e for e in errors if e],
+            thumbnails=[t or None for t, e in zip(thumbnails, errors, strict=True) if not e],
         )
 
 

@@ -11,8 +11,10 @@ from .config import Settings
 
 logger = logging.getLogger(__name__)
 
-#: Open to anyone whatever the keys: orchestrators probe these.
-OPEN_PATHS = frozenset({"/health", "/ready"})
+#: Open to anyone whatever the keys: orchestrators probe /health and /ready; the web page's files hold no data
+#: (the page asks for the key and sends it with each API call it makes). The docs and the schema stay behind it.
+OPEN_PATHS = frozenset({"/health", "/ready", "/"})
+OPEN_PREFIXES = ("/ui/",)
 Role = Literal["write", "read", "anonymous"]
 
 
@@ -54,7 +56,7 @@ class AccessControl:
             await _refuse(send, 400, f"Host {host!r} is not allowed here; add it to LOGITSEARCH_ALLOWED_HOSTS")
             return
         role = self._role(headers)
-        if role is None and scope["path"] not in OPEN_PATHS:
+        if role is None and not is_open(scope["path"]):
             await _refuse(
                 send,
                 401,
@@ -94,6 +96,11 @@ class AccessControl:
             name == allowed or (allowed.startswith("*.") and name.endswith(allowed[1:]))
             for allowed in self.allowed_hosts
         )
+
+
+def is_open(path: str) -> bool:
+    """Whether `path` is served without a key (`OPEN_PATHS`, and the static files under `OPEN_PREFIXES`)."""
+    return path in OPEN_PATHS or (path.startswith(OPEN_PREFIXES) and "/.." not in path)
 
 
 def _has_body(method: str, headers: dict[bytes, bytes]) -> bool:

@@ -20,6 +20,7 @@ from .errors import register_error_handlers
 from .limits import BodySizeLimit, RequestTimeout
 from .metrics import install_metrics
 from .routes import divergence, embed, evaluate, health, indexes, info, items, models, search
+from .routes.web import install_web
 from .schemas import ERROR_RESPONSES, ErrorResponse
 
 logger = logging.getLogger(__name__)
@@ -79,6 +80,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         version=__version__,
         summary="Similarity search over classifier logits",
         lifespan=lifespan,
+        docs_url=None,  # served by routes.web with local assets instead of a CDN's
+        redoc_url=None,
     )
     app.state.settings = settings or get_settings()
     # Each middleware added wraps the ones before it: metrics, added last, see the limits' 413 and 503 too.
@@ -88,6 +91,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_metrics(app)
     register_error_handlers(app)
     app.include_router(health.router)
+    install_web(app)
     for module in (info, embed, items, search, divergence, evaluate, indexes, models):
         app.include_router(module.router, prefix="/v1", responses=ERROR_RESPONSES)
     # The same routers again under an index or a model: the dependencies read the name from the path, so

@@ -29,7 +29,7 @@ from indexes.snapshot import fsync_directory, read_manifest
 from indexes.store import VectorStore
 from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec, saved_model_names
 
-from .bootstrap import add_digits, import_plugins, load_model
+from .bootstrap import add_digits, backfill_digit_thumbnails, import_plugins, load_model
 from .config import DEFAULT_INDEX, DEFAULT_MODEL, INDEX_NAME_PATTERN, Settings
 from .errors import (
     IndexExistsError,
@@ -67,6 +67,7 @@ class IndexEntry:
     store: str = "faiss"
     index_type: str = "flat"
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
+    thumbnails: bool = True  # keep a thumbnail with each item added from an image
     temperatures: list[float] | None = None  # those a pgvector index holds vectors for; None: every one
 
 
@@ -161,8 +162,10 @@ class Catalog:
             logger.error("the default index's model is unavailable: %s", exc)
             return
         if name == DEFAULT_INDEX and slot.entry.model == DEFAULT_MODEL and slot.store.count() == 0:
-            add_digits(slot.store, classifier, progress=progress)
+            add_digits(slot.store, classifier, progress=progress, thumbnails=slot.entry.thumbnails)
             slot.store.save()
+        elif name == DEFAULT_INDEX and slot.entry.model == DEFAULT_MODEL and slot.entry.thumbnails:
+            backfill_digit_thumbnails(slot.store, classifier)  # a default index built before thumbnails
 
     def _open_slot(self, path: Path) -> _Slot:
         try:
@@ -205,6 +208,7 @@ class Catalog:
         store: str = "faiss",
         index_type: str = "flat",
         temperatures: list[float] | None = None,
+        thumbnails: bool = True,
     ) -> IndexStatus:
         """Create an empty index bound to `model`, durably and atomically.
 
@@ -218,7 +222,7 @@ class Catalog:
         spec = read_spec(self.settings.models_dir, model)
         if store == "pgvector":
             temperatures = [float(t) for t in temperatures or [1.0]]
-        entry = IndexEntry(name, model, store, index_type, temperatures=temperatures)
+        entry = IndexEntry(name, model, store, index_type, thumbnails=thumbnails, temperatures=temperatures)
         final = self.indexes_dir / name
         with self._lock:
             if name in self._slots or final.exists():

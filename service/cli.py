@@ -216,13 +216,14 @@ def _index(args: argparse.Namespace) -> int:
             catalog.model(model, progress=True)  # the embedded default model is trained here on a first run
             catalog.create(name, model, args.store, args.index_type, args.temperatures)
         index, classifier = catalog.store(name), catalog.index_model(name)
-        options = IngestOptions(batch_size=args.batch_size, workers=args.workers, precision=args.precision)
+        thumbnails = catalog.entry(name).thumbnails
+        options = IngestOptions(args.batch_size, args.workers, args.precision, thumbnails=thumbnails)
         if args.images is not None:
             add_image_folder(index, classifier, args.images, settings, options, progress=True)
         elif args.data == "fashion-mnist":
             add_fashion(index, classifier, limit=args.limit, options=options, progress=True)
         elif index.count() == 0:
-            add_digits(index, classifier, progress=True)
+            add_digits(index, classifier, progress=True, thumbnails=thumbnails)
         logger.info("index %r (model %r) at %s holds %d items", name, model, settings.index_dir, index.count())
     finally:
         catalog.close()

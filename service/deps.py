@@ -12,7 +12,7 @@ from fastapi.concurrency import run_in_threadpool
 from indexes.store import VectorStore
 from models import Classifier, ModelSpec, read_spec
 
-from .catalog import Catalog
+from .catalog import Catalog, IndexEntry
 from .config import Settings
 from .errors import ServiceNotReadyError
 from .metrics import Metrics
@@ -43,6 +43,11 @@ def _index_name(request: Request) -> str:
 async def get_index(request: Request) -> VectorStore:
     """The store of the path's index (404 unknown, 503 unavailable)."""
     return _catalog(request).store(_index_name(request))
+
+
+async def get_entry(request: Request) -> IndexEntry:
+    """The catalog entry of the path's index (its model, store and options)."""
+    return _catalog(request).entry(_index_name(request))
 
 
 async def get_classifier(request: Request) -> Classifier:
@@ -78,6 +83,7 @@ CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 SpecDep = Annotated[ModelSpec, Depends(get_spec)]
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]
 IndexDep = Annotated[VectorStore, Depends(get_index)]
+EntryDep = Annotated[IndexEntry, Depends(get_entry)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
 
 

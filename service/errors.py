@@ -50,6 +50,10 @@ class IndexNotFoundError(ServiceError, LookupError):
     """No index of that name in the catalog (404)."""
 
 
+class ThumbnailNotFoundError(ServiceError, LookupError):
+    """The item exists but has no thumbnail (404)."""
+
+
 class IndexConflictError(ServiceError):
     """The request conflicts with the catalog's state, e.g. dropping the default index (409)."""
 
@@ -74,6 +78,7 @@ class ModelUnavailableError(ServiceNotReadyError):
 _STATUS: list[tuple[type[Exception], int]] = [
     (ItemNotFoundError, 404),
     (IndexNotFoundError, 404),
+    (ThumbnailNotFoundError, 404),
     (IndexClosedError, 404),
     (ModelNotFoundError, 404),
     (IndexConflictError, 409),

@@ -10,8 +10,8 @@ from PIL import Image
 
 from indexes.deadline import check_deadline
 from indexes.store import VectorStore
-from indexes.validation import check_vectors
-from models import Classifier, ImageDecodeError, ImageError, decode_image, preprocess
+from indexes.validation import MAX_THUMBNAIL_BYTES, check_vectors
+from models import Classifier, ImageDecodeError, ImageError, decode_image, make_thumbnail, preprocess
 
 from .config import Settings
 from .errors import LimitExceededError
@@ -57,13 +57,18 @@ DECODE_PIXEL_BUDGET = 32_000_000
 
 
 def embed_encoded(
-    encoded: Sequence[str | bytes], classifier: Classifier, settings: Settings, where: Sequence[str]
+    encoded: Sequence[str | bytes],
+    classifier: Classifier,
+    settings: Settings,
+    where: Sequence[str],
+    thumbnails: list[bytes | None] | None = None,
 ) -> np.ndarray:
     """Logits of encoded images (base64 text or raw bytes), decoded and preprocessed in bounded chunks.
 
     Args:
         encoded: n images.
         where: n names for messages (e.g. `images[3]`).
+        thumbnails: when given, the thumbnail of each image (`models.make_thumbnail`) is appended to it.
 
     Returns:
         `(n, C)` float32.
@@ -74,6 +79,8 @@ def embed_encoded(
     for raw, name in zip(encoded, where, strict=True):
         check_deadline()
         image = decode_one(raw, settings, name)
+        if thumbnails is not None:
+            thumbnails.append(make_thumbnail(image, MAX_THUMBNAIL_BYTES))
         chunk.append(image)
         pixels += image.width * image.height
         if pixels >= DECODE_PIXEL_BUDGET:
@@ -92,10 +99,12 @@ def resolve_vectors(
     index: VectorStore,
     settings: Settings,
     where: str,
+    thumbnails: list[bytes | None] | None = None,
 ) -> np.ndarray:
     """The logits of each source: given directly, computed from its image, or read from a stored id.
 
-    Images in the batch go through the model together. Raises `ItemNotFoundError` for an unknown id.
+    Images in the batch go through the model together. Raises `ItemNotFoundError` for an unknown id. When
+    `thumbnails` is given, one entry per source is appended to it: the image's thumbnail, or None.
 
     Returns:
         `(n, C)` float64 (logits as sent; stored and embedded ones are float32 values), validated.
@@ -108,9 +117,14 @@ def resolve_vectors(
             vectors[i] = check_vectors(source.logits, dim, name=f"{where}[{i}].logits", dtype=np.float64)[0]
         elif isinstance(source, Query) and source.id is not None:
             vectors[i] = index.get(source.id).logits
+    made: list[bytes | None] | None = [] if thumbnails is not None else None
     if image_rows:
         images = [sources[i].image or "" for i in image_rows]
-        vectors[image_rows] = embed_encoded(images, classifier, settings, [f"{where}[{i}].image" for i in image_rows])
+        names = [f"{where}[{i}].image" for i in image_rows]
+        vectors[image_rows] = embed_encoded(images, classifier, settings, names, made)
+    if thumbnails is not None and made is not None:
+        by_row = dict(zip(image_rows, made, strict=True))
+        thumbnails.extend(by_row.get(i) for i in range(len(sources)))
     return vectors
 
 

@@ -1,13 +1,15 @@
 """Request and response bodies of the REST API (DESIGN.md)."""
 
-from typing import Annotated, Any, ClassVar, Literal, Self
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from indexes.divergences import EXTRA_MEASURES, MEASURES
 from indexes.metrics import SEARCH_METRICS
 from indexes.validation import MAX_ID_LENGTH
-from models import ModelSpec
+
+if TYPE_CHECKING:  # the Python client imports these schemas: keep torch out of its imports
+    from models import ModelSpec
 
 Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Softmax temperature T > 0")]
 Base64Image = Annotated[str, Field(min_length=1, description="Base64 image bytes (a data: URL prefix is accepted)")]
@@ -77,7 +79,7 @@ class ItemOut(BaseModel):
 
 
 class ItemsPage(BaseModel):
-    items: list[ItemOut]
+    items: list[ItemOut] = Field(description="In insertion order; an upsert of a stored id keeps its place")
     count: int
 
 
@@ -104,8 +106,41 @@ class SearchRequest(Strict):
     )
     temperature: Temperature = 1.0
     filter: dict[str, str | int | float | bool | None] | None = Field(
-        None, description='Exact match on metadata fields; "predicted" matches the argmax class'
+        None,
+        description='Exact match on metadata fields (JSON types: 3 matches 3.0, not "3"; a value that some items '
+        'hold as the other type, 7 and "7", is a 422); "predicted" matches the argmax class',
     )
+
+
+_METRIC_DOC = "l2, l2_centered, ce, kl, kl_reverse, js, tri or cosine (README: Search metrics)"
+MetricName = Annotated[str, Field(description=_METRIC_DOC, json_schema_extra={"enum": list(SEARCH_METRICS)})]
+FilterSpec = dict[str, str | int | float | bool | None]
+
+
+class AgreementRequest(Strict):
+    query: Query
+    k: int = Field(10, ge=1, description="Length of both top-k lists, 1..MAX_K")
+    metric: MetricName = "l2"
+    reference: MetricName = Field("ce", description="The ranking to check against; the exact CE by default")
+    temperature: Temperature = 1.0
+    filter: FilterSpec | None = Field(None, description="As in /v1/search; applies to both lists")
+
+
+class AgreementResponse(BaseModel):
+    """Does `metric` follow `reference` for this query (README: "Does L2 follow CE here?")."""
+
+    metric: str
+    reference: str
+    temperature: float
+    k: int
+    metric_ids: list[str] = Field(description="The metric's top-k, closest first")
+    reference_ids: list[str] = Field(description="The reference's exact top-k, closest first")
+    shared: int = Field(description="Items in both lists")
+    overlap: float = Field(description="shared / len(reference_ids), in [0, 1]")
+    spearman: float | None = Field(
+        description="Spearman's rank correlation of the two metrics' values over the items of either list"
+    )
+    compared: int = Field(description="How many items the correlation is over (the union of the lists)")
 
 
 class Neighbor(BaseModel):
@@ -171,7 +206,7 @@ class ModelInfo(BaseModel):
     sha256: str
 
     @classmethod
-    def from_spec(cls, spec: ModelSpec, **extra: Any) -> Self:
+    def from_spec(cls, spec: "ModelSpec", **extra: Any) -> Self:
         """The fields of a model spec (and of a subclass, given as `extra`)."""
         return cls(
             name=spec.name,
@@ -197,10 +232,21 @@ class IndexInfo(BaseModel):
     index_type: str
 
 
+class Limits(BaseModel):
+    """The request limits of this service (LOGITSEARCH_MAX_*): clients split their work to fit them."""
+
+    max_batch: int
+    max_k: int
+    max_results: int
+    max_image_bytes: int
+    max_body_bytes: int
+
+
 class InfoResponse(BaseModel):
     version: str
     model: ModelInfo
     index: IndexInfo
+    limits: Limits
 
 
 class IndexCreateRequest(Strict):
@@ -219,6 +265,7 @@ class IndexCreateRequest(Strict):
         max_length=16,
         description="pgvector: the temperatures its ce/kl/kl_reverse/js/tri searches may use (default [1.0])",
     )
+    thumbnails: bool = Field(True, description="Keep a thumbnail with each item added from an image")
 
 
 class IndexDescription(BaseModel):
@@ -230,6 +277,7 @@ class IndexDescription(BaseModel):
         description="The temperatures a pgvector index searches at; null: every temperature (faiss)"
     )
     created_at: str
+    thumbnails: bool = Field(description="Whether items added from images keep a thumbnail")
     status: Literal["ready", "unavailable"]
     reason: str | None = Field(description="Why the index is unavailable (null when ready)")
     count: int | None

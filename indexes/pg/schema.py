@@ -1,7 +1,7 @@
 """The table of one pgvector index: its columns, how each row's vectors are computed, and its DDL.
 
 One table per index, in the `logitsearch` schema, named like the index: `id` (text, byte order), `seq` (the
-insertion order: an upsert of a stored id keeps it), the raw `logits`, the argmax class (`predicted`), `metadata` (jsonb, GIN index), and one column per candidate space
+insertion order: an upsert of a stored id keeps it), the raw `logits`, an optional `thumbnail` (bytea), the argmax class (`predicted`), `metadata` (jsonb, GIN index), and one column per candidate space
 of `indexes.metrics.EMBEDDINGS`: the centred and unit logits, and at each declared temperature T the
 log-softmax (`ce`, `kl`), `[q, −H(q)]` (`kl_reverse`) and `√q` (`js`, `tri`). They are computed here in
 float64 and stored as float32, the same vectors the FAISS store searches, so that both re-rank the same
@@ -159,7 +159,7 @@ def create_statements(layout: Layout, distributed: bool = False) -> list[sql.Com
     statements: list[sql.Composed | sql.SQL] = [
         sql.SQL(
             'CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, seq bigint GENERATED ALWAYS AS IDENTITY, '
-            "predicted integer NOT NULL, metadata jsonb NOT NULL, {}) WITH (toast_tuple_target = 8160)"
+            "predicted integer NOT NULL, metadata jsonb NOT NULL, thumbnail bytea, {}) WITH (toast_tuple_target = 8160)"
         ).format(table, sql.SQL(", ").join(vector_columns)),
         sql.SQL("CREATE INDEX ON {} USING gin (metadata jsonb_path_ops)").format(table),
     ]

@@ -43,8 +43,10 @@ def drop_table(layout: Layout) -> sql.Composed:
 
 
 def upsert(layout: Layout) -> sql.Composed:
-    """Insert or replace one row: id, predicted, metadata, then every vector column in layout order."""
-    names = ["id", "predicted", "metadata", *(c.name for c in layout.columns)]
+    """Insert or replace one row: id, predicted, metadata, thumbnail, then every vector column in layout order.
+
+    A replaced row takes every value given, its thumbnail too (None: it has none), and keeps its `seq`."""
+    names = ["id", "predicted", "metadata", "thumbnail", *(c.name for c in layout.columns)]
     identifiers = [sql.Identifier(name) for name in names]
     return sql.SQL("INSERT INTO {} ({}) VALUES ({}) ON CONFLICT (id) DO UPDATE SET {}").format(
         layout.table,
@@ -60,6 +62,10 @@ def delete(layout: Layout) -> sql.Composed:
 
 def get(layout: Layout) -> sql.Composed:
     return sql.SQL("SELECT id, logits, metadata FROM {} WHERE id = %s").format(layout.table)
+
+
+def thumbnail(layout: Layout) -> sql.Composed:
+    return sql.SQL("SELECT thumbnail FROM {} WHERE id = %s").format(layout.table)
 
 
 def page(layout: Layout) -> sql.Composed:

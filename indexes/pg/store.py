@@ -26,7 +26,15 @@ from ..lock import ReadWriteLock
 from ..metrics import SEARCH_METRICS
 from ..rerank import exact_top
 from ..store import Filter, Item, Metadata, Neighbor, SearchResult
-from ..validation import check_id, check_ids, check_k, check_metadata, check_temperature, check_vectors
+from ..validation import (
+    check_id,
+    check_ids,
+    check_k,
+    check_metadata,
+    check_temperature,
+    check_thumbnails,
+    check_vectors,
+)
 from . import statements
 from .candidates import SqlCandidates
 from .database import PgDatabase
@@ -180,8 +188,17 @@ class PgVectorStore:
         row = self._read(lambda conn: conn.execute(statements.count(self._layout)).fetchone())
         return int(row[0])
 
-    def upsert(self, ids: Sequence[str], vectors: Any, metadata: Sequence[Metadata] | None = None) -> int:
-        """Insert or replace items in one transaction: all of them are stored, or none."""
+    def upsert(
+        self,
+        ids: Sequence[str],
+        vectors: Any,
+        metadata: Sequence[Metadata] | None = None,
+        thumbnails: Sequence[bytes | None] | None = None,
+    ) -> int:
+        """Insert or replace items in one transaction: all of them are stored, or none.
+
+        `thumbnails`: one encoded image or None per id (default: none); a replaced item keeps only this one.
+        """
         checked_ids = check_ids(ids)
         array = check_vectors(vectors, self.dim)
         if len(array) != len(checked_ids):
@@ -189,10 +206,11 @@ class PgVectorStore:
         metas = [check_metadata(m) for m in (metadata if metadata is not None else [{}] * len(checked_ids))]
         if len(metas) != len(checked_ids):
             raise InvalidInputError(f"{len(checked_ids)} ids but {len(metas)} metadata objects")
+        thumbs = check_thumbnails(thumbnails, len(checked_ids))
         columns = self._layout.encode(array)
         predicted = array.argmax(axis=1)
         rows = [
-            (item_id, int(predicted[i]), Jsonb(metas[i]), *(Vector(column[i]) for column in columns))
+            (item_id, int(predicted[i]), Jsonb(metas[i]), thumbs[i], *(Vector(column[i]) for column in columns))
             for i, item_id in enumerate(checked_ids)
         ]
 
@@ -220,6 +238,16 @@ class PgVectorStore:
         if row is None:
             raise ItemNotFoundError(f"no item with id {item_id!r}")
         return _item(row)
+
+    def thumbnail(self, item_id: str) -> bytes | None:
+        """The item's thumbnail, or None when it has none; `ItemNotFoundError` if the item is absent."""
+        check_id(item_id)
+        row = self._read(
+            lambda conn: conn.cursor(binary=True).execute(statements.thumbnail(self._layout), (item_id,)).fetchone()
+        )
+        if row is None:
+            raise ItemNotFoundError(f"no item with id {item_id!r}")
+        return None if row[0] is None else bytes(row[0])
 
     def search(
         self,

@@ -25,6 +25,7 @@ def describe(index: IndexStatus) -> IndexDescription:
         index_type=entry.index_type,
         temperatures=entry.temperatures,
         created_at=entry.created_at,
+        thumbnails=entry.thumbnails,
         status="ready" if index.reason is None else "unavailable",
         reason=index.reason,
         count=index.count,
@@ -52,7 +53,9 @@ def list_indexes(catalog: CatalogDep) -> IndexList:
 )
 def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescription:
     """Create an empty index bound to a model."""
-    created = catalog.create(body.name, body.model, body.store, body.index_type, body.temperatures)
+    created = catalog.create(
+        body.name, body.model, body.store, body.index_type, body.temperatures, thumbnails=body.thumbnails
+    )
     return describe(created)
 
 

@@ -1,10 +1,14 @@
-"""Add, replace, read, page through and delete stored items."""
+"""Add, replace, read, page through and delete stored items, and read their thumbnails."""
 
+import hashlib
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import APIRouter, Depends, Query, Request, Response
 
-from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep, require_write_key
+from models import thumbnail_media_type
+
+from ..deps import ClassifierDep, EntryDep, IndexDep, MetricsDep, SettingsDep, require_write_key
+from ..errors import ThumbnailNotFoundError
 from ..inputs import check_batch, resolve_vectors
 from ..routing import OffLoopRoute
 from ..schemas import WRITE_RESPONSES, DeleteResponse, ErrorResponse, ItemOut, ItemsPage, UpsertRequest, UpsertResponse
@@ -15,12 +19,19 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "de
 
 @router.post("", dependencies=[Depends(require_write_key)], responses=WRITE_RESPONSES)
 def upsert_items(
-    body: UpsertRequest, classifier: ClassifierDep, index: IndexDep, settings: SettingsDep, metrics: MetricsDep
+    body: UpsertRequest,
+    classifier: ClassifierDep,
+    index: IndexDep,
+    entry: EntryDep,
+    settings: SettingsDep,
+    metrics: MetricsDep,
 ) -> UpsertResponse:
     """Insert or replace items given by logits or image; all of them are stored, or none."""
     check_batch(len(body.items), settings, "items")
-    vectors = resolve_vectors(body.items, classifier, index, settings, where="items")
-    upserted = index.upsert([item.id for item in body.items], vectors, [item.metadata for item in body.items])
+    thumbnails: list[bytes | None] | None = [] if entry.thumbnails else None
+    vectors = resolve_vectors(body.items, classifier, index, settings, where="items", thumbnails=thumbnails)
+    ids, metadata = [item.id for item in body.items], [item.metadata for item in body.items]
+    upserted = index.upsert(ids, vectors, metadata, thumbnails)
     metrics.items.labels(index.name).inc(upserted)
     return UpsertResponse(upserted=upserted, count=index.count())
 
@@ -36,6 +47,30 @@ def list_items(
         ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata) for item in index.list(offset, limit)
     ]
     return ItemsPage(items=items, count=index.count())
+
+
+_THUMBNAIL: dict[int | str, dict[str, Any]] = {
+    200: {"content": {"image/png": {}, "image/webp": {}}, "description": "The thumbnail, at most 96 px a side"},
+    304: {"description": "Not modified (If-None-Match matched the ETag)"},
+    404: {"model": ErrorResponse, "description": "No item with this id, or it has no thumbnail"},
+}
+
+
+# Declared before `/{item_id:path}`, which would otherwise take `<id>/thumbnail` for an id.
+@router.get("/{item_id:path}/thumbnail", response_class=Response, responses=_THUMBNAIL)
+def get_thumbnail(item_id: str, index: IndexDep, request: Request) -> Response:
+    """The item's thumbnail (PNG or WebP), kept when it was added from an image."""
+    data = index.thumbnail(item_id)
+    if data is None:
+        raise ThumbnailNotFoundError(
+            f"item {item_id!r} has no thumbnail: it was added from logits, or its index keeps none"
+        )
+    # The URL stays while the item may be replaced: caches revalidate each time and get a 304 when unchanged.
+    etag = f'"{hashlib.sha256(data).hexdigest()[:32]}"'
+    headers = {"ETag": etag, "Cache-Control": "private, no-cache", "X-Content-Type-Options": "nosniff"}
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers=headers)
+    return Response(data, media_type=thumbnail_media_type(data), headers=headers)
 
 
 @router.get("/{item_id:path}", responses=_NOT_FOUND)

@@ -4,12 +4,21 @@ from typing import Annotated
 
 from fastapi import APIRouter, File, Form, UploadFile
 
+from evaluation.agreement import check_agreement
 from indexes.store import SearchResult
 
 from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep
 from ..inputs import check_batch, check_k, check_results, decode_one, resolve_vectors
 from ..routing import OffLoopRoute
-from ..schemas import ErrorResponse, Neighbor, SearchRequest, SearchResponse, Temperature
+from ..schemas import (
+    AgreementRequest,
+    AgreementResponse,
+    ErrorResponse,
+    Neighbor,
+    SearchRequest,
+    SearchResponse,
+    Temperature,
+)
 
 router = APIRouter(route_class=OffLoopRoute, prefix="/search", tags=["search"])
 
@@ -50,3 +59,14 @@ def search_image(
     result = index.search(classifier.logits_from_images([image]), k, metric=metric, temperature=temperature)
     metrics.queries.labels(index.name, metric).inc()
     return _to_response(result, metric, temperature)
+
+
+@router.post("/agreement", responses={404: {"model": ErrorResponse, "description": "The query names an unknown id"}})
+def check_search_agreement(
+    body: AgreementRequest, classifier: ClassifierDep, index: IndexDep, settings: SettingsDep
+) -> AgreementResponse:
+    """Does the metric follow CE here: its top-k against the exact reference top-k for one query."""
+    check_k(body.k, settings)
+    query = resolve_vectors([body.query], classifier, index, settings, where="query")[0]
+    found = check_agreement(index, query, body.k, body.metric, body.reference, body.temperature, body.filter)
+    return AgreementResponse.model_validate(found, from_attributes=True)

@@ -190,3 +190,19 @@ def test_stores_return_identical_answers(
                     assert [n.id for n in a] == [n.id for n in b], (metric, temperature, condition)
                     np.testing.assert_allclose([n.distance for n in a], [n.distance for n in b], rtol=1e-13, atol=1e-15)
                     assert [n.metadata for n in a] == [n.metadata for n in b]
+
+
+def test_store_keeps_thumbnails_with_their_items(store: VectorStore, rng: np.random.Generator) -> None:
+    png = b"\x89PNG\r\n\x1a\n" + bytes(range(256)) * 4
+    store.upsert(["a", "b"], rng.standard_normal((2, DIM)), [{}, {}], thumbnails=[png, None])
+    assert store.thumbnail("a") == png and store.thumbnail("b") is None
+    store.upsert(["a"], rng.standard_normal((1, DIM)), [{}])  # replaced without one: it has none
+    assert store.thumbnail("a") is None
+    store.upsert(["b"], rng.standard_normal((1, DIM)), [{}], thumbnails=[png[:100]])
+    assert store.thumbnail("b") == png[:100]
+    with pytest.raises(InvalidInputError, match="thumbnail"):
+        store.upsert(["c", "d"], rng.standard_normal((2, DIM)), [{}, {}], thumbnails=[png])
+    store.delete("b")
+    with pytest.raises(ItemNotFoundError):
+        store.thumbnail("b")
+    assert store.count() == 1

@@ -279,7 +279,16 @@ def test_api_key_protects_everything_but_health(settings: Settings) -> None:
         assert client.delete("/v1/items/k", headers={"X-API-Key": "s3cret"}).status_code == 200
         assert client.get("/v1/items/digits-1").status_code == 401  # reads need the key too
         assert client.get("/v1/items/digits-1", headers={"X-API-Key": "s3cret"}).status_code == 200
-        for path in ("/v1/info", "/metrics", "/docs", "/openapi.json", "/v1/indexes", "/v1/models"):
+        for path in (
+            "/v1/info",
+            "/metrics",
+            "/docs",
+            "/redoc",
+            "/docs/assets/swagger-ui.css",
+            "/openapi.json",
+            "/v1/indexes",
+            "/v1/models",
+        ):
             assert client.get(path).status_code == 401, path
         assert client.post("/v1/embed", json={"images": ["eA=="]}).status_code == 401
         assert client.get("/health").status_code == 200 and client.get("/ready").status_code == 200

@@ -33,11 +33,11 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def _fill(disk: Path) -> Path:
     """Write a ballast file until the disk is full; returns it (delete it to free the space)."""
     ballast = disk / "ballast"
-    with open(ballast, "wb") as f:
+    # Unbuffered: a buffered file keeps the part of a write that did not fit, and its close() fails on it.
+    with open(ballast, "wb", buffering=0) as f:
         try:
             while True:
                 f.write(b"\0" * 65536)
-                f.flush()
         except OSError:
             pass
     return ballast

@@ -5,8 +5,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from indexes.durable import DurableIndex
+from indexes.validation import MAX_THUMBNAIL_BYTES
+from models import make_thumbnail
 from service.bootstrap import load_model
 from service.cli import main
 from service.config import Settings
@@ -33,8 +36,11 @@ def test_a_second_run_adds_only_what_is_new_and_rebuild_redoes_all(
     assert _index(settings, folder, "--workers", "2") == 0
     index = _open(settings, "photos")
     before = {item.id: item.logits for item in index.iter_items()}
+    thumbnails = {item_id: index.thumbnail(item_id) for item_id in before}  # made in the decoding workers
     index.close()
     assert sorted(before) == [f"a/{p.name}" for p in first]
+    for path in first:
+        assert thumbnails[f"a/{path.name}"] == make_thumbnail(Image.open(path), MAX_THUMBNAIL_BYTES)
     np.testing.assert_allclose(list(before.values()), upload_path_logits(load_model(settings), first), atol=1e-5)
 
     write_images(folder / "a", rng, 9)  # the same names with new pixels: stored ids are not embedded again

@@ -53,7 +53,7 @@ def test_pgvector_index_answers_like_faiss_and_survives_restart(
         assert created.json() | {"created_at": None} == {
             "name": pg, "model": "digits-cnn", "store": "pgvector", "index_type": "flat", "temperatures": [1.0, 0.5],
             "created_at": None, "status": "ready", "reason": None, "count": 0, "dim": 10, "device": "cpu",
-            "recall_at_10": None,
+            "recall_at_10": None, "thumbnails": True,
         }  # fmt: skip
         assert http.post("/v1/indexes", json={"name": "fs", "model": "digits-cnn"}).status_code == 201
         for name in (pg, "fs"):
@@ -132,6 +132,8 @@ def test_cli_index_into_pgvector(pg_settings: Settings, pg_server: PostgresServe
         assert info["index_type"] == "hnsw" and set(info["recall_at_10"]) == {"l2", "ce"}
         assert all(0.5 <= value <= 1.0 for value in info["recall_at_10"].values()), info["recall_at_10"]
         assert client.get("/v1/indexes").json()["indexes"][-1]["recall_at_10"] is None  # measured on demand only
+        thumbnail = client.get(f"/v1/indexes/{pgd}/items/digits-7/thumbnail")  # kept in PostgreSQL too
+        assert thumbnail.status_code == 200 and thumbnail.content == client.get("/v1/items/digits-7/thumbnail").content
         hit = client.post(
             f"/v1/indexes/{pgd}/search",
             json={"queries": [{"id": "digits-7"}], "k": 1, "metric": "kl", "temperature": 0.25},

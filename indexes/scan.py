@@ -1,0 +1,120 @@
+"""Candidate search by one BLAS pass over the stored matrix: the bandwidth-bound alternative to FAISS's flat search.
+
+FAISS answers a single query with a scalar kernel on one thread per query, about 3× slower than reading the
+matrix at memory bandwidth (PERF-NOTES.md); a BLAS GEMV over the same float32 rows reads it once on every
+thread. With the squared norms kept per row, `‖x − z‖² = ‖x‖² − 2 x·z + ‖z‖²` makes L2 that same GEMV. The
+rows are scanned in blocks that stay in cache, each keeping its m best by `argpartition`, so a search
+allocates O(block + m) whatever the number of rows. The values are float32, as FAISS's: callers re-rank the
+candidates exactly.
+"""
+
+from typing import Literal
+
+import numpy as np
+
+#: Rows per block: the block's scores (one float32 per row and query) stay in the L2 cache.
+BLOCK_ROWS = 1 << 15
+#: Below this many queries a BLAS scan beats FAISS's flat search (which scans with one thread per query
+#: until its own BLAS path takes over at `distance_compute_blas_threshold` = 20 queries).
+MAX_SCAN_QUERIES = 20
+#: A filter keeping at most this fraction of the rows is scanned by gathering those rows first.
+GATHER_FRACTION = 0.25
+
+Kind = Literal["ip", "l2"]
+
+
+def scan_candidates(
+    matrix: np.ndarray, norms: np.ndarray | None, queries: np.ndarray, m: int, kind: Kind, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each query's m best rows of `matrix` by inner product or L2, in FAISS's conventions.
+
+    Args:
+        matrix: `(n, D)` float32, C-contiguous.
+        norms: `(n,)` float32 squared row norms (needed for `"l2"`).
+        queries: `(q, D)` float32.
+        m: candidates per query, 1 <= m.
+        kind: `"ip"` (largest inner product first) or `"l2"` (smallest squared distance first).
+        mask: `(n,)` bool, the rows a query may return, or None for all.
+
+    Returns:
+        Scores `(q, m)` float32 (inner products descending, or squared distances ascending) and row positions
+        `(q, m)` int64, -1 (with score -inf or +inf) where fewer than m rows are eligible.
+    """
+    rows = None
+    if mask is not None and np.count_nonzero(mask) <= GATHER_FRACTION * len(mask):
+        rows = np.flatnonzero(mask)
+        matrix, norms, mask = matrix[rows], None if norms is None else norms[rows], None
+    # Lower cost = better: the negated inner product, or the squared distance less the query's own norm.
+    factor = np.float32(-1.0 if kind == "ip" else -2.0)
+    weights = np.ascontiguousarray(queries * factor, dtype=np.float32)
+    cost, positions = _best_in_blocks(matrix, norms if kind == "l2" else None, weights, m, mask)
+    if rows is not None:
+        positions = np.where(positions >= 0, rows[np.maximum(positions, 0)], -1)
+    if kind == "ip":
+        return -cost, positions
+    query_norms = np.einsum("qd,qd->q", queries, queries, dtype=np.float32)
+    return cost + query_norms[:, None], positions
+
+
+def _best_in_blocks(
+    matrix: np.ndarray, norms: np.ndarray | None, weights: np.ndarray, m: int, mask: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The m lowest `norms + matrix @ weights.T` per query, ascending: costs `(q, m)` and positions `(q, m)`.
+
+    Rows outside `mask` cost NaN, which no comparison keeps; positions left without an eligible row are -1.
+    """
+    best = [_Best(m) for _ in range(len(weights))]
+    for start in range(0, len(matrix), BLOCK_ROWS):
+        block = matrix[start : start + BLOCK_ROWS]
+        cost = (block @ weights[0])[None, :] if len(weights) == 1 else weights @ block.T  # (q, b): GEMV or GEMM
+        if norms is not None:
+            cost += norms[start : start + len(block)]
+        if mask is not None:
+            cost[:, ~mask[start : start + len(block)]] = np.nan
+        for query_best, row in zip(best, cost, strict=True):
+            query_best.offer(row, start)
+    results = [query_best.result() for query_best in best]
+    return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
+
+
+class _Best:
+    """The m lowest costs offered so far for one query. A block's rows are first compared with the m-th lowest
+    cost held (one vectorised pass), so after the first block few reach the partial sort."""
+
+    def __init__(self, m: int) -> None:
+        self.m = m
+        self.threshold = np.float32(np.inf)
+        self.costs: list[np.ndarray] = []
+        self.positions: list[np.ndarray] = []
+        self.held = 0
+
+    def offer(self, cost: np.ndarray, start: int) -> None:
+        """Consider `(b,)` costs of the rows from `start` on."""
+        keep = np.flatnonzero(cost <= self.threshold)
+        if keep.size:
+            self.costs.append(cost[keep])
+            self.positions.append(keep + start)
+            self.held += keep.size
+            if self.held >= 2 * self.m:
+                self._shrink()
+
+    def _shrink(self) -> None:
+        costs, positions = np.concatenate(self.costs), np.concatenate(self.positions)
+        if costs.size > self.m:
+            best = np.argpartition(costs, self.m - 1)[: self.m]
+            costs, positions = costs[best], positions[best]
+            self.threshold = costs.max()
+        self.costs, self.positions, self.held = [costs], [positions], costs.size
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """`(m,)` costs ascending and their positions, padded with +inf and -1."""
+        if not self.costs:
+            return np.full(self.m, np.inf, np.float32), np.full(self.m, -1, np.int64)
+        self._shrink()
+        costs, positions = self.costs[0], self.positions[0]
+        order = np.argsort(costs, kind="stable")
+        pad = self.m - costs.size
+        return (
+            np.pad(costs[order], (0, pad), constant_values=np.inf),
+            np.pad(positions[order].astype(np.int64), (0, pad), constant_values=-1),
+        )

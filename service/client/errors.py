@@ -1,0 +1,112 @@
+"""The client's exceptions: one class per kind of failure, each carrying the server's `detail`."""
+
+from typing import Any
+
+import httpx
+
+
+class LogitSearchError(Exception):
+    """A request the service refused or could not answer.
+
+    Attributes:
+        status: the HTTP status (None when no response came: the connection failed).
+        detail: the server's `detail`: a message saying what was wrong, or FastAPI's list of field errors.
+        method, url: the request.
+        upserted: for a failed `upsert` in batches, how many items the batches before the failed one stored.
+    """
+
+    upserted: int | None = None
+
+    def __init__(self, detail: Any, *, status: int | None = None, method: str = "", url: str = "") -> None:
+        self.status = status
+        self.detail = detail
+        self.method = method
+        self.url = url
+        where = f"{method} {url}: " if method else ""
+        code = f"{status} " if status is not None else ""
+        super().__init__(f"{where}{code}{_describe(detail)}")
+
+
+class InvalidRequest(LogitSearchError):
+    """400, 415 or 422: the request was malformed or out of bounds; the detail says how to fix it."""
+
+
+class PayloadTooLarge(InvalidRequest):
+    """413: a body or an image over its size limit."""
+
+
+class Unauthorized(LogitSearchError):
+    """401: a missing or wrong API key."""
+
+
+class Forbidden(LogitSearchError):
+    """403: the key may only read."""
+
+
+class NotFound(LogitSearchError):
+    """404: no item, index, model or thumbnail of that name."""
+
+
+class Conflict(LogitSearchError):
+    """409: an index of that name exists, or the default index cannot be dropped."""
+
+
+class TooManyRequests(LogitSearchError):
+    """429: the service is busy with the same kind of work (an evaluation); retry later."""
+
+
+class Unavailable(LogitSearchError):
+    """503: not loaded yet, an index unavailable, the request timed out; or no connection at all."""
+
+
+class ConnectionFailed(Unavailable):
+    """The service could not be reached (connection refused, reset or timed out); `status` is None."""
+
+
+class StorageFull(LogitSearchError):
+    """507: the server's disk is full; nothing of the request was stored."""
+
+
+class ServerError(LogitSearchError):
+    """Any other 5xx: a fault of the service (please report it)."""
+
+
+_BY_STATUS: dict[int, type[LogitSearchError]] = {
+    400: InvalidRequest,
+    401: Unauthorized,
+    403: Forbidden,
+    404: NotFound,
+    409: Conflict,
+    413: PayloadTooLarge,
+    415: InvalidRequest,
+    422: InvalidRequest,
+    429: TooManyRequests,
+    503: Unavailable,
+    507: StorageFull,
+}
+
+
+def error_for(response: httpx.Response) -> LogitSearchError:
+    """The exception for an error response, with the server's `detail` (or its text when not JSON)."""
+    try:
+        body = response.json()
+        detail = body["detail"] if isinstance(body, dict) and "detail" in body else body
+    except ValueError:
+        detail = response.text or response.reason_phrase
+    status = response.status_code
+    cls = _BY_STATUS.get(status) or (ServerError if status >= 500 else LogitSearchError)
+    return cls(detail, status=status, method=response.request.method, url=str(response.request.url))
+
+
+def _describe(detail: Any) -> str:
+    """A one-line rendering of `detail`: the message itself, or `loc: msg` for each field error."""
+    if isinstance(detail, list):
+        parts = []
+        for error in detail:
+            if isinstance(error, dict):
+                location = ".".join(str(part) for part in error.get("loc", ()))
+                parts.append(f"{location}: {error.get('msg', error)}" if location else str(error.get("msg", error)))
+            else:
+                parts.append(str(error))
+        return "; ".join(parts)
+    return str(detail)

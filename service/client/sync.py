@@ -1,0 +1,248 @@
+"""`Client`: the blocking Python client of the REST API, one method per operation."""
+
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self, TypeVar
+
+import httpx
+
+from ..evaluation_schemas import EvaluateResponse
+from ..schemas import (
+    AgreementResponse,
+    DeleteResponse,
+    DivergenceResponse,
+    DropResponse,
+    EmbedResponse,
+    IndexDescription,
+    InfoResponse,
+    ItemOut,
+    ItemsPage,
+    Limits,
+    ModelDescription,
+    SearchResponse,
+    UpsertResponse,
+)
+from . import calls
+from .base import ClientBase, plan_batches
+from .calls import Call, Thumbnail
+from .encoding import ImageLike, LogitsLike
+from .errors import LogitSearchError, Unavailable
+
+T = TypeVar("T")
+Filter = Mapping[str, str | int | float | bool | None]
+
+
+class Client(ClientBase):
+    """A blocking client; use it as a context manager, or call `close()`.
+
+    Methods that act on an index take `index=NAME` (default: the service's default index). Results are
+    the service's own response models; errors raise a `LogitSearchError` subclass carrying the server's
+    `detail` (`NotFound`, `InvalidRequest`, `Unauthorized`, `Unavailable`...).
+
+    Args:
+        url, api_key, timeout, retry, seed: see `ClientBase`.
+        http: an `httpx.Client` to use instead of a new one (its base URL and headers are left as they are).
+    """
+
+    def __init__(self, url: str = "http://127.0.0.1:8000", *, http: httpx.Client | None = None, **options: Any) -> None:
+        super().__init__(url, **options)
+        self._http = http or httpx.Client(base_url=self.url, headers=self._headers, timeout=self._timeout)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _send(self, call: Call[T]) -> T:
+        delays = self.retry.delays(self._rng)
+        while True:
+            try:
+                response = self._http.request(call.method, call.path, **self._request_args(call))
+            except httpx.TransportError as exc:
+                if not self._retryable(call, None) or (delay := next(delays, None)) is None:
+                    raise self._connection_failed(call, f"{self.url}{call.path}", exc) from exc
+            else:
+                if not self._retryable(call, response) or (delay := next(delays, None)) is None:
+                    return self._read(call, response)
+            time.sleep(delay)
+
+    # -- service -----------------------------------------------------------------------------------------------
+
+    def health(self) -> dict[str, Any]:
+        """Liveness: `{"status": "ok"}`."""
+        return self._send(calls.health())
+
+    def ready(self) -> bool:
+        """Whether the default index and its model are loaded (`GET /ready` is 200)."""
+        try:
+            return self._send(calls.ready())
+        except Unavailable:
+            return False
+
+    def metrics(self) -> str:
+        """Prometheus metrics, as text."""
+        return self._send(calls.metrics())
+
+    def info(self) -> InfoResponse:
+        """Version, default model and index, and the request limits."""
+        return self._send(calls.info())
+
+    def limits(self) -> Limits:
+        """The service's request limits (read once from `info()`)."""
+        if self._limits is None:
+            self._limits = self.info().limits
+        return self._limits
+
+    def list_models(self) -> list[ModelDescription]:
+        """Every model the service has."""
+        return self._send(calls.list_models())
+
+    def embed(
+        self, images: Sequence[ImageLike], *, temperature: float = 1.0, model: str | None = None
+    ) -> EmbedResponse:
+        """Logits, probabilities and predicted class of each image (with `model`, else the default one)."""
+        return self._send(calls.embed(images, temperature, model))
+
+    # -- indexes -----------------------------------------------------------------------------------------------
+
+    def list_indexes(self) -> list[IndexDescription]:
+        """Every index with its model, store, size and status."""
+        return self._send(calls.list_indexes())
+
+    def get_index(self, name: str) -> IndexDescription:
+        """One index."""
+        return self._send(calls.get_index(name))
+
+    def create_index(
+        self,
+        name: str,
+        model: str,
+        *,
+        store: str | None = None,
+        index_type: str | None = None,
+        thumbnails: bool | None = None,
+    ) -> IndexDescription:
+        """Create an empty index bound to `model` (`Conflict` if it exists)."""
+        options = {"name": name, "model": model, "store": store, "index_type": index_type, "thumbnails": thumbnails}
+        return self._send(calls.create_index(options))
+
+    def drop_index(self, name: str) -> DropResponse:
+        """Drop an index and its items for good."""
+        return self._send(calls.drop_index(name))
+
+    # -- items -------------------------------------------------------------------------------------------------
+
+    def upsert(
+        self,
+        ids: Sequence[str],
+        logits: LogitsLike | None = None,
+        *,
+        images: Sequence[ImageLike] | None = None,
+        metadata: Sequence[Mapping[str, Any]] | None = None,
+        index: str | None = None,
+        batch_size: int | None = None,
+    ) -> UpsertResponse:
+        """Insert or replace items given by logits `(n, C)` or by images, in batches within the server's limits.
+
+        Each batch is stored whole or not at all, in order. When one fails, the batches before it stay
+        stored: the exception's `upserted` attribute says how many items that is.
+        """
+        items = calls.item_dicts(ids, logits, images, metadata)
+        upserted, count = 0, 0
+        for batch in plan_batches(items, self.limits(), batch_size):
+            try:
+                answer = self._send(calls.upsert(items[batch], index))
+            except LogitSearchError as exc:
+                exc.upserted = upserted
+                raise
+            upserted, count = upserted + answer.upserted, answer.count
+        return UpsertResponse(upserted=upserted, count=count)
+
+    def list_items(self, offset: int = 0, limit: int = 100, *, index: str | None = None) -> ItemsPage:
+        """A page of items in insertion order, and the total count."""
+        return self._send(calls.list_items(offset, limit, index))
+
+    def iter_items(self, *, index: str | None = None, page_size: int = 1000) -> Iterator[ItemOut]:
+        """Every item, page by page, in insertion order."""
+        offset = 0
+        while page := self.list_items(offset, page_size, index=index).items:
+            yield from page
+            offset += len(page)
+
+    def get_item(self, item_id: str, *, index: str | None = None) -> ItemOut:
+        """One item: its logits and metadata (`NotFound` if absent)."""
+        return self._send(calls.get_item(item_id, index))
+
+    def delete_item(self, item_id: str, *, index: str | None = None) -> DeleteResponse:
+        """Remove one item, and its thumbnail."""
+        return self._send(calls.delete_item(item_id, index))
+
+    def thumbnail(self, item_id: str, *, index: str | None = None) -> Thumbnail:
+        """The item's thumbnail (`NotFound` when it has none: it was not added from an image)."""
+        return self._send(calls.thumbnail(item_id, index))
+
+    # -- search ------------------------------------------------------------------------------------------------
+
+    def search(
+        self,
+        logits: LogitsLike | None = None,
+        *,
+        ids: Sequence[str] | None = None,
+        images: Sequence[ImageLike] | None = None,
+        k: int = 10,
+        metric: str = "l2",
+        temperature: float = 1.0,
+        filter: Filter | None = None,
+        index: str | None = None,
+    ) -> SearchResponse:
+        """The k nearest items of each query: logits `(C,)` or `(n, C)`, stored `ids`, or `images`."""
+        body = {"queries": calls.queries(logits, ids, images), "k": k, "metric": metric, "temperature": temperature}
+        return self._send(calls.search({**body, "filter": dict(filter) if filter else None}, index))
+
+    def search_image(
+        self, image: ImageLike, *, k: int = 10, metric: str = "l2", temperature: float = 1.0, index: str | None = None
+    ) -> SearchResponse:
+        """The k nearest items of one image (a path, bytes, a PIL image or a uint8 array)."""
+        return self._send(calls.search_image(image, {"k": k, "metric": metric, "temperature": temperature}, index))
+
+    def agreement(
+        self,
+        logits: LogitsLike | None = None,
+        *,
+        id: str | None = None,
+        image: ImageLike | None = None,
+        k: int = 10,
+        metric: str = "l2",
+        reference: str = "ce",
+        temperature: float = 1.0,
+        filter: Filter | None = None,
+        index: str | None = None,
+    ) -> AgreementResponse:
+        """How closely `metric`'s top-k follows the exact `reference` (CE) top-k for one query."""
+        query = calls.queries(logits, [id] if id is not None else None, [image] if image is not None else None)
+        body = {"query": query[0], "k": k, "metric": metric, "reference": reference, "temperature": temperature}
+        return self._send(calls.agreement({**body, "filter": dict(filter) if filter else None}, index))
+
+    def divergence(
+        self,
+        a: LogitsLike,
+        b: LogitsLike,
+        *,
+        input: str = "logits",
+        temperature: float = 1.0,
+        base: str = "e",
+        pairwise: bool = False,
+        measures: Sequence[str] | None = None,
+    ) -> DivergenceResponse:
+        """Divergences between rows of a and b (or every pair), see the README's math conventions."""
+        body = calls.divergence_body(a, b, input, temperature, base, pairwise, measures)
+        return self._send(calls.divergence(body))
+
+    def evaluate(self, *, index: str | None = None, **options: Any) -> EvaluateResponse:
+        """How closely each search metric follows the CE ranking (options: `POST /v1/evaluate`'s body)."""
+        return self._send(calls.evaluate(calls.evaluate_body(options), index))

@@ -1,0 +1,82 @@
+"""The web page (`GET /`, `/ui/...`) and the API docs (`/docs`, `/redoc`), served from installed files only.
+
+The page is plain HTML, CSS and JavaScript modules under `service/web/`; the docs' Swagger UI and ReDoc
+bundles come from the `fastapi-offline` package. Nothing is fetched from a CDN, so both work offline.
+"""
+
+from importlib.resources import files
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse
+from starlette.responses import Response
+from starlette.staticfiles import StaticFiles
+from starlette.types import Scope
+
+WEB_DIR = Path(__file__).resolve().parent.parent / "web"
+DOCS_ASSETS = "/docs/assets"
+#: The page runs only its own scripts and styles and talks only to this service.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; img-src 'self' blob: data:; script-src 'self'; style-src 'self'; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+
+router = APIRouter(include_in_schema=False)
+
+
+class RevalidatedFiles(StaticFiles):
+    """Static files that browsers revalidate (ETag) on each load, so an upgraded service is seen at once."""
+
+    async def get_response(self, path: str, scope: Scope) -> Response:
+        response = await super().get_response(path, scope)
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+        return response
+
+
+def docs_assets_dir() -> Path:
+    """Swagger UI 5 and ReDoc bundles shipped by `fastapi-offline` (Swagger UI 5 renders OpenAPI 3.1)."""
+    return Path(str(files("fastapi_offline") / "static"))
+
+
+@router.get("/")
+def get_page() -> FileResponse:
+    """The web page."""
+    return FileResponse(WEB_DIR / "index.html", media_type="text/html", headers=PAGE_HEADERS)
+
+
+@router.get("/docs")
+def get_swagger_ui() -> HTMLResponse:
+    """Swagger UI for the OpenAPI schema, with local assets."""
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="logit-search - API docs",
+        swagger_js_url=f"{DOCS_ASSETS}/swagger-ui-bundle.js",
+        swagger_css_url=f"{DOCS_ASSETS}/swagger-ui.css",
+        swagger_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+    )
+
+
+@router.get("/redoc")
+def get_redoc() -> HTMLResponse:
+    """ReDoc for the OpenAPI schema, with local assets."""
+    return get_redoc_html(
+        openapi_url="/openapi.json",
+        title="logit-search - API reference",
+        redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+        redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
+        with_google_fonts=False,
+    )
+
+
+def install_web(app: FastAPI) -> None:
+    """Serve the page, its files under `/ui/`, and the docs with their assets under `/docs/assets/`."""
+    app.mount("/ui", RevalidatedFiles(directory=WEB_DIR), name="ui")
+    app.mount(DOCS_ASSETS, RevalidatedFiles(directory=docs_assets_dir()), name="docs-assets")
+    app.include_router(router)

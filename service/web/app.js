@@ -1,0 +1,267 @@
+// The page: reads its state from the URL, asks the API, renders. A client of the public JSON API only.
+import { ApiError, apiKey, encodeId, getJson, indexPrefix, postFiles, postJson, setApiKey, thumbnailUrl } from "./api.js";
+import {
+  argmax, renderAgreement, renderChips, renderComparison, renderFooter, renderQuery, renderResults,
+  setPredicted, setThumbnail, showError,
+} from "./view.js";
+
+const $ = (id) => document.getElementById(id);
+const state = { index: "", k: 10, metric: "l2", temperature: 1, filter: {}, query: null };
+const page = { indexes: [], labels: {}, imageUrl: null, last: null, items: new Map(), compared: [], version: "" };
+
+// -- state <-> URL ---------------------------------------------------------------------------------------------
+
+function readUrl() {
+  const params = new URLSearchParams(location.search);
+  state.index = params.get("index") || state.index;
+  state.k = Number(params.get("k")) || 10;
+  state.metric = params.get("metric") || "l2";
+  state.temperature = Number(params.get("t")) || 1;
+  state.filter = params.get("filter") ? JSON.parse(params.get("filter")) : {};
+  if (params.get("id")) state.query = { id: params.get("id") };
+  else if (params.get("logits")) state.query = { logits: params.get("logits").split(",").map(Number) };
+  else state.query = null;
+}
+
+function writeUrl(push) {
+  const params = new URLSearchParams({ index: state.index, k: state.k, metric: state.metric, t: state.temperature });
+  if (Object.keys(state.filter).length) params.set("filter", JSON.stringify(state.filter));
+  if (state.query?.id !== undefined) params.set("id", state.query.id);
+  else if (state.query?.logits) params.set("logits", state.query.logits.join(","));
+  const url = `${location.pathname}?${params}`;
+  if (push) history.pushState(null, "", url);
+  else history.replaceState(null, "", url);
+}
+
+function syncForm() {
+  $("index").value = state.index;
+  $("k").value = state.k;
+  $("metric").value = state.metric;
+  $("temperature").value = state.temperature;
+  $("query-id").value = state.query?.id ?? "";
+}
+
+function readForm() {
+  state.index = $("index").value;
+  state.k = Number($("k").value) || 10;
+  state.metric = $("metric").value;
+  state.temperature = Number($("temperature").value) || 1;
+}
+
+// -- the search ------------------------------------------------------------------------------------------------
+
+function currentIndex() {
+  return page.indexes.find((index) => index.name === state.index);
+}
+
+async function labelsOf(index) {
+  return page.labels[index.model] ?? [];
+}
+
+async function queryLogits(prefix) {
+  if (state.query.logits) return { logits: state.query.logits, title: "Query: pasted or uploaded logits", thumb: page.imageUrl };
+  const item = await getJson(`${prefix}/items/${encodeId(state.query.id)}`);
+  page.items.set(item.id, item);
+  return { logits: item.logits, title: `Query: ${item.id}`, thumb: await thumbnailUrl(prefix, item.id) };
+}
+
+async function run() {
+  showError("");
+  if (!state.query) return;
+  const index = currentIndex();
+  if (!index) throw new ApiError(404, `no index named ${JSON.stringify(state.index)}`, "/v1/indexes");
+  const prefix = indexPrefix(index.name);
+  const labels = await labelsOf(index);
+  const query = await queryLogits(prefix);
+  if (!state.query.logits) page.imageUrl = null;
+  renderQuery({ ...query, labels, temperature: state.temperature });
+  renderAgreement(null);
+  const body = { k: state.k, metric: state.metric, temperature: state.temperature, filter: state.filter };
+  if (!Object.keys(state.filter).length) delete body.filter;
+  const sent = state.query.id !== undefined ? { id: state.query.id } : { logits: state.query.logits };
+  const [found, agreement] = await Promise.all([
+    postJson(`${prefix}/search`, { queries: [sent], ...body }),
+    postJson(`${prefix}/search/agreement`, { query: sent, ...body, metric: "l2", reference: "ce" }),
+  ]);
+  page.last = { index: index.name, query: sent, request: body, results: found, agreement };
+  page.compared = [];
+  renderComparison(null);
+  renderAgreement(agreement);
+  const hits = found.results[0];
+  renderResults(hits, { metric: found.metric, onPick: pick, onCompare: toggleCompare, compared: page.compared });
+  renderChips(state.filter, chipCandidates(hits, labels), { onAdd: addFilter, onRemove: removeFilter });
+  await Promise.all(hits.map((hit) => decorate(prefix, hit.id, labels)));
+}
+
+async function decorate(prefix, id, labels) {
+  const [item, url] = await Promise.all([getJson(`${prefix}/items/${encodeId(id)}`), thumbnailUrl(prefix, id)]);
+  page.items.set(id, item);
+  setThumbnail(id, url);
+  const predicted = argmax(item.logits);
+  setPredicted(id, labels[predicted] ?? String(predicted));
+}
+
+function chipCandidates(hits, labels) {
+  const seen = new Map();
+  for (const hit of hits) {
+    for (const [key, value] of Object.entries(hit.metadata)) {
+      if (["string", "number", "boolean"].includes(typeof value) && key !== "path") seen.set(`${key}\u0000${JSON.stringify(value)}`, [key, value]);
+    }
+  }
+  if (state.query?.logits || page.items.has(state.query?.id)) {
+    const logits = state.query.logits ?? page.items.get(state.query.id).logits;
+    seen.set("predicted", ["predicted", argmax(logits)]);
+  }
+  return [...seen.values()].sort((a, b) => String(a[0]).localeCompare(String(b[0])) || String(a[1]).localeCompare(String(b[1])));
+}
+
+// -- actions ---------------------------------------------------------------------------------------------------
+
+async function act(change) {
+  try {
+    await change();
+  } catch (err) {
+    showError(err instanceof Error ? err.message : String(err));
+  }
+}
+
+function searchWith(query) {
+  return act(async () => {
+    readForm();
+    state.query = query;
+    writeUrl(true);
+    syncForm();
+    await run();
+  });
+}
+
+function pick(id) {
+  page.imageUrl = null;
+  return searchWith({ id });
+}
+
+function addFilter(key, value) {
+  state.filter = { ...state.filter, [key]: value };
+  writeUrl(true);
+  return act(run);
+}
+
+function removeFilter(key) {
+  const { [key]: _, ...rest } = state.filter;
+  state.filter = rest;
+  writeUrl(true);
+  return act(run);
+}
+
+function toggleCompare(id) {
+  page.compared = page.compared.includes(id) ? page.compared.filter((x) => x !== id) : [...page.compared, id].slice(-2);
+  for (const box of document.querySelectorAll(".result")) {
+    box.querySelector("input[type=checkbox]").checked = page.compared.includes(box.dataset.id);
+  }
+  return act(async () => {
+    if (page.compared.length !== 2) return renderComparison(null);
+    const [a, b] = page.compared.map((x) => page.items.get(x));
+    const answer = await postJson("/v1/divergence", { a: [a.logits], b: [b.logits], temperature: state.temperature });
+    renderComparison(a.id, b.id, answer.values);
+  });
+}
+
+async function searchImage(file) {
+  await act(async () => {
+    readForm();
+    const index = currentIndex();
+    if (!index) throw new ApiError(404, "choose an index first", "/v1/indexes");
+    const embedded = await postFiles(`/v1/models/${encodeURIComponent(index.model)}/embed`, "files", [file]);
+    if (page.imageUrl) URL.revokeObjectURL(page.imageUrl);
+    page.imageUrl = URL.createObjectURL(file);
+    state.query = { logits: embedded.logits[0] };
+    writeUrl(true);
+    syncForm();
+    await run();
+  });
+}
+
+function searchPasted() {
+  const text = $("query-logits").value.trim().replace(/^\[|\]$/g, "");
+  const logits = text.split(/[\s,;]+/).filter(Boolean).map(Number);
+  if (!logits.length || logits.some((v) => !Number.isFinite(v))) {
+    showError("paste the logits as numbers separated by commas or spaces, one per class");
+    return;
+  }
+  page.imageUrl = null;
+  return searchWith({ logits });
+}
+
+function download() {
+  if (!page.last) return;
+  const blob = new Blob([JSON.stringify(page.last, null, 2)], { type: "application/json" });
+  const link = Object.assign(document.createElement("a"), { href: URL.createObjectURL(blob), download: "logit-search-results.json" });
+  link.click();
+  URL.revokeObjectURL(link.href);
+}
+
+// -- start -----------------------------------------------------------------------------------------------------
+
+async function loadCatalog() {
+  const [{ indexes }, { models }] = await Promise.all([getJson("/v1/indexes"), getJson("/v1/models")]);
+  page.indexes = indexes;
+  page.labels = Object.fromEntries(models.map((model) => [model.name, model.labels]));
+  const select = $("index");
+  select.replaceChildren(...indexes.map((index) => new Option(`${index.name} (${index.model}, ${index.count ?? "unavailable"})`, index.name)));
+  if (!state.index || !currentIndex()) state.index = (indexes.find((i) => i.name === "default") ?? indexes[0])?.name ?? "";
+  const index = currentIndex();
+  if (index) renderFooter(index, page.version);
+  try {
+    page.version = (await getJson("/v1/info")).version;
+    if (index) renderFooter(index, page.version);
+  } catch {
+    // the version is a nicety: the default index may be unavailable while others serve
+  }
+}
+
+function wire() {
+  const key = $("api-key");
+  key.value = apiKey();
+  key.addEventListener("change", () => {
+    setApiKey(key.value.trim());
+    act(start);
+  });
+  $("search-form").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const id = $("query-id").value.trim();
+    if (id) searchWith({ id });
+  });
+  $("search-logits").addEventListener("click", searchPasted);
+  $("file").addEventListener("change", (e) => e.target.files[0] && searchImage(e.target.files[0]));
+  const drop = $("drop");
+  drop.addEventListener("dragover", (e) => { e.preventDefault(); drop.classList.add("over"); });
+  drop.addEventListener("dragleave", () => drop.classList.remove("over"));
+  drop.addEventListener("drop", (e) => {
+    e.preventDefault();
+    drop.classList.remove("over");
+    const file = e.dataTransfer.files[0];
+    if (file) searchImage(file);
+  });
+  for (const id of ["index", "k", "metric", "temperature"]) {
+    $(id).addEventListener("change", () => act(async () => {
+      readForm();
+      writeUrl(true);
+      const index = currentIndex();
+      if (index) renderFooter(index, page.version);
+      await run();
+    }));
+  }
+  $("download").addEventListener("click", download);
+  window.addEventListener("popstate", () => act(async () => { readUrl(); syncForm(); await run(); }));
+}
+
+async function start() {
+  readUrl();
+  await loadCatalog();
+  syncForm();
+  writeUrl(false);
+  await run();
+}
+
+wire();
+act(start);

@@ -1,0 +1,193 @@
+"""The web page in a real headless Chromium (Debian's, driven by Playwright) against a real uvicorn server.
+
+Screenshots go to `test-artifacts/browser/` (ignored by git) for a person to look at.
+"""
+
+import json
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import httpx
+import pytest
+
+from service.config import Settings
+from tests.service.test_api import digit_png
+from tests.service.test_server import serving
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "browser"
+sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install -e '.[dev]')")
+if not CHROMIUM.exists():
+    pytest.skip(
+        "Debian's Chromium is not installed at /usr/bin/chromium (apt-get install chromium; .ci/run does it)",
+        allow_module_level=True,
+    )
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory: pytest.TempPathFactory, default_data_dir: Path) -> Path:
+    copy = tmp_path_factory.mktemp("page") / "data"
+    shutil.copytree(default_data_dir, copy)
+    return copy
+
+
+def _settings(data_dir: Path, **changes: object) -> Settings:
+    options: dict[str, object] = {"data_dir": data_dir, "device": "cpu", "faiss_gpu": "false", "num_threads": 2}
+    return Settings(**(options | changes))
+
+
+@pytest.fixture(scope="module")
+def url(data_dir: Path) -> Iterator[str]:
+    with serving(_settings(data_dir)) as base_url:
+        yield base_url
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator["sync_api.Browser"]:
+    with sync_api.sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: "sync_api.Browser", request: pytest.FixtureRequest) -> Iterator["sync_api.Page"]:
+    """A fresh page that fails the test on a script error or a request leaving this machine."""
+    context = browser.new_context(viewport={"width": 1280, "height": 1000})
+    opened = context.new_page()
+    errors: list[str] = []
+    outside: list[str] = []
+    opened.on("pageerror", lambda error: errors.append(str(error)))
+    opened.on(
+        "request", lambda r: outside.append(r.url) if urlparse(r.url).hostname not in ("127.0.0.1", None) else None
+    )
+    opened.set_default_timeout(15_000)
+    yield opened
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    opened.screenshot(path=ARTIFACTS / f"{request.node.name}.png", full_page=True)
+    context.close()
+    assert errors == [] and [u for u in outside if not u.startswith(("blob:", "data:"))] == []
+
+
+def _first_result(page: "sync_api.Page") -> str:
+    return page.locator("#results .result .id").first.inner_text()
+
+
+def _drop_png(page: "sync_api.Page", data: bytes) -> None:
+    """Drop a PNG on the drop zone, as a person dragging a file from their desktop would."""
+    transfer = page.evaluate_handle(
+        """(bytes) => {
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([new Uint8Array(bytes)], "digit.png", { type: "image/png" }));
+            return transfer;
+        }""",
+        list(data),
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+
+
+def test_dropping_a_digit_finds_it_first_with_its_thumbnail(page: "sync_api.Page", url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#footer:has-text('1797 items')")
+    _drop_png(page, digit_png(42))
+    page.wait_for_selector("#results .result")
+    assert _first_result(page) == "digits-42"
+    thumb = page.locator("#results .result").first.locator("img")
+    thumb.wait_for(state="visible")
+    assert thumb.evaluate("img => img.naturalWidth") == 96
+    assert page.locator("#query-thumb").is_visible() and page.locator("#top5 .bar-row").count() == 5
+    assert "nats" in page.locator("#entropy").inner_text()
+    assert "logits" in parse_qs(urlparse(page.url).query)  # an uploaded image is shared as its logits
+
+
+def test_choosing_a_file_then_clicking_a_result_searches_from_it(
+    page: "sync_api.Page", url: str, tmp_path: Path
+) -> None:
+    png = tmp_path / "nine.png"
+    png.write_bytes(digit_png(9))
+    page.goto(url)
+    page.wait_for_selector("#footer:has-text('1797 items')")
+    page.set_input_files("#file", str(png))
+    page.wait_for_selector("#results .result")
+    second = page.locator("#results .result .id").nth(1).inner_text()
+    page.locator("#results .result .id").nth(1).click()
+    page.wait_for_selector(f"#query-title:has-text('Query: {second}')")
+    page.wait_for_function("id => document.querySelector('#results .result .id')?.textContent === id", arg=second)
+    assert parse_qs(urlparse(page.url).query)["id"] == [second]
+    page.go_back()  # the previous query comes back from the URL
+    page.wait_for_selector("#query-title:has-text('logits')")
+
+
+def test_switching_the_metric_keeps_the_state_in_the_url(page: "sync_api.Page", url: str) -> None:
+    page.goto(f"{url}/?id=digits-5&k=4")
+    page.wait_for_selector("#results .result")
+    assert page.locator("#results .result").count() == 4
+    page.select_option("#metric", "kl")
+    page.wait_for_selector("#results-note:has-text('by kl')")
+    assert parse_qs(urlparse(page.url).query)["metric"] == ["kl"]
+    assert page.locator("#results .distance").first.inner_text().startswith("kl ")
+    expected = httpx.post(f"{url}/v1/search", json={"queries": [{"id": "digits-5"}], "k": 4, "metric": "kl"}).json()
+    assert page.locator("#results .result .id").all_inner_texts() == [h["id"] for h in expected["results"][0]]
+
+
+def test_agreement_filters_and_comparison_come_from_the_service(page: "sync_api.Page", url: str) -> None:
+    page.goto(f"{url}/?id=digits-3&t=4")
+    page.wait_for_selector("[data-testid=agreement-verdict]")
+    found = httpx.post(
+        f"{url}/v1/search/agreement", json={"query": {"id": "digits-3"}, "k": 10, "temperature": 4}
+    ).json()
+    text = page.locator("#agreement-text").inner_text()
+    assert f"{found['shared']} of the exact CE top-10" in text and f"overlap {found['overlap']:.2f}" in text
+    page.locator(".chip", has_text='split = "test"').click()
+    page.wait_for_selector(".chip.active")
+    assert json.loads(parse_qs(urlparse(page.url).query)["filter"][0]) == {"split": "test"}
+    page.wait_for_function("() => [...document.querySelectorAll('.result')].length > 0")
+    checks = page.locator("#results .compare-pick input")
+    checks.nth(0).check()
+    checks.nth(1).check()
+    page.wait_for_selector("#compare-table td:has-text('kl_reverse')")
+    assert page.locator("#compare-table tr").count() == 7  # a header and the six divergences
+
+
+def test_an_api_error_is_shown_as_a_message(page: "sync_api.Page", url: str) -> None:
+    page.goto(url)
+    page.wait_for_selector("#footer:has-text('1797 items')")
+    page.fill("#query-id", "nope")
+    page.click("#search-id")
+    page.wait_for_selector("#error:not([hidden])")
+    assert "no item with id 'nope'" in page.locator("#error").inner_text()
+    page.fill("#query-logits", "1, 2, three")
+    page.click("#search-logits")
+    assert "numbers" in page.locator("#error").inner_text()
+    page.fill("#query-logits", "1, 2, 3")  # 3 classes for a 10-class model: the service says so
+    page.click("#search-logits")
+    page.wait_for_selector("#error:has-text('10')")
+    assert "HTTP 422" in page.locator("#error").inner_text()
+
+
+def test_the_page_works_with_an_api_key(browser: "sync_api.Browser", default_data_dir: Path, tmp_path: Path) -> None:
+    shutil.copytree(default_data_dir, tmp_path / "data")
+    keyed = _settings(tmp_path / "data", api_key="page-key")
+    with serving(keyed) as base_url:
+        context = browser.new_context()
+        page = context.new_page()
+        page.goto(f"{base_url}/?id=digits-8")
+        page.wait_for_selector("#error:has-text('API key')")
+        page.fill("#api-key", "page-key")
+        page.dispatch_event("#api-key", "change")
+        page.wait_for_selector("#results .result img:visible")
+        assert _first_result(page) == "digits-8"
+        assert page.evaluate("() => sessionStorage.getItem('logitsearch.apiKey')") == "page-key"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=ARTIFACTS / "with-api-key.png", full_page=True)
+        context.close()
+
+
+def test_the_api_docs_render_offline(page: "sync_api.Page", url: str) -> None:
+    page.goto(f"{url}/docs")
+    page.wait_for_selector(".swagger-ui .info .title:has-text('logit-search')")
+    assert page.locator(".opblock-summary-path", has_text="/v1/search/agreement").count() >= 1
