@@ -306,6 +306,10 @@ class DurableIndex:
         with self._locked(write=self._index.on_gpu):
             return self._index.search(array, k, checked_filter, metric, temperature)
 
+    def recall_at_10(self) -> dict[str, float] | None:
+        """None: a flat FAISS index answers every metric exactly."""
+        return None
+
     def save(self, path: Path | None = None) -> None:
         """Fold the log into a fresh snapshot (in `path`, default the index's own directory)."""
         with self._locked(write=True), _storage_errors("no snapshot was written; the log still holds every write"):

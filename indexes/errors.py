@@ -57,3 +57,15 @@ class DeadlineExceededError(IndexError_):
 
 class ManifestMismatchError(IndexError_):
     """The index on disk was built for another model (name, sha256 or dimension)."""
+
+
+class StoreUnavailableError(IndexError_):
+    """The store's server cannot be reached, refuses writes (a standby) or did not answer in time; retry later."""
+
+
+class TemperatureNotStoredError(InvalidInputError):
+    """A search at a temperature the index holds no vectors for (a pgvector index declares them at creation)."""
+
+
+class StoreConflictError(IndexError_):
+    """The store's server holds something of the same name already (an index table, a row)."""

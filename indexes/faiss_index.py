@@ -12,14 +12,8 @@ from .columns import GrowableArray, MetadataColumn
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
 from .filters import match_filter
-from .metrics import (
-    EMBEDDINGS,
-    TEMPERATURE_METRICS,
-    candidate_lower_bound,
-    exact_distances,
-    exact_matrix,
-    order_breaking_ties,
-)
+from .metrics import EMBEDDINGS
+from .rerank import Candidates, exact_top
 from .scan import MAX_SCAN_QUERIES, Kind, scan_candidates
 from .store import Filter, Item, Metadata, QueryHits, SearchResult
 
@@ -27,8 +21,6 @@ logger = logging.getLogger(__name__)
 
 #: Largest k a GPU flat index answers; larger k is served from the CPU copy.
 GPU_MAX_K = 2048
-#: Bound on the floats gathered at once when re-ranking candidates exactly.
-_RERANK_CHUNK = 1 << 23
 
 
 #: How candidates are found: `"auto"` picks per query shape; `"faiss"` and `"scan"` force one kernel.
@@ -208,7 +200,8 @@ class FaissIndex:
         selection = self._select(filter)
         if selection.num_matches == 0:
             return SearchResult([[] for _ in range(len(queries))])
-        top = self._exact_top(queries, k, metric, temperature, selection)
+        source = _FaissCandidates(self, selection, metric, temperature)
+        top = exact_top(source, queries, k, metric, temperature, num_matches=selection.num_matches)
         ids, metadata = self._ids, self._metadata
         hits = []
         for positions, distances in top:
@@ -248,70 +241,6 @@ class FaissIndex:
         scores, positions = index.search(vectors, m, params=selection.params)
         return scores, positions
 
-    def _exact_top(
-        self, queries: np.ndarray, k: int, metric: str, temperature: float, selection: _Selection
-    ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Per query, the positions and exact distances of its k nearest rows, closest first.
-
-        Candidates are over-fetched (2k, at least k + 32) to absorb float32 rounding in the candidate search.
-        For the divergences, a certificate decides: a query whose lower bound on every item not fetched
-        (`candidate_lower_bound`) is below its k-th exact value is searched again with four times as many
-        candidates; past half of the matching rows, they are all compared exactly instead.
-        """
-        num_matches = selection.num_matches
-        top: list[tuple[np.ndarray, np.ndarray]] = [(np.empty(0, np.int64), np.empty(0))] * len(queries)
-        pending, m = np.arange(len(queries)), min(num_matches, k + max(k, 32))
-        while pending.size:
-            if 2 * m > num_matches and m < num_matches:
-                self._scan(queries, pending, k, metric, temperature, selection.mask, top)
-                break
-            unfinished: list[int] = []
-            chunk = max(1, _RERANK_CHUNK // (m * self.dim))
-            for start in range(0, pending.size, chunk):
-                rows = pending[start : start + chunk]
-                scores, positions = self._candidates(queries[rows], m, metric, temperature, selection)
-                candidates = self.vectors[np.maximum(positions, 0)]
-                exact = exact_distances(metric, queries[rows], candidates, temperature)
-                exact[positions < 0] = np.inf
-                order = np.argsort(exact, axis=1, kind="stable")[:, :k]
-                done = np.ones(len(rows), dtype=bool)
-                if metric in TEMPERATURE_METRICS and m < num_matches:
-                    kth = np.take_along_axis(exact, order[:, -1:], axis=1)[:, 0]
-                    done = candidate_lower_bound(metric, scores[:, -1], queries[rows], temperature) >= kth
-                unfinished.extend(rows[~done].tolist())
-                for i in np.flatnonzero(done):
-                    valid = positions[i] >= 0
-                    keep = order_breaking_ties(
-                        metric, exact[i, valid], queries[rows[i]], candidates[i, valid], temperature
-                    )[:k]
-                    top[rows[i]] = (positions[i, valid][keep], exact[i, valid][keep])
-            pending, m = np.array(unfinished, dtype=np.int64), min(num_matches, 4 * m)
-        return top
-
-    def _scan(
-        self,
-        queries: np.ndarray,
-        pending: np.ndarray,
-        k: int,
-        metric: str,
-        temperature: float,
-        mask: np.ndarray | None,
-        top: list[tuple[np.ndarray, np.ndarray]],
-    ) -> None:
-        """Exact values against every row in `mask` (None: all) for the `pending` queries, written into `top`."""
-        rows = np.flatnonzero(mask) if mask is not None else np.arange(self.count())
-        items = self.vectors[rows] if mask is not None else self.vectors
-        chunk = max(1, _RERANK_CHUNK // max(1, rows.size))
-        for start in range(0, pending.size, chunk):
-            block = pending[start : start + chunk]
-            exact = exact_matrix(metric, queries[block], items, temperature)
-            kk = min(k, rows.size)
-            kth = np.partition(exact, kk - 1, axis=1)[:, kk - 1 : kk]
-            for i, query in enumerate(block):
-                near = np.flatnonzero(exact[i] <= kth[i])  # the top k and every item tied with the k-th
-                order = near[order_breaking_ties(metric, exact[i, near], queries[query], items[near], temperature)[:k]]
-                top[query] = (rows[order], exact[i, order])
-
     def replace_all(self, ids: list[str], vectors: np.ndarray, metadata: list[Metadata]) -> None:
         """Load a whole snapshot at once (ids distinct, vectors `(n, dim)` float32)."""
         if len(ids) != len(vectors) or len(ids) != len(metadata) or len(set(ids)) != len(ids):
@@ -346,3 +275,29 @@ def _squared_norms(vectors: np.ndarray) -> np.ndarray:
     """`(n, C)` float32 -> `(n,)` float32 squared L2 norms (candidate scores only: the re-rank is exact)."""
     norms: np.ndarray = np.einsum("nc,nc->n", vectors, vectors, dtype=np.float32)
     return norms
+
+
+@dataclass(frozen=True)
+class _FaissCandidates:
+    """One search's candidates from a `FaissIndex`: its rows matching the filter, keyed by row position."""
+
+    index: FaissIndex
+    selection: _Selection
+    metric: str
+    temperature: float
+    exact: bool = True
+
+    def candidates(self, queries: np.ndarray, m: int) -> Candidates:
+        scores, positions = self.index._candidates(queries, m, self.metric, self.temperature, self.selection)
+        return Candidates(scores, positions, self.index.vectors[np.maximum(positions, 0)])
+
+    def num_matches(self) -> int:
+        return self.selection.num_matches
+
+    def matches(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every matching row and its logits (the stored array itself, not a copy, without a filter)."""
+        mask = self.selection.mask
+        if mask is None:
+            return np.arange(self.index.count()), self.index.vectors
+        rows = np.flatnonzero(mask)
+        return rows, self.index.vectors[rows]

@@ -30,12 +30,18 @@ def check_filter(filter: Any) -> Filter | None:
 
 _NO, _YES, _OTHER_TYPE = 0, 1, 2
 #: A JSON number literal: the strings that a filter refuses to tell apart silently from the number they spell.
-_JSON_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?")
+JSON_NUMBER_PATTERN = r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][+-]?[0-9]+)?"
+_JSON_NUMBER = re.compile(JSON_NUMBER_PATTERN)
+
+
+def spelled_number(text: str) -> float | None:
+    """The number `text` spells as a JSON number literal ("7", "7.0", "7e0" spell 7), else None."""
+    return float(text) if _JSON_NUMBER.fullmatch(text) is not None else None
 
 
 def _spells(text: str, number: float) -> bool:
     """Whether `text` is the JSON spelling of `number` ("7" or "7.0" for 7)."""
-    return _JSON_NUMBER.fullmatch(text) is not None and float(text) == number
+    return spelled_number(text) == number
 
 
 def _compare(stored: Any, wanted: Any) -> int:
@@ -56,7 +62,7 @@ def _describe(value: Any) -> str:
     return f"the {'string' if isinstance(value, str) else 'number'} {json.dumps(value)}"
 
 
-def _mixed_type_error(key: str, wanted: Any, stored: Any, count: int) -> MixedTypeFilterError:
+def mixed_type_error(key: str, wanted: Any, stored: Any, count: int) -> MixedTypeFilterError:
     return MixedTypeFilterError(
         f"filter {{{json.dumps(key)}: {json.dumps(wanted)}}} matches {_describe(wanted)}, but {count} item(s) "
         f"hold {_describe(stored)} in {key!r}, which it would skip: the field holds both numbers and strings. "
@@ -94,6 +100,6 @@ def match_filter(
         other = np.flatnonzero(per_row == _OTHER_TYPE)
         if other.size:
             example = metadata[other[0] if codes is None else codes[other[0]]]
-            raise _mixed_type_error(key, wanted, example[key], other.size)
+            raise mixed_type_error(key, wanted, example[key], other.size)
         mask &= per_row == _YES
     return mask

@@ -144,6 +144,10 @@ class VectorStore(Protocol):
 
     def save(self, path: Path | None = None) -> None: ...
 
+    def recall_at_10(self) -> dict[str, float] | None:
+        """Recall@10 per metric of an approximate index against exact search; None when every search is exact."""
+        ...
+
     def close(self, compact: bool = True) -> None:
         """Release the store (first persisting what is pending, unless `compact` is False); idempotent.
 

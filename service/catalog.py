@@ -22,8 +22,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from indexes.durable import OWNER_LOCK, DurableIndex
-from indexes.errors import IndexError_, InUseError
+from indexes.durable import OWNER_LOCK
+from indexes.errors import IndexError_, InUseError, StoreUnavailableError
 from indexes.ownership import OwnerLock
 from indexes.snapshot import fsync_directory, read_manifest
 from indexes.store import VectorStore
@@ -39,12 +39,11 @@ from .errors import (
     ModelUnavailableError,
     ServiceNotReadyError,
 )
+from .stores import STORES, check_store_options, create_store, drop_store, open_database, open_store
 
 logger = logging.getLogger(__name__)
 
 ENTRY_FILE = "index.json"
-STORES = ("faiss",)
-INDEX_TYPES = ("flat",)
 _CREATING, _DROPPED = ".creating-", ".dropped-"
 _INDEX_NAME = re.compile(INDEX_NAME_PATTERN)
 
@@ -69,6 +68,7 @@ class IndexEntry:
     index_type: str = "flat"
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     thumbnails: bool = True  # keep a thumbnail with each item added from an image
+    temperatures: list[float] | None = None  # those a pgvector index holds vectors for; None: every one
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,7 @@ class IndexStatus:
     dim: int | None = None
     device: str | None = None
     reason: str | None = None  # why the index is unavailable; None when it is ready
+    recall_at_10: dict[str, float] | None = None  # of an approximate (HNSW) index, per metric
 
 
 @dataclass
@@ -100,6 +101,7 @@ class Catalog:
     def __init__(self, settings: Settings, gpu_resources: Any = None) -> None:
         self.settings = settings
         self._gpu_resources = gpu_resources
+        self._database: Any = None  # the PostgreSQL pools (indexes.pg.PgDatabase) once opened, when PG_URL is set
         self._slots: dict[str, _Slot] = {}
         self._models: dict[str, Classifier] = {}
         self._lock = threading.Lock()  # guards _slots
@@ -114,6 +116,8 @@ class Catalog:
     def open(self, names: Collection[str] | None = None) -> None:
         """Open the indexes on disk (only `names`, when given); remove what unfinished creates and drops left."""
         import_plugins(self.settings.plugins)
+        if self._database is None:
+            self._database = open_database(self.settings)
         self.indexes_dir.mkdir(parents=True, exist_ok=True)
         for path in sorted(self.indexes_dir.iterdir()):
             if path.name.startswith((_CREATING, _DROPPED)):
@@ -182,15 +186,7 @@ class Catalog:
             spec = read_spec(self.settings.models_dir, entry.model)
         except ModelNotFoundError as exc:
             raise ModelNotFoundError(f"index {entry.name!r} is bound to model {entry.model!r}: {exc}") from exc
-        store = DurableIndex.open(
-            path,
-            name=entry.name,
-            model_name=spec.name,
-            model_sha256=spec.sha256,
-            dim=spec.num_classes,
-            gpu_resources=self._gpu_resources,
-        )
-        return store, spec
+        return open_store(path, entry, spec, self._database, self._gpu_resources), spec
 
     def close(self, compact: bool = True) -> None:
         """Close every open store; each folds its log into a snapshot first unless `compact` is False."""
@@ -199,37 +195,52 @@ class Catalog:
         for slot in slots:
             if slot.store is not None:
                 slot.store.close(compact=compact)
+        if self._database is not None:
+            self._database.close()
+            self._database = None
 
     # -- creating and dropping ----------------------------------------------------------------------------
 
     def create(
-        self, name: str, model: str, store: str = "faiss", index_type: str = "flat", thumbnails: bool = True
+        self,
+        name: str,
+        model: str,
+        store: str = "faiss",
+        index_type: str = "flat",
+        temperatures: list[float] | None = None,
+        thumbnails: bool = True,
     ) -> IndexStatus:
         """Create an empty index bound to `model`, durably and atomically.
 
         Raises:
-            InvalidIndexError: a bad name, store or index type (422).
+            InvalidIndexError: a bad name, store, index type or temperatures, or pgvector without PG_URL (422).
             ModelNotFoundError: no model of that name (404).
             IndexExistsError: an index of that name exists (409).
         """
         check_index_name(name)
-        _check_choice("store", store, STORES)
-        _check_choice("index_type", index_type, INDEX_TYPES)
-        read_spec(self.settings.models_dir, model)
-        entry = IndexEntry(name, model, store, index_type, thumbnails=thumbnails)
+        check_store_options(self.settings, store, index_type, temperatures)
+        spec = read_spec(self.settings.models_dir, model)
+        if store == "pgvector":
+            temperatures = [float(t) for t in temperatures or [1.0]]
+        entry = IndexEntry(name, model, store, index_type, thumbnails=thumbnails, temperatures=temperatures)
         final = self.indexes_dir / name
         with self._lock:
             if name in self._slots or final.exists():
                 raise IndexExistsError(f"index {name!r} exists; DELETE /v1/indexes/{name} first, or choose another")
             staging = self.indexes_dir / f"{_CREATING}{name}-{uuid.uuid4().hex}"
+            created: VectorStore | None = None
             try:
                 staging.mkdir(parents=True)
                 _write_entry(staging, entry)
-                self._open_store(staging, entry)[0].close()
+                created = create_store(staging, entry, spec, self.settings, self._database)
+                created.close()
                 fsync_directory(staging)
                 os.rename(staging, final)
+                created = None
                 fsync_directory(self.indexes_dir)
             finally:
+                if created is not None and store != "faiss":
+                    drop_store(created, store)  # the entry did not make it: remove the table too
                 shutil.rmtree(staging, ignore_errors=True)
             slot = self._slots[name] = self._open_slot(final)
         logger.info("created index %r bound to model %r (%s)", name, model, store)
@@ -247,12 +258,12 @@ class Catalog:
         owner = None
         try:
             if slot.store is not None:
-                slot.store.close(compact=False)
+                drop_store(slot.store, slot.entry.store)
             else:  # not opened here: make sure no other process has it open before it goes
                 owner = OwnerLock(path / OWNER_LOCK, f"index {name!r} at {path}")
             os.rename(path, tombstone)
             fsync_directory(self.indexes_dir)
-        except (OSError, InUseError):
+        except (OSError, InUseError, StoreUnavailableError):
             with self._lock:
                 self._slots[name] = self._open_slot(path)
             raise
@@ -294,9 +305,10 @@ class Catalog:
         return slot.store
 
     def status(self, name: str) -> IndexStatus:
+        """The index `name` as listed, with the recall@10 of an approximate index measured (then cached)."""
         with self._lock:
             slot = self._slot(name)
-        return self._status(slot)
+        return self._status(slot, measure=True)
 
     def statuses(self) -> list[IndexStatus]:
         with self._lock:
@@ -304,11 +316,16 @@ class Catalog:
         return [self._status(slot) for slot in slots]
 
     @staticmethod
-    def _status(slot: _Slot) -> IndexStatus:
+    def _status(slot: _Slot, measure: bool = False) -> IndexStatus:
         store = slot.store
         if store is None:
             return IndexStatus(slot.entry, reason=slot.reason)
-        return IndexStatus(slot.entry, count=store.count(), dim=store.dim, device=store.device)
+        try:
+            count = store.count()
+            recall = store.recall_at_10() if measure else None
+        except IndexError_ as exc:  # a store on a server that is down (or whose table went away)
+            return IndexStatus(slot.entry, reason=str(exc))
+        return IndexStatus(slot.entry, count=count, dim=store.dim, device=store.device, recall_at_10=recall)
 
     def ready(self) -> bool:
         """Whether the default index is open and its model loaded."""

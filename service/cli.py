@@ -183,6 +183,13 @@ def _strings(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(",") if v.strip())
 
 
+def _temperatures(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"comma-separated numbers, e.g. 1.0,0.5 ({exc})") from exc
+
+
 def _index(args: argparse.Namespace) -> int:
     from .bootstrap import IngestOptions, add_digits, add_fashion, add_image_folder
     from .catalog import Catalog
@@ -208,7 +215,7 @@ def _index(args: argparse.Namespace) -> int:
             catalog.drop(name)
         if name not in catalog:
             catalog.model(model, progress=True)  # the embedded default model is trained here on a first run
-            catalog.create(name, model)
+            catalog.create(name, model, args.store, args.index_type, args.temperatures)
         index, classifier = catalog.store(name), catalog.index_model(name)
         thumbnails = catalog.entry(name).thumbnails
         options = IngestOptions(args.batch_size, args.workers, args.precision, thumbnails=thumbnails)
@@ -276,12 +283,12 @@ def _indexes(args: argparse.Namespace, out: Any) -> int:
     catalog = Catalog(settings_from_args(args))
     catalog.open()
     try:
-        out.write(f"{'name':<24}  {'model':<20}  {'store':<6}  {'count':>9}  {'dim':>5}  status\n")
+        out.write(f"{'name':<24}  {'model':<20}  {'store':<8}  {'count':>9}  {'dim':>5}  status\n")
         for index in catalog.statuses():
             entry, count, dim = index.entry, index.count, index.dim
             state = "ready" if index.reason is None else f"unavailable: {index.reason}"
             out.write(
-                f"{entry.name:<24}  {entry.model:<20}  {entry.store:<6}  {'-' if count is None else count:>9}  "
+                f"{entry.name:<24}  {entry.model:<20}  {entry.store:<8}  {'-' if count is None else count:>9}  "
                 f"{'-' if dim is None else dim:>5}  {state}\n"
             )
     finally:
@@ -381,6 +388,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     index.add_argument("--limit", type=int, help="with --data fashion-mnist: at most this many photos of each split")
     index.add_argument("--rebuild", action="store_true", help="drop the index first and create it again")
+    index.add_argument(
+        "--store", choices=["faiss", "pgvector"], default="faiss", help="where a new index lives (pgvector: --pg-url)"
+    )
+    index.add_argument("--index-type", choices=["flat", "hnsw"], default="flat", help="hnsw: pgvector only")
+    index.add_argument(
+        "--temperatures", type=_temperatures, help="pgvector: comma-separated temperatures it searches at (default 1.0)"
+    )
     index.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     index.add_argument(
         "--workers", type=int, help="processes decoding images while the model runs (default: cores - 1; 0: none)"

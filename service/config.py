@@ -76,6 +76,20 @@ class Settings(BaseSettings):
     header_timeout_s: float = Field(
         10.0, gt=0, description="Time a client has to send a request line and headers (408, connection closed)"
     )
+    pg_url: SecretStr | None = Field(
+        None,
+        description="PostgreSQL (+ pgvector) primary for indexes with store pgvector, e.g. postgresql://user:pw@host/db",
+    )
+    pg_read_urls: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated read replicas of PG_URL: searches and reads go there (after they replay a write)",
+    )
+    pg_statement_timeout_s: float = Field(30.0, gt=0, description="Limit of one SQL statement (503 above)")
+    pg_connect_timeout_s: float = Field(5.0, gt=0, description="How long a request waits for a PostgreSQL connection")
+    pg_pool_size: int = Field(8, ge=1, description="Most connections to each PostgreSQL server")
+    pg_citus: bool = Field(
+        False, description="Create pgvector index tables distributed by id (PG_URL is a Citus coordinator)"
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Logging level")
     plugins: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated modules imported at start, e.g. to register models"
@@ -85,6 +99,11 @@ class Settings(BaseSettings):
     @classmethod
     def _split_plugins(cls, value: Any) -> Any:
         return [name.strip() for name in value.split(",") if name.strip()] if isinstance(value, str) else value
+
+    @field_validator("pg_read_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, value: Any) -> Any:
+        return [url.strip() for url in value.split(",") if url.strip()] if isinstance(value, str) else value
 
     @field_validator("allowed_hosts", mode="before")
     @classmethod

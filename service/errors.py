@@ -17,6 +17,8 @@ from indexes.errors import (
     ItemNotFoundError,
     StorageError,
     StorageFullError,
+    StoreConflictError,
+    StoreUnavailableError,
     UnknownMetricError,
 )
 from models.errors import ImageError, ImageTooLargeError, ModelError, ModelNotFoundError
@@ -85,6 +87,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (ModelNotFoundError, 404),
     (IndexConflictError, 409),
     (InUseError, 409),
+    (StoreConflictError, 409),
     (InvalidIndexError, 422),
     (UnsupportedMediaTypeError, 415),
     (ImageTooLargeError, 413),
@@ -95,6 +98,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (InvalidVectorsError, 422),
     (StorageFullError, 507),
     (StorageError, 503),
+    (StoreUnavailableError, 503),
     (DeadlineExceededError, 503),
     (ServiceNotReadyError, 503),
     (IndexCorruptedError, 503),

@@ -298,8 +298,19 @@ class InfoResponse(BaseModel):
 class IndexCreateRequest(Strict):
     name: str = Field(description="1-63 lowercase letters, digits, '_' or '-', starting with a letter or digit")
     model: str = Field(description="The model whose logits the index holds (GET /v1/models lists them)")
-    store: str = Field("faiss", description="Where the vectors live: faiss (embedded, the default)")
-    index_type: str = Field("flat", description="flat: exact search under every metric")
+    store: str = Field(
+        "faiss",
+        description="Where the vectors live: faiss (embedded, the default) or pgvector (PostgreSQL at PG_URL)",
+    )
+    index_type: str = Field(
+        "flat", description="flat: exact search under every metric; hnsw (pgvector): approximate l2, ce and kl"
+    )
+    temperatures: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(
+        None,
+        min_length=1,
+        max_length=16,
+        description="pgvector: the temperatures its ce/kl/kl_reverse/js/tri searches may use (default [1.0])",
+    )
     thumbnails: bool = Field(True, description="Keep a thumbnail with each item added from an image")
 
 
@@ -308,6 +319,9 @@ class IndexDescription(BaseModel):
     model: str
     store: str
     index_type: str
+    temperatures: list[float] | None = Field(
+        description="The temperatures a pgvector index searches at; null: every temperature (faiss)"
+    )
     created_at: str
     thumbnails: bool = Field(description="Whether items added from images keep a thumbnail")
     status: Literal["ready", "unavailable"]
@@ -315,6 +329,11 @@ class IndexDescription(BaseModel):
     count: int | None
     dim: int | None
     device: str | None
+    recall_at_10: dict[str, float] | None = Field(
+        None,
+        description="HNSW (GET /v1/indexes/{name} only): recall@10 of its l2 and ce searches against exact ones, "
+        "on a sample of its items; null for exact indexes",
+    )
 
 
 class IndexList(BaseModel):

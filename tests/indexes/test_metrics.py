@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
 
+from indexes import rerank
 from indexes.device import configure_cpu
 from indexes.faiss_index import FaissIndex
 from indexes.metrics import EMBEDDINGS, SEARCH_METRICS, candidate_lower_bound
@@ -118,9 +119,9 @@ def test_weak_bound_falls_back_to_exact_scan(
     queries = (rng.standard_normal((6, 10)) * 0.1).astype(np.float32)
     index, ids = _index(vectors)
     scans: list[int] = []
-    original = FaissIndex._scan
+    original = rerank._scan
     monkeypatch.setattr(
-        FaissIndex, "_scan", lambda self, q, pending, *a: scans.append(len(pending)) or original(self, q, pending, *a)
+        rerank, "_scan", lambda source, q, pending, *a: scans.append(len(pending)) or original(source, q, pending, *a)
     )
     result = index.search(queries, 60, metric=metric, temperature=10.0)
     assert scans, "expected the exact scan to be used"

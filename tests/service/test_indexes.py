@@ -59,8 +59,9 @@ def test_three_indexes_two_models_over_http(settings2: Settings) -> None:
         created = http.post("/v1/indexes", json={"name": "mlp-digits", "model": MLP})
         assert created.status_code == 201, created.text
         assert created.json() | {"created_at": None} == {
-            "name": "mlp-digits", "model": MLP, "store": "faiss", "index_type": "flat", "created_at": None,
-            "status": "ready", "reason": None, "count": 0, "dim": 10, "device": "cpu", "thumbnails": True,
+            "name": "mlp-digits", "model": MLP, "store": "faiss", "index_type": "flat", "temperatures": None,
+            "created_at": None, "status": "ready", "reason": None, "count": 0, "dim": 10, "device": "cpu",
+            "recall_at_10": None, "thumbnails": True,
         }  # fmt: skip
         assert http.post("/v1/indexes", json={"name": "cnn-extra", "model": "digits-cnn"}).status_code == 201
         listed = _names(http)
@@ -129,8 +130,10 @@ def test_three_indexes_two_models_over_http(settings2: Settings) -> None:
         ({"name": "-photos", "model": "digits-cnn"}, 422, "starting with a letter or digit"),
         ({"name": "a" * 64, "model": "digits-cnn"}, 422, "1-63"),
         ({"name": "a/b", "model": "digits-cnn"}, 422, "invalid index name"),
-        ({"name": "pg", "model": "digits-cnn", "store": "pgvector"}, 422, "choose one of faiss"),
+        ({"name": "pg", "model": "digits-cnn", "store": "pgvector"}, 422, "LOGITSEARCH_PG_URL"),
+        ({"name": "q", "model": "digits-cnn", "store": "qdrant"}, 422, "choose one of faiss, pgvector"),
         ({"name": "ivf", "model": "digits-cnn", "index_type": "ivf"}, 422, "choose one of flat"),
+        ({"name": "t", "model": "digits-cnn", "temperatures": [1.0]}, 422, "a faiss index answers every temperature"),
     ],
 )
 def test_create_refuses_clearly(client: TestClient, body: dict[str, str], status: int, message: str) -> None:
@@ -304,8 +307,9 @@ def test_cli_index_binds_the_model_lists_and_searches(
     )
     with TestClient(create_app(settings2)) as client:
         assert client.get("/v1/indexes/pets").json() | {"created_at": None} == {
-            "name": "pets", "model": "digits-cnn", "store": "faiss", "index_type": "flat", "created_at": None,
-            "status": "ready", "reason": None, "count": 4, "dim": 10, "device": "cpu", "thumbnails": True,
+            "name": "pets", "model": "digits-cnn", "store": "faiss", "index_type": "flat", "temperatures": None,
+            "created_at": None, "thumbnails": True,
+            "status": "ready", "reason": None, "count": 4, "dim": 10, "device": "cpu", "recall_at_10": None,
         }  # fmt: skip
         thumbnail = client.get("/v1/indexes/pets/items/2/a.png/thumbnail")  # `index --images` keeps them
         assert thumbnail.status_code == 200 and thumbnail.content == client.get("/v1/items/digits-2/thumbnail").content

@@ -1,0 +1,78 @@
+"""One search's candidates from SQL, inside its read transaction: the `CandidateSource` of the pgvector store."""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psycopg
+from pgvector import Vector
+from psycopg import sql
+
+from ..rerank import Candidates
+from ..store import Metadata
+from . import statements
+from .schema import Column, Layout
+
+Connection = psycopg.Connection[Any]
+
+
+@dataclass
+class SqlCandidates:
+    """One search's candidates from SQL, inside its read transaction; ids get integer keys as they are seen."""
+
+    conn: Connection
+    layout: Layout
+    column: Column
+    operator: str
+    where: sql.Composable
+    params: tuple[Any, ...]
+    exact: bool
+    temperature: float
+    ids: list[str] = field(default_factory=list)
+    _keys: dict[str, int] = field(default_factory=dict)
+    _metadata: dict[str, Metadata] = field(default_factory=dict)  # of the candidates, fetched with them
+
+    def _key(self, item_id: str) -> int:
+        key = self._keys.get(item_id)
+        if key is None:
+            key = self._keys[item_id] = len(self.ids)
+            self.ids.append(item_id)
+        return key
+
+    def candidates(self, queries: np.ndarray, m: int) -> Candidates:
+        embedding = self.column.embedding
+        vectors = (
+            queries.astype(np.float32) if embedding is None else embedding.transform_queries(queries, self.temperature)
+        )
+        statement = statements.nearest(self.layout, self.column, self.operator, self.where)
+        with self.conn.pipeline():
+            cursors = [self.conn.cursor(binary=True).execute(statement, (Vector(v), *self.params, m)) for v in vectors]
+        scores = np.full((len(queries), m), -np.inf)
+        keys = np.full((len(queries), m), -1, dtype=np.int64)
+        found = np.zeros((len(queries), m, self.layout.dim), dtype=np.float32)
+        sign = -1.0 if self.operator == "<#>" else 1.0  # <#> is the negative inner product; larger = closer
+        for i, cursor in enumerate(cursors):
+            for j, (item_id, score, logits, metadata) in enumerate(cursor.fetchall()):
+                scores[i, j], keys[i, j], found[i, j] = sign * score, self._key(item_id), logits.to_numpy()
+                self._metadata[item_id] = metadata
+        return Candidates(scores, keys, found)
+
+    def num_matches(self) -> int:
+        row = self.conn.execute(statements.count(self.layout, self.where), self.params).fetchone()
+        return int(row[0]) if row else 0
+
+    def matches(self) -> tuple[np.ndarray, np.ndarray]:
+        rows = (
+            self.conn.cursor(binary=True).execute(statements.matches(self.layout, self.where), self.params).fetchall()
+        )
+        keys = np.array([self._key(item_id) for item_id, _ in rows], dtype=np.int64)
+        vectors = np.array([logits.to_numpy() for _, logits in rows], dtype=np.float32).reshape(-1, self.layout.dim)
+        return keys, vectors
+
+    def metadata_of(self, ids: set[str]) -> dict[str, Metadata]:
+        """The metadata of `ids`: from the candidates already fetched, the rest (found by a scan) in one query."""
+        missing = sorted(ids - self._metadata.keys())
+        if missing:
+            statement = statements.metadata_of(self.layout)
+            self._metadata.update(self.conn.cursor(binary=True).execute(statement, (missing,)).fetchall())
+        return {item_id: self._metadata[item_id] for item_id in ids}

@@ -1,0 +1,157 @@
+"""Exact top-k from any store's candidate search: float64 re-rank of the candidates, and a certificate.
+
+A store finds candidates in float32 (FAISS, or SQL on pgvector) in a space where its own distance orders items
+like the metric or bounds it (`indexes.metrics`); `exact_top` computes their true values in float64, keeps the
+k best, and for the divergences proves that no item left out could enter the top k (`candidate_lower_bound`),
+fetching more candidates, or comparing every matching item, when it cannot. Every store answers exact searches
+through this one function, so they return the same top k on the same data (ties aside).
+"""
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .metrics import TEMPERATURE_METRICS, candidate_lower_bound, exact_distances, exact_matrix, order_breaking_ties
+
+#: Bound on the floats gathered at once when re-ranking candidates exactly.
+RERANK_CHUNK = 1 << 23
+
+#: Per query: the keys of its k nearest items and their exact distances, closest first.
+TopK = tuple[np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """The m best candidates of each query in a store's candidate search.
+
+    Attributes:
+        scores: `(q, m)` the search's own scores, larger = closer for inner-product embeddings (only the last
+            column is used, by the certificate of the divergences).
+        keys: `(q, m)` int64 store keys of the candidates, best first; -1 past the last match.
+        vectors: `(q, m, C)` the candidates' stored logits (any row where the key is -1).
+    """
+
+    scores: np.ndarray
+    keys: np.ndarray
+    vectors: np.ndarray
+
+
+class CandidateSource(Protocol):
+    """One search's view of a store: the items matching its filter, under one metric and temperature.
+
+    `exact` says whether `candidates` returns the true m best in its own float32 scores (a flat scan); an
+    approximate search (HNSW) gets its candidates re-ranked exactly, without a certificate.
+    """
+
+    @property
+    def exact(self) -> bool: ...
+
+    def candidates(self, queries: np.ndarray, m: int) -> Candidates:
+        """The m best candidates of each of `queries` `(q, C)` float64."""
+        ...
+
+    def num_matches(self) -> int:
+        """How many items match the search's filter."""
+        ...
+
+    def matches(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every matching item: keys `(n,)` int64 and logits `(n, C)`."""
+        ...
+
+
+def exact_top(
+    source: CandidateSource,
+    queries: np.ndarray,
+    k: int,
+    metric: str,
+    temperature: float,
+    num_matches: int | None = None,
+) -> list[TopK]:
+    """Per query, the keys and exact distances of its k nearest matching items, closest first.
+
+    Candidates are over-fetched (2k, at least k + 32) to absorb float32 rounding in the candidate search.
+    For the divergences a certificate decides: a query whose lower bound on every item not fetched is below
+    its k-th exact value is searched again with four times as many candidates; past half of the matching
+    items, they are all compared exactly instead. A query with fewer candidates than asked has them all.
+
+    Args:
+        source: the store's candidate search for this filter, metric and temperature.
+        queries: `(q, C)` float64 logits.
+        num_matches: `source.num_matches()` when known for free; else asked only if a certificate fails.
+    """
+    top: list[TopK] = [(np.empty(0, np.int64), np.empty(0))] * len(queries)
+    if num_matches == 0:
+        return top
+    pending, m = np.arange(len(queries)), k + max(k, 32)
+    if num_matches is not None:
+        m = min(num_matches, m)
+    while pending.size:
+        if num_matches is not None and 2 * m > num_matches and m < num_matches:
+            _scan(source, queries, pending, k, metric, temperature, top)
+            break
+        complete = num_matches is not None and m >= num_matches
+        unfinished: list[int] = []
+        chunk = max(1, RERANK_CHUNK // (m * queries.shape[1]))
+        for start in range(0, pending.size, chunk):
+            rows = pending[start : start + chunk]
+            unfinished.extend(_rerank(source, queries, rows, m, k, metric, temperature, complete, top))
+        if unfinished and num_matches is None:
+            num_matches = source.num_matches()
+        pending = np.array(unfinished, dtype=np.int64)
+        m = 4 * m if num_matches is None else min(num_matches, 4 * m)
+    return top
+
+
+def _rerank(
+    source: CandidateSource,
+    queries: np.ndarray,
+    rows: np.ndarray,
+    m: int,
+    k: int,
+    metric: str,
+    temperature: float,
+    complete: bool,
+    top: list[TopK],
+) -> list[int]:
+    """Re-rank the m candidates of `queries[rows]` exactly into `top`; returns the rows not certified."""
+    found = source.candidates(queries[rows], m)
+    exact = exact_distances(metric, queries[rows], found.vectors, temperature)
+    exact[found.keys < 0] = np.inf
+    order = np.argsort(exact, axis=1, kind="stable")[:, :k]
+    done = np.ones(len(rows), dtype=bool)
+    if source.exact and metric in TEMPERATURE_METRICS and not complete:
+        kth = np.take_along_axis(exact, order[:, -1:], axis=1)[:, 0]
+        done = candidate_lower_bound(metric, found.scores[:, -1], queries[rows], temperature) >= kth
+        done |= found.keys[:, -1] < 0  # fewer than m matched: every match is a candidate
+    for i in np.flatnonzero(done):
+        valid = found.keys[i] >= 0
+        keep = order_breaking_ties(metric, exact[i, valid], queries[rows[i]], found.vectors[i, valid], temperature)
+        top[rows[i]] = (found.keys[i, valid][keep[:k]], exact[i, valid][keep[:k]])
+    unfinished: list[int] = rows[~done].tolist()
+    return unfinished
+
+
+def _scan(
+    source: CandidateSource,
+    queries: np.ndarray,
+    pending: np.ndarray,
+    k: int,
+    metric: str,
+    temperature: float,
+    top: list[TopK],
+) -> None:
+    """Exact values against every matching item for the `pending` queries, written into `top`."""
+    keys, items = source.matches()
+    if keys.size == 0:
+        return
+    chunk = max(1, RERANK_CHUNK // keys.size)
+    for start in range(0, pending.size, chunk):
+        block = pending[start : start + chunk]
+        exact = exact_matrix(metric, queries[block], items, temperature)
+        kk = min(k, keys.size)
+        kth = np.partition(exact, kk - 1, axis=1)[:, kk - 1 : kk]
+        for i, query in enumerate(block):
+            near = np.flatnonzero(exact[i] <= kth[i])  # the top k and every item tied with the k-th
+            order = near[order_breaking_ties(metric, exact[i, near], queries[query], items[near], temperature)[:k]]
+            top[query] = (keys[order], exact[i, order])
