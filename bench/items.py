@@ -5,7 +5,7 @@ index on the same disk (write-ahead log, fsync per request). Over HTTP the clien
 floats as `httpx` sends them, or the logits as `logits_b64` (base64 little-endian float32). Each round writes
 `--items` fresh ids with each method; the median of `--rounds` paired ratios is printed.
 
-    python bench/items.py                      # 20,000 items per method and round, 3 rounds
+    python -m bench.items                      # 20,000 items per method and round, 3 rounds
 """
 
 import argparse

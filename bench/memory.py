@@ -4,7 +4,7 @@ bytes of the vectors themselves (N x C float32).
 Each size is a fresh data dir (random logits, C = 100, `{"label", "split"}` metadata per item), served in its
 own process; its RSS is read from /proc once `/ready` answers and one search has run.
 
-    python bench/memory.py                       # N = 10k and 1M, C = 100
+    python -m bench.memory                       # N = 10k and 1M, C = 100
 """
 
 import argparse
