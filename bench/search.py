@@ -1,16 +1,28 @@
-"""Service `/v1/search` throughput against raw in-process FAISS on the same index, as ratios from one run.
+"""`/v1/search` against raw FAISS and the memory/compute floor on the same matrix, as ratios from one run.
 
-For each number of classes C, N random logits go into an index served by `logitsearch serve` in a separate
-process (uvicorn, one worker, JSON over loopback HTTP); the same vectors go into a bare `faiss.IndexFlatL2` in
-this process with the same thread count and BLAS threshold. Both answer the same queries, single and batched.
+For each N, N random logits (C classes) go into an index served by `logitsearch serve` in a separate process
+(uvicorn, one worker, loopback HTTP), into the store's own `FaissIndex` in this process, and into bare FAISS
+flat indexes (`IndexFlatL2` on the logits; `IndexFlatIP` on the stored `log q` for ce, which is what FAISS
+would search). The same queries go through all of them, with the same thread count and BLAS threshold:
 
-    python bench/search.py                 # N = 100k, C = 10 and 100, batch 1 and 256
-    python bench/search.py --num-items 20000 --classes 10 --seconds 2
+- raw FAISS: `index.search(queries, k)`, candidates only (no exact re-rank, no ids);
+- floor: one query = one numpy GEMV over the matrix (`X @ q`, reading it once at memory bandwidth); a batch =
+  the sgemm of the batch with the matrix in blocks of rows (the compute floor at the rate measured here);
+- store: `FaissIndex.search` in process (exact top-k with ids and metadata);
+- HTTP: `POST /v1/search` with the batch as binary (`logits_b64` + `shape`), and with JSON floats.
+
+Each round times every column back to back for about `--seconds`; ratios are taken within a round and the
+median over `--rounds` rounds is printed, so a machine shared with other work still gives comparable ratios.
+
+    python bench/search.py                                  # N = 10k, 100k, 1M; C = 100; batch 1 and 256
+    python bench/search.py --sizes 20000 --classes 10 --seconds 0.5 --rounds 1
 """
 
 import argparse
+import base64
 import logging
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -27,9 +39,12 @@ import numpy as np
 
 from indexes.device import configure_cpu
 from indexes.durable import DurableIndex
+from indexes.faiss_index import FaissIndex
+from indexes.metrics import EMBEDDINGS
 from models import ModelSpec, create_model, save_classifier
 
 logger = logging.getLogger("bench.search")
+COLUMNS = ("raw FAISS", "floor", "store", "HTTP binary", "HTTP JSON")
 
 
 def make_data_dir(root: Path, num_classes: int, vectors: np.ndarray) -> str:
@@ -50,22 +65,11 @@ def make_data_dir(root: Path, num_classes: int, vectors: np.ndarray) -> str:
     index = DurableIndex.open(
         root / "indexes" / name, name=name, model_name=name, model_sha256=spec.sha256, dim=num_classes
     )
-    for start in range(0, len(vectors), 50_000):
-        stop = min(start + 50_000, len(vectors))
+    for start in range(0, len(vectors), 100_000):
+        stop = min(start + 100_000, len(vectors))
         index.upsert([f"item-{i}" for i in range(start, stop)], vectors[start:stop])
     index.close()
     return name
-
-
-def time_per_query(run: Callable[[np.ndarray], object], queries: np.ndarray, batch: int, seconds: float) -> float:
-    """Seconds per query, running batches of `batch` queries in a loop for about `seconds` (after a warm-up)."""
-    run(queries[:batch])
-    done, start = 0, time.perf_counter()
-    while time.perf_counter() - start < seconds:
-        offset = (done * batch) % (len(queries) - batch + 1)
-        run(queries[offset : offset + batch])
-        done += 1
-    return (time.perf_counter() - start) / (done * batch)
 
 
 def start_server(data_dir: Path, name: str, port: int, threads: int) -> subprocess.Popen[bytes]:
@@ -80,7 +84,7 @@ def start_server(data_dir: Path, name: str, port: int, threads: int) -> subproce
         "LOGITSEARCH_MAX_BATCH": "1024",
     }
     process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env)
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
         try:
             if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
@@ -92,59 +96,139 @@ def start_server(data_dir: Path, name: str, port: int, threads: int) -> subproce
     raise RuntimeError("the service did not become ready")
 
 
-def bench(num_items: int, num_classes: int, batches: list[int], k: int, seconds: float, threads: int) -> list[str]:
+def time_per_query(run: Callable[[np.ndarray], object], queries: np.ndarray, batch: int, seconds: float) -> float:
+    """Seconds per query, running batches of `batch` queries in a loop for about `seconds` (after a warm-up)."""
+    run(queries[:batch])
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds or done < 3:
+        offset = (done * batch) % (len(queries) - batch + 1)
+        run(queries[offset : offset + batch])
+        done += 1
+    return (time.perf_counter() - start) / (done * batch)
+
+
+def floor_kernel(matrix: np.ndarray, transform: Callable[[np.ndarray], np.ndarray]) -> Callable[[np.ndarray], object]:
+    """One GEMV per query for a single query, else the blocked sgemm of the batch with the matrix."""
+
+    def run(queries: np.ndarray) -> object:
+        vectors = transform(queries)
+        if len(vectors) == 1:
+            return matrix @ vectors[0]
+        for start in range(0, len(matrix), 65_536):
+            product = matrix[start : start + 65_536] @ vectors.T
+        return product
+
+    return run
+
+
+def http_kernels(client: httpx.Client, k: int, metric: str) -> tuple[Callable[[np.ndarray], object], ...]:
+    def binary(batch: np.ndarray) -> object:
+        encoded = base64.b64encode(np.ascontiguousarray(batch, dtype="<f4").tobytes()).decode()
+        body = {"logits_b64": encoded, "shape": list(batch.shape), "k": k, "metric": metric}
+        response = client.post("/v1/search", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    def as_json(batch: np.ndarray) -> object:
+        body = {"queries": [{"logits": q.tolist()} for q in batch], "k": k, "metric": metric}
+        response = client.post("/v1/search", json=body)
+        response.raise_for_status()
+        return response.json()
+
+    return binary, as_json
+
+
+def measure(kernels: dict[str, Callable[[np.ndarray], object]], args: argparse.Namespace, batch: int) -> list[str]:
+    """Median ms/query per column and median ratios to raw FAISS and to the floor, over the rounds."""
+    queries = (np.random.default_rng(1).standard_normal((1024, args.classes)) * 4).astype(np.float32)
+    rounds: list[dict[str, float]] = []
+    for _ in range(args.rounds):
+        rounds.append({name: time_per_query(run, queries, batch, args.seconds) for name, run in kernels.items()})
+    cells = [f"{statistics.median(r[name] for r in rounds) * 1e3:.3f}" for name in COLUMNS]
+    for name in ("store", "HTTP binary", "HTTP JSON"):
+        for base in ("raw FAISS", "floor"):
+            cells.append(f"{statistics.median(r[name] / r[base] for r in rounds):.2f}")
+    return cells
+
+
+def bench(num_items: int, args: argparse.Namespace) -> list[str]:
     rng = np.random.default_rng(0)
-    vectors = (rng.standard_normal((num_items, num_classes)) * 4).astype(np.float32)
-    queries = (rng.standard_normal((2048, num_classes)) * 4).astype(np.float32)
-    raw = faiss.IndexFlatL2(num_classes)
-    raw.add(vectors)
+    vectors = (rng.standard_normal((num_items, args.classes)) * 4).astype(np.float32)
+    store = FaissIndex(args.classes)
+    store.replace_all([f"item-{i}" for i in range(num_items)], vectors, [{}] * num_items)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        name = make_data_dir(Path(tmp), num_classes, vectors)
-        port = 8700 + num_classes % 100
-        server = start_server(Path(tmp), name, port, threads)
+        name = make_data_dir(Path(tmp), args.classes, vectors)
+        server = start_server(Path(tmp), name, args.port, args.threads)
         try:
-            with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=120) as client:
-
-                def via_service(batch: np.ndarray) -> object:
-                    body = {"queries": [{"logits": q.tolist()} for q in batch], "k": k}
-                    response = client.post("/v1/search", json=body)
-                    response.raise_for_status()
-                    return response.json()
-
-                for batch in batches:
-                    t_raw = time_per_query(lambda q: raw.search(q, k), queries, batch, seconds)
-                    t_service = time_per_query(via_service, queries, batch, seconds)
-                    rows.append(
-                        f"| {num_classes} | {num_items} | {batch} | {t_raw * 1e3:.3f} | "
-                        f"{t_service * 1e3:.3f} | {t_service / t_raw:.1f}x | {1 / t_service:.0f} |"
-                    )
+            with httpx.Client(base_url=f"http://127.0.0.1:{args.port}", timeout=600) as client:
+                for metric in args.metrics:
+                    rows += _bench_metric(num_items, vectors, store, client, metric, args)
         finally:
             server.terminate()
-            server.wait(timeout=30)
+            server.wait(timeout=60)
+    return rows
+
+
+def _bench_metric(
+    num_items: int,
+    vectors: np.ndarray,
+    store: FaissIndex,
+    client: httpx.Client,
+    metric: str,
+    args: argparse.Namespace,
+) -> list[str]:
+    embedding = EMBEDDINGS.get(metric)
+
+    def transform(queries: np.ndarray) -> np.ndarray:
+        return queries if embedding is None else embedding.transform_queries(queries, 1.0)
+
+    # ce: FAISS's inner product with the stored log q at T = 1, as the service searched before its scans.
+    matrix = vectors if embedding is None else embedding.transform_items(vectors, 1.0)
+    raw = faiss.IndexFlatL2(args.classes) if embedding is None else faiss.IndexFlatIP(matrix.shape[1])
+    raw.add(matrix)
+    binary, as_json = http_kernels(client, args.k, metric)
+    kernels: dict[str, Callable[[np.ndarray], object]] = {
+        "raw FAISS": lambda q: raw.search(transform(q), args.k),
+        "floor": floor_kernel(matrix, transform),
+        "store": lambda q: store.search(q.astype(np.float64), args.k, metric=metric),
+        "HTTP binary": binary,
+        "HTTP JSON": as_json,
+    }
+    rows = []
+    for batch in args.batches:
+        cells = measure(kernels, args, batch)
+        rows.append(f"| {metric} | {num_items:,} | {batch} | " + " | ".join(cells) + " |")
+        logger.info("%s", rows[-1])
     return rows
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--num-items", type=int, default=100_000)
-    parser.add_argument("--classes", type=int, nargs="+", default=[10, 100])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--classes", type=int, default=100)
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 256])
+    parser.add_argument("--metrics", nargs="+", default=["l2", "ce"], choices=["l2", "ce"])
     parser.add_argument("-k", type=int, default=10)
-    parser.add_argument("--seconds", type=float, default=5.0, help="timed loop per measurement")
+    parser.add_argument("--seconds", type=float, default=1.0, help="timed loop per column and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--port", type=int, default=8791)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)
     configure_cpu(args.threads)
     torch.set_num_threads(args.threads)
-    rows = [
-        "| C | N | batch | raw FAISS ms/query | service ms/query | service / raw | service queries/s |",
-        "|---|---|---|---|---|---|---|",
+    header = [
+        "| metric | N | batch | raw FAISS ms/q | floor ms/q | store ms/q | HTTP binary ms/q | HTTP JSON ms/q "
+        "| store / raw | store / floor | binary / raw | binary / floor | JSON / raw | JSON / floor |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for num_classes in args.classes:
-        rows += bench(args.num_items, num_classes, args.batches, args.k, args.seconds, args.threads)
-    logger.info("k = %d, %d threads, %s\n%s", args.k, args.threads, faiss.__version__, "\n".join(rows))
+    rows = [row for num_items in args.sizes for row in bench(num_items, args)]
+    logger.info(
+        "C = %d, k = %d, %d threads, faiss %s, %d rounds (medians)\n%s",
+        args.classes, args.k, args.threads, faiss.__version__, args.rounds, "\n".join(header + rows),
+    )  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -1,6 +1,5 @@
 """The persistent, thread-safe vector store: a FAISS index, its write-ahead log and its snapshots."""
 
-import base64
 import dataclasses
 import errno
 import logging
@@ -35,6 +34,7 @@ from .snapshot import (
     write_snapshot,
 )
 from .store import Filter, Item, Metadata, SearchResult
+from .thumbnails import ThumbnailTable, log_field
 from .validation import (
     check_id,
     check_ids,
@@ -69,7 +69,8 @@ class DurableIndex:
     """A `VectorStore` whose acknowledged writes survive a crash.
 
     Each write is validated completely, appended to the write-ahead log and fsynced, then applied in
-    memory, all under the writer lock (thumbnails travel in the same log record and snapshot as their item): a request is stored whole or not at all, and readers never see it
+    memory, all under the writer lock (a thumbnail travels in the same log record and snapshot as its item):
+    a request is stored whole or not at all, and readers never see it
     half-applied. Searches share the reader lock, except on a GPU, where FAISS needs every call
     serialised.
 
@@ -83,11 +84,11 @@ class DurableIndex:
         manifest: IndexManifest,
         wal: WriteAheadLog,
         owner: OwnerLock,
-        thumbnails: dict[str, bytes] | None = None,
+        thumbnails: ThumbnailTable | None = None,
     ) -> None:
         self.directory = directory
         self._index = index
-        self._thumbnails = thumbnails if thumbnails is not None else {}
+        self._thumbnails = thumbnails or ThumbnailTable()
         self._manifest = manifest
         self._wal = wal
         self._owner = owner
@@ -141,7 +142,7 @@ class DurableIndex:
             logger.info("created empty index %r at %s", name, directory)
         manifest.check_model(model_name, model_sha256, dim)
         index.replace_all(*read_snapshot(directory, manifest))
-        thumbnails = read_thumbnails(directory, manifest)
+        thumbnails = ThumbnailTable(read_thumbnails(directory, manifest))
         last_seq, replayed, legacy = manifest.wal_seq, 0, is_legacy(directory / WAL)
         for record in replay(directory / WAL, manifest.wal_seq):
             cls._apply(index, thumbnails, record, dim)
@@ -164,14 +165,13 @@ class DurableIndex:
         return opened
 
     @staticmethod
-    def _apply(index: FaissIndex, thumbnails: dict[str, bytes], record: dict[str, Any], dim: int) -> None:
+    def _apply(index: FaissIndex, thumbnails: ThumbnailTable, record: dict[str, Any], dim: int) -> None:
         if record["op"] == "upsert":
             index.upsert(record["ids"], decode_vectors(record["vectors"], dim), record["metadata"])
-            encoded = record.get("thumbnails") or [None] * len(record["ids"])  # records before thumbnails: none
-            _keep_thumbnails(thumbnails, record["ids"], [base64.b64decode(t) if t else None for t in encoded])
+            thumbnails.apply_log(record["ids"], record.get("thumbnails"))
         elif record["op"] == "delete":
             index.delete(record["id"])
-            thumbnails.pop(record["id"], None)
+            thumbnails.remove(record["id"])
         else:
             raise IndexCorruptedError(f"unknown log operation {record['op']!r} at seq {record['seq']}")
 
@@ -236,13 +236,13 @@ class DurableIndex:
             "vectors": encode_vectors(array),
             "metadata": metas,
         }
-        if any(t is not None for t in thumbs):
-            record["thumbnails"] = [base64.b64encode(t).decode("ascii") if t else None for t in thumbs]
+        if (field := log_field(thumbs)) is not None:
+            record["thumbnails"] = field
         with self._locked(write=True):
             with _storage_errors("nothing of this request was stored"):
                 self._wal.append(record)
             written = self._index.upsert(checked_ids, array, metas)
-            _keep_thumbnails(self._thumbnails, checked_ids, thumbs)
+            self._thumbnails.set(checked_ids, thumbs)
             self._maybe_compact()
         return written
 
@@ -255,7 +255,7 @@ class DurableIndex:
             with _storage_errors("the item was not deleted"):
                 self._wal.append({"op": "delete", "id": item_id})
             self._index.delete(item_id)
-            self._thumbnails.pop(item_id, None)
+            self._thumbnails.remove(item_id)
             self._maybe_compact()
 
     def get(self, item_id: str) -> Item:
@@ -358,7 +358,7 @@ class DurableIndex:
         if rows is not None:
             ids, metadata = [ids[r] for r in rows.tolist()], [metadata[r] for r in rows.tolist()]
         written = write_snapshot(
-            directory, manifest, list(ids), self._index.vectors, list(metadata), rows, self._thumbnails
+            directory, manifest, list(ids), self._index.vectors, list(metadata), rows, self._thumbnails.as_mapping()
         )
         if directory == self.directory:
             self._manifest = written
@@ -371,12 +371,3 @@ class DurableIndex:
     def list(self, offset: int = 0, limit: int = 100) -> list[Item]:
         with self._locked(write=False):
             return self._index.list(offset, limit)
-
-
-def _keep_thumbnails(thumbnails: dict[str, bytes], ids: Sequence[str], new: Sequence[bytes | None]) -> None:
-    """Set each id's thumbnail (None removes the one a replaced item had)."""
-    for item_id, data in zip(ids, new, strict=True):
-        if data is None:
-            thumbnails.pop(item_id, None)
-        else:
-            thumbnails[item_id] = data

@@ -15,7 +15,7 @@ from .filters import match_filter
 from .metrics import EMBEDDINGS
 from .rerank import Candidates, exact_top
 from .scan import MAX_SCAN_QUERIES, Kind, scan_candidates
-from .store import Filter, Item, Metadata, Neighbor, SearchResult
+from .store import Filter, Item, Metadata, QueryHits, SearchResult
 
 logger = logging.getLogger(__name__)
 
@@ -202,9 +202,12 @@ class FaissIndex:
             return SearchResult([[] for _ in range(len(queries))])
         source = _FaissCandidates(self, selection, metric, temperature)
         top = exact_top(source, queries, k, metric, temperature, num_matches=selection.num_matches)
-        return SearchResult(
-            [[Neighbor(self._ids[p], float(d), self._metadata[p]) for p, d in zip(*row, strict=True)] for row in top]
-        )
+        ids, metadata = self._ids, self._metadata
+        hits = []
+        for positions, distances in top:
+            rows = positions.tolist()
+            hits.append(QueryHits([ids[p] for p in rows], distances, [metadata[p] for p in rows]))
+        return SearchResult.from_columns(hits)
 
     def _select(self, filter: Filter | None) -> _Selection:
         """The rows matching `filter` and FAISS search parameters restricted to them (no mask: every row)."""

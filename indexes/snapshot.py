@@ -5,7 +5,7 @@ Layout of an index directory::
     manifest.json          IndexManifest; names the snapshot files below and their sha256
     vectors-<seq>.npy      (n, dim) float32, no pickle
     items-<seq>.json       {"ids": [...], "metadata": [...]} in row order
-    thumbnails-<seq>.bin   the items' thumbnails, when any has one (see `_write_thumbnails`)
+    thumbnails-<seq>.bin   the items' thumbnails, when any has one (see `thumbnails.write_file`)
     wal.log                writes after the snapshot (see wal.py)
 
 Rows are written in the items' insertion order, so an index lists its items in the same order after a
@@ -20,7 +20,6 @@ import json
 import logging
 import os
 import platform
-import struct
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +30,7 @@ from typing import Any
 import faiss
 import numpy as np
 
+from . import thumbnails as thumbnails_file
 from .errors import IndexCorruptedError, ManifestMismatchError
 from .store import Metadata
 
@@ -39,7 +39,6 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-_THUMBNAILS_MAGIC = b"LSTHUMB1"
 #: Rows gathered at once when a snapshot is written in an order other than the rows' own.
 _SAVE_BLOCK_BYTES = 1 << 24
 
@@ -181,7 +180,7 @@ def write_snapshot(
     _write_atomic(directory / items_name, lambda f: f.write(items))
     names = [vectors_name, items_name]
     if thumbnails:
-        _write_atomic(directory / thumbnails_name, lambda f: _write_thumbnails(f, thumbnails))
+        _write_atomic(directory / thumbnails_name, lambda f: thumbnails_file.write_file(f, thumbnails))
         names.append(thumbnails_name)
     manifest = dataclasses.replace(
         manifest,
@@ -248,30 +247,7 @@ def read_snapshot(directory: Path, manifest: IndexManifest) -> tuple[list[str], 
     return ids, vectors, metadata
 
 
-def _write_thumbnails(f: Any, thumbnails: Mapping[str, bytes]) -> None:
-    """Magic, the length of a JSON header `{"ids", "sizes"}` (u64 little-endian), the header, the bytes."""
-    ids = list(thumbnails)
-    header = json.dumps({"ids": ids, "sizes": [len(thumbnails[i]) for i in ids]}, separators=(",", ":")).encode()
-    f.write(_THUMBNAILS_MAGIC + struct.pack("<Q", len(header)) + header)
-    for item_id in ids:
-        f.write(thumbnails[item_id])
-
-
 def read_thumbnails(directory: Path, manifest: IndexManifest) -> dict[str, bytes]:
     """The thumbnails of the snapshot named by `manifest` (checked by `read_snapshot`), by id; {} if none."""
     name = next((n for n in manifest.files if n.startswith("thumbnails-")), None)
-    if name is None:
-        return {}
-    data = (directory / name).read_bytes()
-    try:
-        if not data.startswith(_THUMBNAILS_MAGIC):
-            raise ValueError("bad magic")
-        start = len(_THUMBNAILS_MAGIC) + 8
-        (length,) = struct.unpack_from("<Q", data, len(_THUMBNAILS_MAGIC))
-        header = json.loads(data[start : start + length])
-        offsets = np.concatenate([[0], np.cumsum(header["sizes"], dtype=np.int64)]) + start + length
-        if offsets[-1] != len(data) or len(header["ids"]) != len(header["sizes"]):
-            raise ValueError(f"sizes add up to {offsets[-1]} bytes; the file has {len(data)}")
-    except (ValueError, KeyError, TypeError, struct.error) as exc:
-        raise IndexCorruptedError(f"{directory / name} is not a valid thumbnails file ({exc})") from exc
-    return {item_id: data[offsets[i] : offsets[i + 1]] for i, item_id in enumerate(header["ids"])}
+    return thumbnails_file.read_file(directory / name) if name is not None else {}

@@ -34,10 +34,56 @@ class Neighbor:
 
 
 @dataclass(frozen=True)
-class SearchResult:
-    """Hits per query, each list sorted by ascending distance and at most k long."""
+class QueryHits:
+    """One query's hits column-wise, closest first: ids, `(h,)` float64 distances, metadata (shared, not copied)."""
 
-    neighbors: list[list[Neighbor]]
+    ids: list[str]
+    distances: np.ndarray
+    metadata: list[Metadata]
+
+
+class SearchResult:
+    """Hits per query, each list sorted by ascending distance and at most k long.
+
+    Built from `Neighbor` lists, or column-wise (`from_columns`) so that a response can be written without one
+    object per hit; each form is derived from the other on first use.
+    """
+
+    def __init__(self, neighbors: list[list[Neighbor]]) -> None:
+        self._neighbors: list[list[Neighbor]] | None = neighbors
+        self._columns: list[QueryHits] | None = None
+
+    @classmethod
+    def from_columns(cls, columns: list[QueryHits]) -> "SearchResult":
+        result = cls([])
+        result._neighbors, result._columns = None, columns
+        return result
+
+    @property
+    def neighbors(self) -> list[list[Neighbor]]:
+        if self._neighbors is None:
+            self._neighbors = [
+                [Neighbor(i, d, m) for i, d, m in zip(hits.ids, hits.distances.tolist(), hits.metadata, strict=True)]
+                for hits in self.columns()
+            ]
+        return self._neighbors
+
+    def columns(self) -> list[QueryHits]:
+        """The hits of each query column-wise."""
+        if self._columns is None:
+            self._columns = [
+                QueryHits([n.id for n in row], np.array([n.distance for n in row], float), [n.metadata for n in row])
+                for row in self.neighbors
+            ]
+        return self._columns
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, SearchResult) and self.neighbors == other.neighbors
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"SearchResult({self.neighbors!r})"
 
 
 class VectorStore(Protocol):

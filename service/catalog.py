@@ -277,6 +277,11 @@ class Catalog:
 
     def _slot(self, name: str) -> _Slot:
         slot = self._slots.get(name)
+        if slot is None and _INDEX_NAME.fullmatch(name) and (self.indexes_dir / name).is_dir():
+            raise IndexNotFoundError(
+                f"index {name!r} was created on disk after this service started (by `logitsearch index`?); "
+                "restart the service to serve it"
+            )
         if slot is None:
             raise IndexNotFoundError(
                 f"no index named {name!r}; GET /v1/indexes lists them, POST /v1/indexes creates one"

@@ -46,6 +46,10 @@ class LimitExceededError(ServiceError):
     """A request asks for more than a configured limit (k, batch size); maps to 422."""
 
 
+class InvalidVectorsError(ServiceError, ValueError):
+    """Binary vectors (`logits_b64`) that are not base64 or do not hold the float32 values their shape says (422)."""
+
+
 class IndexNotFoundError(ServiceError, LookupError):
     """No index of that name in the catalog (404)."""
 
@@ -91,6 +95,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (InvalidInputError, 422),
     (UnknownMetricError, 422),
     (LimitExceededError, 422),
+    (InvalidVectorsError, 422),
     (StorageFullError, 507),
     (StorageError, 503),
     (StoreUnavailableError, 503),

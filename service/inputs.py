@@ -14,7 +14,7 @@ from indexes.validation import MAX_THUMBNAIL_BYTES, check_vectors
 from models import Classifier, ImageDecodeError, ImageError, decode_image, make_thumbnail, preprocess
 
 from .config import Settings
-from .errors import LimitExceededError
+from .errors import InvalidVectorsError, LimitExceededError
 from .schemas import ItemIn, Query
 
 
@@ -49,6 +49,34 @@ def decode_one(item: str | bytes, settings: Settings, where: str) -> Image.Image
         return decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     except ImageError as exc:
         raise type(exc)(f"{where}: {exc}") from exc
+
+
+def decode_vectors(text: str, shape: tuple[int, int], where: str) -> np.ndarray:
+    """The `logits_b64` encoding: base64 of `n x C` little-endian float32, row after row.
+
+    Args:
+        text: the base64 string (line breaks are ignored).
+        shape: `(n, C)` the values must fill.
+        where: the field, for messages.
+
+    Returns:
+        `(n, C)` float32 (not yet checked for finiteness or the model's C).
+
+    Raises:
+        InvalidVectorsError: not base64, or not `n x C x 4` bytes.
+    """
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidVectorsError(
+            f"{where} is not valid base64 ({exc}): send the logits' little-endian float32 bytes, base64-encoded"
+        ) from exc
+    needed = 4 * shape[0] * shape[1]
+    if len(data) != needed:
+        raise InvalidVectorsError(
+            f"{where} holds {len(data)} bytes, but shape {list(shape)} needs {needed} (4 bytes per float32)"
+        )
+    return np.frombuffer(data, dtype="<f4").reshape(shape)
 
 
 #: Decoded pixels held at once while embedding a batch: images are decoded, resized to the model's input and
@@ -115,6 +143,10 @@ def resolve_vectors(
     for i, source in enumerate(sources):
         if source.logits is not None:
             vectors[i] = check_vectors(source.logits, dim, name=f"{where}[{i}].logits", dtype=np.float64)[0]
+        elif source.logits_b64 is not None:
+            name = f"{where}[{i}].logits_b64"
+            decoded = decode_vectors(source.logits_b64, (1, dim), f"{name} (the model has {dim} classes)")
+            vectors[i] = check_vectors(decoded, dim, name=name, dtype=np.float64)[0]
         elif isinstance(source, Query) and source.id is not None:
             vectors[i] = index.get(source.id).logits
     made: list[bytes | None] | None = [] if thumbnails is not None else None

@@ -13,7 +13,8 @@ import asyncio
 import gc
 import json
 import threading
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pydantic_core
@@ -32,20 +33,31 @@ _gc_lock = threading.Lock()
 _gc_pausers = 0
 
 
-def _run_paused(coroutine: Coroutine[Any, Any, Response]) -> Response:
-    """Run `coroutine` on a private event loop with the cyclic garbage collector paused (nested pauses count)."""
+@contextmanager
+def paused_gc() -> Iterator[None]:
+    """Keep the cyclic garbage collector off while the block runs (nested and concurrent pauses count).
+
+    For work that allocates many short-lived containers without cycles (a parsed body, a response's rows),
+    which would otherwise trigger collections that hold the GIL.
+    """
     global _gc_pausers
     with _gc_lock:
         if _gc_pausers == 0:
             gc.disable()
         _gc_pausers += 1
     try:
-        return asyncio.run(coroutine)
+        yield
     finally:
         with _gc_lock:
             _gc_pausers -= 1
             if _gc_pausers == 0:
                 gc.enable()
+
+
+def _run_paused(coroutine: Coroutine[Any, Any, Response]) -> Response:
+    """Run `coroutine` on a private event loop with the cyclic garbage collector paused."""
+    with paused_gc():
+        return asyncio.run(coroutine)
 
 
 class JSONRequest(Request):

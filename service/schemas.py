@@ -26,9 +26,17 @@ _LOGITS_SCHEMA = {
     "minItems": 1,
     "description": "Raw logits, one per class",
 }
+_LOGITS_B64_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "description": "The logits as base64 of C little-endian float32 values (4C bytes): binary, for bulk traffic",
+}
 _IMAGE_SCHEMA = {"type": "string", "minLength": 1, "description": "Base64 image bytes (a data: URL prefix is accepted)"}
 _ID_SCHEMA = {"type": "string", "minLength": 1, "maxLength": MAX_ID_LENGTH, "description": "A stored item's id"}
 OptionalLogits = Annotated[list[float] | None, WithJsonSchema(_LOGITS_SCHEMA)]
+OptionalLogitsB64 = Annotated[str | None, WithJsonSchema(_LOGITS_B64_SCHEMA)]
+Shape = Annotated[list[Annotated[int, Field(ge=1)]], Field(min_length=2, max_length=2)]
+Encoding = Literal["json", "base64"]
 OptionalImage = Annotated[Base64Image | None, WithJsonSchema(_IMAGE_SCHEMA)]
 OptionalId = Annotated[str | None, WithJsonSchema(_ID_SCHEMA)]
 
@@ -42,9 +50,10 @@ class Strict(BaseModel):
 
 
 class _OneSource(Strict):
-    """A vector given as logits, an image, or (for queries) a stored id: exactly one of them."""
+    """A vector given as logits (JSON numbers or base64 float32), an image, or (for queries) a stored id: exactly
+    one of them."""
 
-    _sources: ClassVar[tuple[str, ...]] = ("logits", "image")
+    _sources: ClassVar[tuple[str, ...]] = ("logits", "logits_b64", "image")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Self:
@@ -55,10 +64,11 @@ class _OneSource(Strict):
 
 
 class ItemIn(_OneSource):
-    model_config = ConfigDict(json_schema_extra=_exactly_one_of("logits", "image"))
+    model_config = ConfigDict(json_schema_extra=_exactly_one_of("logits", "logits_b64", "image"))
 
     id: ItemId
     logits: OptionalLogits = None
+    logits_b64: OptionalLogitsB64 = None
     image: OptionalImage = None
     metadata: Metadata = Field(default_factory=dict, description="JSON object stored with the item")
 
@@ -74,7 +84,8 @@ class UpsertResponse(BaseModel):
 
 class ItemOut(BaseModel):
     id: str
-    logits: list[float]
+    logits: list[float] | None = Field(None, description="Absent with encoding=base64")
+    logits_b64: str | None = Field(None, description="With encoding=base64: C little-endian float32, base64")
     metadata: Metadata
 
 
@@ -88,16 +99,29 @@ class DeleteResponse(BaseModel):
 
 
 class Query(_OneSource):
-    _sources: ClassVar[tuple[str, ...]] = ("logits", "image", "id")
-    model_config = ConfigDict(json_schema_extra=_exactly_one_of("logits", "image", "id"))
+    _sources: ClassVar[tuple[str, ...]] = ("logits", "logits_b64", "image", "id")
+    model_config = ConfigDict(json_schema_extra=_exactly_one_of("logits", "logits_b64", "image", "id"))
 
     logits: OptionalLogits = None
+    logits_b64: OptionalLogitsB64 = None
     image: OptionalImage = None
     id: OptionalId = None
 
 
 class SearchRequest(Strict):
-    queries: list[Query] = Field(min_length=1, description="1..MAX_BATCH queries")
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["queries"]}, {"required": ["logits_b64", "shape"]}]}
+    )
+
+    queries: Annotated[list[Query], Field(min_length=1)] | None = Field(
+        None, description="1..MAX_BATCH queries (or the whole batch as logits_b64 + shape)"
+    )
+    logits_b64: str | None = Field(
+        None,
+        min_length=1,
+        description="The whole batch at once: base64 of n x C little-endian float32 logits, row after row",
+    )
+    shape: Shape | None = Field(None, description="[n, C] of logits_b64")
     k: int = Field(10, ge=1, description="Neighbours per query, 1..MAX_K")
     metric: str = Field(
         "l2",
@@ -110,6 +134,24 @@ class SearchRequest(Strict):
         description='Exact match on metadata fields (JSON types: 3 matches 3.0, not "3"; a value that some items '
         'hold as the other type, 7 and "7", is a 422); "predicted" matches the argmax class',
     )
+
+    @model_validator(mode="after")
+    def _one_batch(self) -> Self:
+        if (self.queries is None) == (self.logits_b64 is None):
+            raise ValueError("give either queries or logits_b64 with shape [n, C], exactly one of them")
+        if (self.logits_b64 is None) != (self.shape is None):
+            raise ValueError("logits_b64 and shape [n, C] go together: give both or neither")
+        return self
+
+    @property
+    def num_queries(self) -> int:
+        return len(self.queries) if self.queries is not None else self.shape[0] if self.shape is not None else 0
+
+    @property
+    def batch_shape(self) -> tuple[int, int]:
+        """`(n, C)` of `logits_b64`."""
+        assert self.shape is not None  # `_one_batch` ensures it goes with logits_b64
+        return self.shape[0], self.shape[1]
 
 
 _METRIC_DOC = "l2, l2_centered, ce, kl, kl_reverse, js, tri or cosine (README: Search metrics)"
@@ -158,11 +200,15 @@ class SearchResponse(BaseModel):
 class EmbedRequest(Strict):
     images: list[Base64Image] = Field(min_length=1)
     temperature: Temperature = 1.0
+    encoding: Encoding = Field("json", description="base64: logits and probabilities as little-endian float32")
 
 
 class EmbedResponse(BaseModel):
-    logits: list[list[float]]
-    probabilities: list[list[float]]
+    logits: list[list[float]] | None = Field(None, description="Absent with encoding=base64")
+    probabilities: list[list[float]] | None = Field(None, description="Absent with encoding=base64")
+    logits_b64: str | None = Field(None, description="With encoding=base64: n x C little-endian float32, base64")
+    probabilities_b64: str | None = Field(None, description="With encoding=base64: as logits_b64")
+    shape: Shape | None = Field(None, description="With encoding=base64: [n, C]")
     predicted: list[int]
     labels: list[str]
 

@@ -17,6 +17,7 @@ from ..config import Settings
 from ..deps import ClassifierDep, SettingsDep
 from ..errors import LimitExceededError
 from ..inputs import check_batch, embed_encoded
+from ..responses import encode_vectors
 from ..routing import OffLoopRoute
 from ..schemas import EmbedRequest, EmbedResponse
 
@@ -38,6 +39,7 @@ _BODY = {
                             "items": {"type": "string", "format": "binary", "minLength": 1},
                         },
                         "temperature": {"type": "number", "exclusiveMinimum": 0, "default": 1.0},
+                        "encoding": {"type": "string", "enum": ["json", "base64"], "default": "json"},
                     },
                 }
             },
@@ -46,7 +48,7 @@ _BODY = {
 }
 
 
-async def _read_request(request: Request, settings: Settings) -> tuple[list[str | bytes], float]:
+async def _read_request(request: Request, settings: Settings) -> tuple[list[str | bytes], EmbedRequest]:
     if request.headers.get("content-type", "").startswith("multipart/form-data"):
         limit = settings.max_batch + 1
         async with request.form(max_files=limit, max_fields=limit) as form:
@@ -56,31 +58,37 @@ async def _read_request(request: Request, settings: Settings) -> tuple[list[str 
             check_batch(len(files), settings, "images")
             data: list[str | bytes] = [await f.read(settings.max_image_bytes + 1) for f in files]
             raw: dict[str, Any] = {"images": ["x"] * len(data)}
-            if "temperature" in form:
-                raw["temperature"] = form["temperature"]
-        body = EmbedRequest.model_validate(raw)
-        return data, body.temperature
+            for field in ("temperature", "encoding"):
+                if field in form:
+                    raw[field] = form[field]
+        return data, EmbedRequest.model_validate(raw)
     body = EmbedRequest.model_validate(await request.json())
-    return list(body.images), body.temperature
+    return list(body.images), body
 
 
-def _embed(images: list[str | bytes], temperature: float, classifier: Classifier, settings: Settings) -> EmbedResponse:
+def _embed(images: list[str | bytes], body: EmbedRequest, classifier: Classifier, settings: Settings) -> EmbedResponse:
     check_batch(len(images), settings, "images")
     logits = embed_encoded(images, classifier, settings, [f"images[{i}]" for i in range(len(images))])
-    probabilities = np.exp(log_softmax(logits, temperature))
+    probabilities = np.exp(log_softmax(logits, body.temperature))
+    predicted, labels = logits.argmax(axis=1).tolist(), list(classifier.spec.labels)
+    if body.encoding == "base64":
+        return EmbedResponse(
+            logits_b64=encode_vectors(logits),
+            probabilities_b64=encode_vectors(probabilities),
+            shape=list(logits.shape),
+            predicted=predicted,
+            labels=labels,
+        )
     return EmbedResponse(
-        logits=logits.tolist(),
-        probabilities=probabilities.tolist(),
-        predicted=logits.argmax(axis=1).tolist(),
-        labels=list(classifier.spec.labels),
+        logits=logits.tolist(), probabilities=probabilities.tolist(), predicted=predicted, labels=labels
     )
 
 
-@router.post("/embed", openapi_extra=_BODY)
+@router.post("/embed", openapi_extra=_BODY, response_model_exclude_none=True)
 async def embed_images(request: Request, classifier: ClassifierDep, settings: SettingsDep) -> EmbedResponse:
     """Logits, softmax probabilities at a temperature, and predicted class of each image."""
     try:
-        images, temperature = await _read_request(request, settings)
+        images, body = await _read_request(request, settings)
     except ValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False)) from exc
     except json.JSONDecodeError as exc:
@@ -88,4 +96,4 @@ async def embed_images(request: Request, classifier: ClassifierDep, settings: Se
     except (ValueError, RecursionError) as exc:  # not UTF-8, or nested deeper than the parser goes
         message = f"the body is not valid JSON ({type(exc).__name__}): send UTF-8 JSON, nested at most a few levels"
         raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": message}]) from exc
-    return await run_in_threadpool(_embed, images, temperature, classifier, settings)
+    return await run_in_threadpool(_embed, images, body, classifier, settings)

@@ -5,15 +5,35 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from indexes.store import Item
 from models import thumbnail_media_type
 
 from ..deps import ClassifierDep, EntryDep, IndexDep, MetricsDep, SettingsDep, require_write_key
 from ..errors import ThumbnailNotFoundError
 from ..inputs import check_batch, resolve_vectors
+from ..responses import encode_vectors
 from ..routing import OffLoopRoute
-from ..schemas import WRITE_RESPONSES, DeleteResponse, ErrorResponse, ItemOut, ItemsPage, UpsertRequest, UpsertResponse
+from ..schemas import (
+    WRITE_RESPONSES,
+    DeleteResponse,
+    Encoding,
+    ErrorResponse,
+    ItemOut,
+    ItemsPage,
+    UpsertRequest,
+    UpsertResponse,
+)
 
 router = APIRouter(route_class=OffLoopRoute, prefix="/items", tags=["items"])
+EncodingQuery = Annotated[Encoding, Query(description="base64: logits as logits_b64 (little-endian float32)")]
+
+
+def _item_out(item: Item, encoding: Encoding) -> ItemOut:
+    if encoding == "base64":
+        return ItemOut(id=item.id, logits_b64=encode_vectors(item.logits), metadata=item.metadata)
+    return ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata)
+
+
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No item with this id"}}
 
 
@@ -36,16 +56,15 @@ def upsert_items(
     return UpsertResponse(upserted=upserted, count=index.count())
 
 
-@router.get("")
+@router.get("", response_model_exclude_none=True)
 def list_items(
     index: IndexDep,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    encoding: EncodingQuery = "json",
 ) -> ItemsPage:
     """A page of items in the order they were added (a replaced item keeps its place), and the total count."""
-    items = [
-        ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata) for item in index.list(offset, limit)
-    ]
+    items = [_item_out(item, encoding) for item in index.list(offset, limit)]
     return ItemsPage(items=items, count=index.count())
 
 
@@ -73,11 +92,10 @@ def get_thumbnail(item_id: str, index: IndexDep, request: Request) -> Response:
     return Response(data, media_type=thumbnail_media_type(data), headers=headers)
 
 
-@router.get("/{item_id:path}", responses=_NOT_FOUND)
-def get_item(item_id: str, index: IndexDep) -> ItemOut:
+@router.get("/{item_id:path}", responses=_NOT_FOUND, response_model_exclude_none=True)
+def get_item(item_id: str, index: IndexDep, encoding: EncodingQuery = "json") -> ItemOut:
     """One stored item: its logits and metadata."""
-    item = index.get(item_id)
-    return ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata)
+    return _item_out(index.get(item_id), encoding)
 
 
 @router.delete("/{item_id:path}", dependencies=[Depends(require_write_key)], responses=_NOT_FOUND | WRITE_RESPONSES)

@@ -1,20 +1,25 @@
-"""Nearest-neighbour search by logits, image or stored id."""
+"""Nearest-neighbour search by logits (JSON or binary), image or stored id."""
 
 from typing import Annotated
 
+import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
+from starlette.responses import Response
 
 from evaluation.agreement import check_agreement
-from indexes.store import SearchResult
+from indexes.store import VectorStore
+from indexes.validation import check_vectors
+from models import Classifier
 
+from ..config import Settings
 from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep
-from ..inputs import check_batch, check_k, check_results, decode_one, resolve_vectors
+from ..inputs import check_batch, check_k, check_results, decode_one, decode_vectors, resolve_vectors
+from ..responses import search_response
 from ..routing import OffLoopRoute
 from ..schemas import (
     AgreementRequest,
     AgreementResponse,
     ErrorResponse,
-    Neighbor,
     SearchRequest,
     SearchResponse,
     Temperature,
@@ -23,26 +28,33 @@ from ..schemas import (
 router = APIRouter(route_class=OffLoopRoute, prefix="/search", tags=["search"])
 
 
-def _to_response(result: SearchResult, metric: str, temperature: float) -> SearchResponse:
-    rows = [[Neighbor(id=n.id, distance=n.distance, metadata=n.metadata) for n in row] for row in result.neighbors]
-    return SearchResponse(metric=metric, temperature=temperature, results=rows)
+def _query_vectors(body: SearchRequest, classifier: Classifier, index: VectorStore, settings: Settings) -> np.ndarray:
+    """`(n, C)` float64 query logits, from the queries or from the binary batch."""
+    if body.queries is not None:
+        return resolve_vectors(body.queries, classifier, index, settings, where="queries")
+    decoded = decode_vectors(body.logits_b64 or "", body.batch_shape, "logits_b64")
+    return check_vectors(decoded, index.dim, name="logits_b64", dtype=np.float64)
 
 
-@router.post("", responses={404: {"model": ErrorResponse, "description": "A query names an unknown id"}})
+@router.post(
+    "",
+    response_model=SearchResponse,
+    responses={404: {"model": ErrorResponse, "description": "A query names an unknown id"}},
+)
 def search_neighbors(
     body: SearchRequest, classifier: ClassifierDep, index: IndexDep, settings: SettingsDep, metrics: MetricsDep
-) -> SearchResponse:
+) -> Response:
     """The k nearest stored items of each query, closest first."""
-    check_batch(len(body.queries), settings, "queries")
+    check_batch(body.num_queries, settings, "queries")
     check_k(body.k, settings)
-    check_results(body.k, len(body.queries), settings)
-    queries = resolve_vectors(body.queries, classifier, index, settings, where="queries")
+    check_results(body.k, body.num_queries, settings)
+    queries = _query_vectors(body, classifier, index, settings)
     result = index.search(queries, body.k, metric=body.metric, temperature=body.temperature, filter=body.filter)
-    metrics.queries.labels(index.name, body.metric).inc(len(body.queries))
-    return _to_response(result, body.metric, body.temperature)
+    metrics.queries.labels(index.name, body.metric).inc(body.num_queries)
+    return search_response(result, body.metric, body.temperature)
 
 
-@router.post("/image")
+@router.post("/image", response_model=SearchResponse)
 def search_image(
     file: Annotated[UploadFile, File(description="The query image", json_schema_extra={"minLength": 1})],
     classifier: ClassifierDep,
@@ -52,13 +64,13 @@ def search_image(
     k: Annotated[int, Form(ge=1)] = 10,
     metric: Annotated[str, Form()] = "l2",
     temperature: Annotated[Temperature, Form()] = 1.0,
-) -> SearchResponse:
+) -> Response:
     """Shortcut: the k nearest stored items of one uploaded image."""
     check_k(k, settings)
     image = decode_one(file.file.read(settings.max_image_bytes + 1), settings, "file")
     result = index.search(classifier.logits_from_images([image]), k, metric=metric, temperature=temperature)
     metrics.queries.labels(index.name, metric).inc()
-    return _to_response(result, metric, temperature)
+    return search_response(result, metric, temperature)
 
 
 @router.post("/agreement", responses={404: {"model": ErrorResponse, "description": "The query names an unknown id"}})

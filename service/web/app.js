@@ -1,7 +1,7 @@
 // The page: reads its state from the URL, asks the API, renders. A client of the public JSON API only.
 import { ApiError, apiKey, encodeId, getJson, indexPrefix, postFiles, postJson, setApiKey, thumbnailUrl } from "./api.js";
 import {
-  argmax, renderAgreement, renderChips, renderComparison, renderFooter, renderQuery, renderResults,
+  argmax, hideResults, renderAgreement, renderChips, renderComparison, renderFooter, renderQuery, renderResults,
   setPredicted, setThumbnail, showError,
 } from "./view.js";
 
@@ -59,7 +59,10 @@ async function labelsOf(index) {
 }
 
 async function queryLogits(prefix) {
-  if (state.query.logits) return { logits: state.query.logits, title: "Query: pasted or uploaded logits", thumb: page.imageUrl };
+  if (state.query.logits) {
+    const title = page.imageUrl ? "Query: the uploaded image" : "Query: the given logits";
+    return { logits: state.query.logits, title, thumb: page.imageUrl };
+  }
   const item = await getJson(`${prefix}/items/${encodeId(state.query.id)}`);
   page.items.set(item.id, item);
   return { logits: item.logits, title: `Query: ${item.id}`, thumb: await thumbnailUrl(prefix, item.id) };
@@ -72,10 +75,9 @@ async function run() {
   if (!index) throw new ApiError(404, `no index named ${JSON.stringify(state.index)}`, "/v1/indexes");
   const prefix = indexPrefix(index.name);
   const labels = await labelsOf(index);
+  hideResults(); // nothing of the previous query stays on screen if this one fails
   const query = await queryLogits(prefix);
   if (!state.query.logits) page.imageUrl = null;
-  renderQuery({ ...query, labels, temperature: state.temperature });
-  renderAgreement(null);
   const body = { k: state.k, metric: state.metric, temperature: state.temperature, filter: state.filter };
   if (!Object.keys(state.filter).length) delete body.filter;
   const sent = state.query.id !== undefined ? { id: state.query.id } : { logits: state.query.logits };
@@ -85,7 +87,7 @@ async function run() {
   ]);
   page.last = { index: index.name, query: sent, request: body, results: found, agreement };
   page.compared = [];
-  renderComparison(null);
+  renderQuery({ ...query, labels, temperature: state.temperature });
   renderAgreement(agreement);
   const hits = found.results[0];
   renderResults(hits, { metric: found.metric, onPick: pick, onCompare: toggleCompare, compared: page.compared });

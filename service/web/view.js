@@ -37,6 +37,10 @@ export function showError(message) {
   box.hidden = !message;
 }
 
+export function hideResults() {
+  for (const id of ["query-card", "results-section", "compare"]) $(id).hidden = true;
+}
+
 export function renderQuery({ title, thumb, logits, labels, temperature }) {
   $("query-card").hidden = false;
   $("query-title").textContent = title;

@@ -265,6 +265,21 @@ def test_concurrent_create_and_drop_of_one_name_have_one_winner(settings: Settin
     assert sorted(p.name for p in settings.indexes_dir.iterdir()) == ["default"]
 
 
+def test_an_index_created_on_disk_after_the_start_is_a_404_that_says_restart(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "images"
+    (folder / "7").mkdir(parents=True)
+    (folder / "7" / "a.png").write_bytes(digit_png(7))
+    with TestClient(create_app(settings)) as client:
+        assert main(["index", "--images", str(folder), "--index", "late", "--data-dir", str(settings.data_dir)]) == 0
+        response = client.post("/v1/indexes/late/search", json={"queries": [{"id": "7/a.png"}]})
+        assert response.status_code == 404 and "restart the service to serve it" in response.json()["detail"]
+    with TestClient(create_app(settings)) as restarted:
+        hits = restarted.post("/v1/indexes/late/search", json={"queries": [{"id": "7/a.png"}]}).json()["results"]
+        assert hits[0][0]["id"] == "7/a.png"
+
+
 def test_cli_index_binds_the_model_lists_and_searches(
     settings2: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -3,6 +3,7 @@
 Screenshots go to `test-artifacts/browser/` (ignored by git) for a person to look at.
 """
 
+import base64
 import json
 import shutil
 from collections.abc import Iterator
@@ -100,6 +101,7 @@ def test_dropping_a_digit_finds_it_first_with_its_thumbnail(page: "sync_api.Page
     thumb.wait_for(state="visible")
     assert thumb.evaluate("img => img.naturalWidth") == 96
     assert page.locator("#query-thumb").is_visible() and page.locator("#top5 .bar-row").count() == 5
+    assert page.locator("#query-title").inner_text() == "Query: the uploaded image"
     assert "nats" in page.locator("#entropy").inner_text()
     assert "logits" in parse_qs(urlparse(page.url).query)  # an uploaded image is shared as its logits
 
@@ -118,8 +120,8 @@ def test_choosing_a_file_then_clicking_a_result_searches_from_it(
     page.wait_for_selector(f"#query-title:has-text('Query: {second}')")
     page.wait_for_function("id => document.querySelector('#results .result .id')?.textContent === id", arg=second)
     assert parse_qs(urlparse(page.url).query)["id"] == [second]
-    page.go_back()  # the previous query comes back from the URL
-    page.wait_for_selector("#query-title:has-text('logits')")
+    page.go_back()  # the previous query comes back from the URL (an upload, as its logits)
+    page.wait_for_selector("#query-title:has-text('the given logits')")
 
 
 def test_switching_the_metric_keeps_the_state_in_the_url(page: "sync_api.Page", url: str) -> None:
@@ -132,6 +134,25 @@ def test_switching_the_metric_keeps_the_state_in_the_url(page: "sync_api.Page", 
     assert page.locator("#results .distance").first.inner_text().startswith("kl ")
     expected = httpx.post(f"{url}/v1/search", json={"queries": [{"id": "digits-5"}], "k": 4, "metric": "kl"}).json()
     assert page.locator("#results .result .id").all_inner_texts() == [h["id"] for h in expected["results"][0]]
+    with page.expect_download() as download:
+        page.click("#download")
+    saved = json.loads(Path(download.value.path()).read_text())
+    assert saved["results"] == expected and saved["query"] == {"id": "digits-5"} and "agreement" in saved
+
+
+def test_choosing_another_index_searches_it_with_its_own_items(page: "sync_api.Page", url: str) -> None:
+    created = httpx.post(f"{url}/v1/indexes", json={"name": "mini", "model": "digits-cnn"})
+    assert created.status_code == 201, created.text
+    items = [{"id": f"mini-{i}", "image": base64.b64encode(digit_png(i)).decode()} for i in range(3)]
+    assert httpx.post(f"{url}/v1/indexes/mini/items", json={"items": items}).status_code == 200
+    page.goto(f"{url}/?id=mini-1")  # not in the default index: the page says so
+    page.wait_for_selector("#error:has-text('mini-1')")
+    page.select_option("#index", "mini")
+    page.wait_for_function("() => document.querySelectorAll('#results .result').length === 3")
+    assert _first_result(page) == "mini-1" and page.locator("#error").is_hidden()
+    assert page.locator("#footer").inner_text().startswith("model digits-cnn · index mini: 3 items · CPU")
+    assert parse_qs(urlparse(page.url).query)["index"] == ["mini"]
+    page.locator("#results .result img").first.wait_for(state="visible")
 
 
 def test_agreement_filters_and_comparison_come_from_the_service(page: "sync_api.Page", url: str) -> None:
@@ -167,6 +188,7 @@ def test_an_api_error_is_shown_as_a_message(page: "sync_api.Page", url: str) -> 
     page.click("#search-logits")
     page.wait_for_selector("#error:has-text('10')")
     assert "HTTP 422" in page.locator("#error").inner_text()
+    assert page.locator("#query-card").is_hidden() and page.locator("#results-section").is_hidden()
 
 
 def test_the_page_works_with_an_api_key(browser: "sync_api.Browser", default_data_dir: Path, tmp_path: Path) -> None:
