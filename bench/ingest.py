@@ -98,14 +98,16 @@ def main() -> None:
     parser.add_argument("--models", default="digits-cnn,efficientnet-lite0")
     parser.add_argument("--digits", type=int, default=8192, help="digit PNGs for the digits CNN")
     parser.add_argument("--photos", type=int, default=192, help="JPEG photos for EfficientNet-Lite0")
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=256, help="as `logitsearch index` (default 256)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--num-threads", type=int, default=2)
     args = parser.parse_args()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     logger.setLevel(logging.INFO)
     torch.set_num_threads(args.num_threads)
-    rows = [f"{'model':<20} {'images':>7} {'workers':>7} {'bare img/s':>11} {'index img/s':>12} {'ratio':>6}"]
+    rows = [
+        f"{'model':<20} {'images':>7} {'workers':>7} {'thumbs':>6} {'bare img/s':>11} {'index img/s':>12} {'ratio':>6}"
+    ]
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         settings = Settings(data_dir=root / "data", device="cpu", faiss_gpu="false", num_threads=args.num_threads)
@@ -119,11 +121,14 @@ def main() -> None:
                 write_digits(root / name, args.digits)
             classifier = load_model(settings.model_copy(update={"model": name}))
             bare = images_per_second(bare_forward(classifier, root / name, args.batch_size), args.rounds)
-            for workers in sorted({0, default_workers()}):
-                options = IngestOptions(batch_size=args.batch_size, workers=workers)
+            for workers, thumbnails in [(0, True), (default_workers(), True), (default_workers(), False)]:
+                options = IngestOptions(batch_size=args.batch_size, workers=workers, thumbnails=thumbnails)
                 rate = images_per_second(pipeline(classifier, root / name, settings, options), args.rounds)
                 count = len(list((root / name).iterdir()))
-                rows.append(f"{name:<20} {count:>7} {workers:>7} {bare:>11.0f} {rate:>12.0f} {rate / bare:>6.2f}")
+                rows.append(
+                    f"{name:<20} {count:>7} {workers:>7} {'on' if thumbnails else 'off':>6} {bare:>11.0f} "
+                    f"{rate:>12.0f} {rate / bare:>6.2f}"
+                )
                 logger.info(rows[-1])
     logger.info(
         "torch %s, %d threads, batch %d, median of %d rounds\n%s",

@@ -47,8 +47,9 @@ logger = logging.getLogger("bench.search")
 COLUMNS = ("raw FAISS", "floor", "store", "HTTP binary", "HTTP JSON")
 
 
-def make_data_dir(root: Path, num_classes: int, vectors: np.ndarray) -> str:
-    """A data dir with a random tiny model of `num_classes` outputs and an index holding `vectors`."""
+def make_data_dir(root: Path, num_classes: int, vectors: np.ndarray, with_metadata: bool = False) -> str:
+    """A data dir with a random tiny model of `num_classes` outputs and an index holding `vectors` (with
+    `{"label", "split"}` metadata per item when `with_metadata`)."""
     name = f"bench-c{num_classes}"
     spec = ModelSpec(
         name=name,
@@ -67,7 +68,10 @@ def make_data_dir(root: Path, num_classes: int, vectors: np.ndarray) -> str:
     )
     for start in range(0, len(vectors), 100_000):
         stop = min(start + 100_000, len(vectors))
-        index.upsert([f"item-{i}" for i in range(start, stop)], vectors[start:stop])
+        metadata = [{"label": i % 10, "split": "test" if i % 5 == 0 else "train"} for i in range(start, stop)]
+        index.upsert(
+            [f"item-{i}" for i in range(start, stop)], vectors[start:stop], metadata if with_metadata else None
+        )
     index.close()
     return name
 

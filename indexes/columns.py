@@ -1,6 +1,11 @@
-"""A numpy column that grows by amortised doubling, for per-row values kept next to the FAISS rows."""
+"""Per-row values kept next to the FAISS rows in compact form: numpy columns and dictionary-encoded metadata."""
+
+import json
+from collections.abc import Sequence
 
 import numpy as np
+
+from .store import Metadata
 
 
 class GrowableArray:
@@ -42,3 +47,65 @@ class GrowableArray:
         """Hold exactly `values` `(n, *shape)`."""
         self._data = np.array(values, dtype=self._data.dtype)
         self._size = len(values)
+
+
+class MetadataColumn:
+    """One JSON object per row, dictionary-encoded: each distinct object is kept once, rows hold its code.
+
+    Metadata repeats across items (labels, splits, sources), so a million rows cost 4 bytes each plus their few
+    distinct objects, instead of one dict per row. Objects are told apart by their canonical JSON, so `1`,
+    `1.0` and `true` stay distinct. The stored objects are shared between rows: never mutate one in place.
+    """
+
+    def __init__(self) -> None:
+        self._codes = GrowableArray(np.int32)
+        self._values: list[Metadata] = []
+        self._lookup: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._codes)
+
+    def __getitem__(self, row: int) -> Metadata:
+        return self._values[int(self._codes.values[row])]
+
+    @property
+    def codes(self) -> np.ndarray:
+        """`(n,)` int32: row -> position in `distinct` (invalid after the next write)."""
+        return self._codes.values
+
+    @property
+    def distinct(self) -> list[Metadata]:
+        """The distinct objects (some may no longer be used by any row)."""
+        return self._values
+
+    def take(self, rows: list[int]) -> list[Metadata]:
+        """The objects of `rows`."""
+        codes, values = self._codes.values, self._values
+        return [values[code] for code in codes[rows].tolist()]
+
+    def to_list(self) -> list[Metadata]:
+        """One object per row (shared, not copied)."""
+        values = self._values
+        return [values[code] for code in self._codes.values.tolist()]
+
+    def extend(self, metadata: Sequence[Metadata]) -> None:
+        self._codes.extend(np.array([self._encode(m) for m in metadata], dtype=np.int32))
+
+    def set(self, row: int, metadata: Metadata) -> None:
+        self._codes.values[row] = self._encode(metadata)
+
+    def remove_moving_last(self, row: int) -> None:
+        self._codes.remove_moving_last(row)
+
+    def replace(self, metadata: Sequence[Metadata]) -> None:
+        """Hold exactly `metadata`, one object per row, forgetting the distinct objects no row uses."""
+        self._values, self._lookup = [], {}
+        self._codes.replace(np.array([self._encode(m) for m in metadata], dtype=np.int32))
+
+    def _encode(self, metadata: Metadata) -> int:
+        key = json.dumps(metadata, sort_keys=True, separators=(",", ":"))
+        code = self._lookup.get(key)
+        if code is None:
+            code = self._lookup[key] = len(self._values)
+            self._values.append(metadata)
+        return code

@@ -8,7 +8,7 @@ from typing import Any, Literal
 import faiss
 import numpy as np
 
-from .columns import GrowableArray
+from .columns import GrowableArray, MetadataColumn
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
 from .filters import match_filter
@@ -66,7 +66,7 @@ class FaissIndex:
         self._gpu = faiss.GpuIndexFlatL2(gpu_resources, dim) if gpu_resources is not None else None
         self._ids: list[str] = []
         self._positions: dict[str, int] = {}
-        self._metadata: list[Metadata] = []
+        self._metadata = MetadataColumn()
         self._listed_ids: list[str] | None = None  # insertion order, cached for `list` until the next write
         self._version = 0  # bumped on every write; derived indexes built at an older version are rebuilt
         self._derived = DerivedIndexCache(gpu_resources=gpu_resources)
@@ -98,7 +98,8 @@ class FaissIndex:
 
     @property
     def metadata(self) -> list[Metadata]:
-        return self._metadata
+        """One object per row (shared between rows with equal metadata: do not mutate)."""
+        return self._metadata.to_list()
 
     def count(self) -> int:
         return len(self._ids)
@@ -132,7 +133,7 @@ class FaissIndex:
             else:
                 stored[position] = vectors[row]
                 self._norms.values[position] = _squared_norms(vectors[row : row + 1])[0]
-                self._metadata[position] = meta
+                self._metadata.set(position, meta)
                 replaced = True
         if new_rows:
             start = len(self._ids)
@@ -144,7 +145,7 @@ class FaissIndex:
             for offset, row in enumerate(new_rows):
                 self._positions[ids[row]] = start + offset
                 self._ids.append(ids[row])
-                self._metadata.append(metadata[row])
+            self._metadata.extend([metadata[row] for row in new_rows])
             self._listed_ids = None
         self._version += 1
         if replaced:
@@ -162,10 +163,9 @@ class FaissIndex:
             stored[position] = stored[last]
             moved = self._ids[last]
             self._ids[position] = moved
-            self._metadata[position] = self._metadata[last]
             self._positions[moved] = position
         self._ids.pop()
-        self._metadata.pop()
+        self._metadata.remove_moving_last(position)
         self._norms.remove_moving_last(position)
         self._cpu.remove_ids(faiss.IDSelectorRange(last, last + 1))
         self._listed_ids = None
@@ -206,14 +206,14 @@ class FaissIndex:
         hits = []
         for positions, distances in top:
             rows = positions.tolist()
-            hits.append(QueryHits([ids[p] for p in rows], distances, [metadata[p] for p in rows]))
+            hits.append(QueryHits([ids[p] for p in rows], distances, metadata.take(rows)))
         return SearchResult.from_columns(hits)
 
     def _select(self, filter: Filter | None) -> _Selection:
         """The rows matching `filter` and FAISS search parameters restricted to them (no mask: every row)."""
         if not filter or self.count() == 0:
             return _Selection(None, self.count())
-        mask = match_filter(filter, self._metadata, self.vectors)
+        mask = match_filter(filter, self._metadata.distinct, self.vectors, self._metadata.codes)
         bitmap = np.packbits(mask, bitorder="little")
         params = faiss.SearchParameters()
         params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
@@ -250,7 +250,7 @@ class FaissIndex:
             self._cpu.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self._norms.replace(_squared_norms(self.vectors))
         self._ids = list(ids)
-        self._metadata = list(metadata)
+        self._metadata.replace(metadata)
         self._positions = {item_id: i for i, item_id in enumerate(ids)}
         self._listed_ids = None
         self._version += 1

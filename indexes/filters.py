@@ -70,13 +70,16 @@ def mixed_type_error(key: str, wanted: Any, stored: Any, count: int) -> MixedTyp
     )
 
 
-def match_filter(filter: Filter, metadata: Sequence[Metadata], vectors: np.ndarray) -> np.ndarray:
+def match_filter(
+    filter: Filter, metadata: Sequence[Metadata], vectors: np.ndarray, codes: np.ndarray | None = None
+) -> np.ndarray:
     """Rows that satisfy every condition of `filter`.
 
     Args:
         filter: field -> required value; `"predicted"` compares with `argmax(vectors, axis=1)`.
-        metadata: one dict per stored row.
+        metadata: one dict per stored row, or with `codes` the distinct dicts the rows point to.
         vectors: `(n, C)` stored logits, used only for `"predicted"`.
+        codes: `(n,)` row -> position in `metadata` (each distinct dict is then compared once), or None.
 
     Returns:
         `(n,)` bool mask.
@@ -85,15 +88,18 @@ def match_filter(filter: Filter, metadata: Sequence[Metadata], vectors: np.ndarr
         MixedTypeFilterError: a condition would skip items holding its value as another JSON type (a number
             and the string spelling it, `7` and `"7"`) instead of matching part of what the caller means.
     """
-    mask = np.ones(len(metadata), dtype=bool)
+    num_rows = len(metadata) if codes is None else len(codes)
+    mask = np.ones(num_rows, dtype=bool)
     missing = object()
     for key, wanted in filter.items():
         if key == PREDICTED:
             mask &= vectors.argmax(axis=1) == wanted
             continue
-        codes = np.fromiter((_compare(m.get(key, missing), wanted) for m in metadata), np.int8, len(metadata))
-        other = np.flatnonzero(codes == _OTHER_TYPE)
+        compared = np.fromiter((_compare(m.get(key, missing), wanted) for m in metadata), np.int8, len(metadata))
+        per_row = compared if codes is None else compared[codes]
+        other = np.flatnonzero(per_row == _OTHER_TYPE)
         if other.size:
-            raise mixed_type_error(key, wanted, metadata[other[0]][key], other.size)
-        mask &= codes == _YES
+            example = metadata[other[0] if codes is None else codes[other[0]]]
+            raise mixed_type_error(key, wanted, example[key], other.size)
+        mask &= per_row == _YES
     return mask

@@ -78,8 +78,9 @@ def _best_in_blocks(
 
 
 class _Best:
-    """The m lowest costs offered so far for one query. A block's rows are first compared with the m-th lowest
-    cost held (one vectorised pass), so after the first block few reach the partial sort."""
+    """The m lowest costs offered so far for one query. Once m are held, a block's rows are first compared with
+    the m-th lowest (one vectorised pass), so after the first block few reach the partial sort. NaN (a row
+    outside the mask) is never kept past a shrink unless fewer than m rows are eligible."""
 
     def __init__(self, m: int) -> None:
         self.m = m
@@ -90,31 +91,35 @@ class _Best:
 
     def offer(self, cost: np.ndarray, start: int) -> None:
         """Consider `(b,)` costs of the rows from `start` on."""
-        keep = np.flatnonzero(cost <= self.threshold)
+        if self.threshold == np.inf:  # nothing to compare with yet: keep the block whole
+            keep = np.arange(start, start + cost.size)
+        else:
+            keep = np.flatnonzero(cost <= self.threshold)
+            cost, keep = cost[keep], keep + start
         if keep.size:
-            self.costs.append(cost[keep])
-            self.positions.append(keep + start)
+            self.costs.append(cost)
+            self.positions.append(keep)
             self.held += keep.size
-            if self.held >= 2 * self.m:
+            if self.held >= 2 * self.m or self.threshold == np.inf:
                 self._shrink()
 
     def _shrink(self) -> None:
-        costs, positions = np.concatenate(self.costs), np.concatenate(self.positions)
+        costs = self.costs[0] if len(self.costs) == 1 else np.concatenate(self.costs)
+        positions = self.positions[0] if len(self.positions) == 1 else np.concatenate(self.positions)
         if costs.size > self.m:
             best = np.argpartition(costs, self.m - 1)[: self.m]
             costs, positions = costs[best], positions[best]
-            self.threshold = costs.max()
+            highest = costs.max()  # NaN when fewer than m eligible rows were seen: keep taking every row
+            self.threshold = np.float32(np.inf) if np.isnan(highest) else highest
         self.costs, self.positions, self.held = [costs], [positions], costs.size
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """`(m,)` costs ascending and their positions, padded with +inf and -1."""
-        if not self.costs:
-            return np.full(self.m, np.inf, np.float32), np.full(self.m, -1, np.int64)
-        self._shrink()
-        costs, positions = self.costs[0], self.positions[0]
-        order = np.argsort(costs, kind="stable")
-        pad = self.m - costs.size
-        return (
-            np.pad(costs[order], (0, pad), constant_values=np.inf),
-            np.pad(positions[order].astype(np.int64), (0, pad), constant_values=-1),
-        )
+        """`(m,)` costs ascending and their positions, +inf and -1 where fewer than m rows are eligible."""
+        out_costs, out_positions = np.full(self.m, np.inf, np.float32), np.full(self.m, -1, np.int64)
+        if self.costs:
+            self._shrink()
+            costs, positions = self.costs[0], self.positions[0]
+            order = np.argsort(costs, kind="stable")  # NaN sorts last
+            valid = int(np.count_nonzero(~np.isnan(costs)))
+            out_costs[:valid], out_positions[:valid] = costs[order[:valid]], positions[order[:valid]]
+        return out_costs, out_positions

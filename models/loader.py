@@ -11,7 +11,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -31,20 +31,31 @@ Precision = Literal["fp32", "bf16", "fp16"]
 PRECISIONS: tuple[Precision, ...] = ("fp32", "bf16", "fp16")
 _DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
-# One sample: the preprocessed image (zeros if unreadable), its position, "" or why it could not be read, and its
-# encoded thumbnail (b"" when none was asked for or none fits).
-Sample = tuple[torch.Tensor, int, str, bytes]
+# One batch as a worker hands it over: the readable images preprocessed ``(m, channels, H, W)``, the dataset
+# positions of the whole batch ``(b,)``, "" or why each could not be read, and each one's encoded thumbnail (b"" when
+# none was asked for, none fits, or it is unreadable).
+LoadedBatch = tuple[torch.Tensor, torch.Tensor, list[str], list[bytes]]
 
 
 def _thumbnail(image: Image.Image, max_bytes: int | None) -> bytes:
     return (make_thumbnail(image, max_bytes) or b"") if max_bytes is not None else b""
 
 
-class ImageFiles(Dataset[Sample]):
-    """Image files decoded with the upload limits and preprocessed per a spec (in whichever process reads them).
+class ImageSource(Protocol):
+    """Pictures to embed, read one by one (in whichever process loads them); ``spec`` says how to preprocess them."""
 
-    With `thumbnail_bytes`, each sample also carries the image's thumbnail of at most that many bytes.
-    """
+    spec: ModelSpec
+    thumbnail_bytes: int | None  # with a value, each readable picture also gets a thumbnail of at most that size
+
+    def __len__(self) -> int: ...
+
+    def read(self, position: int) -> Image.Image:
+        """The picture at ``position``; raises ``ImageError`` or ``OSError`` (naming it) when it cannot be read."""
+        ...
+
+
+class ImageFiles:
+    """Image files, decoded with the upload limits."""
 
     def __init__(
         self,
@@ -60,20 +71,16 @@ class ImageFiles(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.paths)
 
-    def __getitem__(self, position: int) -> Sample:
+    def read(self, position: int) -> Image.Image:
         path = self.paths[position]
         try:
-            image = decode_image(path.read_bytes(), max_bytes=self.max_bytes, max_pixels=self.max_pixels)
-            return preprocess([image], self.spec)[0], position, "", _thumbnail(image, self.thumbnail_bytes)
+            return decode_image(path.read_bytes(), max_bytes=self.max_bytes, max_pixels=self.max_pixels)
         except (ImageError, OSError) as e:
-            return _blank(self.spec), position, f"{path}: {e}", b""
+            raise type(e)(f"{path}: {e}") from e
 
 
-class PixelArrays(Dataset[Sample]):
-    """In-memory uint8 pictures (``(n, H, W)`` grayscale or ``(n, H, W, 3)`` RGB) preprocessed per a spec.
-
-    With `thumbnail_bytes`, each sample also carries the picture's thumbnail of at most that many bytes.
-    """
+class PixelArrays:
+    """In-memory uint8 pictures: ``(n, H, W)`` grayscale or ``(n, H, W, 3)`` RGB."""
 
     def __init__(self, pixels: npt.NDArray[np.uint8], spec: ModelSpec, thumbnail_bytes: int | None = None) -> None:
         self.pixels, self.spec, self.thumbnail_bytes = pixels, spec, thumbnail_bytes
@@ -81,9 +88,34 @@ class PixelArrays(Dataset[Sample]):
     def __len__(self) -> int:
         return len(self.pixels)
 
-    def __getitem__(self, position: int) -> Sample:
-        image = Image.fromarray(self.pixels[position])
-        return preprocess([image], self.spec)[0], position, "", _thumbnail(image, self.thumbnail_bytes)
+    def read(self, position: int) -> Image.Image:
+        return Image.fromarray(self.pixels[position])
+
+
+class _Batches(Dataset[LoadedBatch]):
+    """Batch ``b`` of a source, read and preprocessed together: one hand-over per batch, not per picture."""
+
+    def __init__(self, source: ImageSource, batch_size: int) -> None:
+        self.source, self.batch_size = source, batch_size
+
+    def __len__(self) -> int:
+        return -(-len(self.source) // self.batch_size)
+
+    def __getitem__(self, batch: int) -> LoadedBatch:
+        positions = range(batch * self.batch_size, min((batch + 1) * self.batch_size, len(self.source)))
+        images, errors, thumbnails = [], [], []
+        for position in positions:
+            try:
+                image = self.source.read(position)
+            except (ImageError, OSError) as e:
+                errors.append(str(e) or type(e).__name__)
+                thumbnails.append(b"")
+                continue
+            images.append(image)
+            errors.append("")
+            thumbnails.append(_thumbnail(image, self.source.thumbnail_bytes))
+        x = preprocess(images, self.source.spec)
+        return x, torch.tensor(list(positions), dtype=torch.int64), errors, thumbnails
 
 
 @dataclass(frozen=True)
@@ -110,12 +142,14 @@ def default_workers() -> int:
 
 def embed_dataset(
     classifier: Classifier,
-    dataset: Dataset[Sample],
+    source: ImageSource,
     batch_size: int = 256,
     workers: int | None = None,
     precision: Precision = "fp32",
 ) -> Iterator[EmbeddedBatch]:
-    """Yield the logits of ``dataset`` batch by batch, decoding in ``workers`` processes (0: in this one).
+    """Yield the logits of ``source`` batch by batch, read and preprocessed in ``workers`` processes (0: this one).
+
+    Each worker reads whole batches, so the hand-over costs one pickle per batch; batches come back in order.
 
     The model runs under ``inference_mode``; on CUDA with channels-last inputs, pinned memory and, for ``bf16`` or
     ``fp16``, autocast (logits are returned as float32 either way).
@@ -130,31 +164,25 @@ def embed_dataset(
     if precision != "fp32" and not cuda:
         raise ModelError(f"--precision {precision} needs a CUDA device; on {classifier.device} use fp32")
     loader = DataLoader(
-        dataset,
-        batch_size=batch_size,
+        _Batches(source, batch_size),
+        batch_size=None,  # each item is a whole batch already
         num_workers=workers,
         pin_memory=cuda,
-        persistent_workers=False,
-        prefetch_factor=4 if workers else None,
+        prefetch_factor=2 if workers else None,
     )
     autocast = torch.autocast("cuda", dtype=_DTYPES[precision]) if precision != "fp32" else nullcontext()
     # Module.to takes memory_format (torch's stubs miss it); converting the shared module once is harmless.
     module = classifier.module.to(memory_format=torch.channels_last) if cuda else classifier.module  # type: ignore[call-overload]
     for images, positions, errors, thumbnails in loader:
-        readable = torch.tensor([not e for e in errors], dtype=torch.bool)
-        x = images[readable].to(classifier.device, non_blocking=cuda)
+        readable = [not e for e in errors]
+        x = images.to(classifier.device, non_blocking=cuda)
         if cuda:
             x = x.contiguous(memory_format=torch.channels_last)
         with torch.inference_mode(), autocast:
             logits = module(x).float().cpu().numpy() if len(x) else np.empty((0, classifier.num_classes))
         yield EmbeddedBatch(
-            positions=positions[readable].numpy().astype(np.int64),
+            positions=positions.numpy()[readable].astype(np.int64),
             logits=np.ascontiguousarray(logits, dtype=np.float32),
             errors=[e for e in errors if e],
-            thumbnails=[t or None for t, e in zip(thumbnails, errors, strict=True) if not e],
+            thumbnails=[t or None for t, ok in zip(thumbnails, readable, strict=True) if ok],
         )
-
-
-def _blank(spec: ModelSpec) -> torch.Tensor:
-    height, width = spec.input_size
-    return torch.zeros((spec.channels, height, width), dtype=torch.float32)

@@ -32,9 +32,12 @@ def _load(app: FastAPI) -> None:
     configure_cpu(settings.num_threads)
     if settings.api_key is None:
         logger.warning("LOGITSEARCH_API_KEY is not set: anyone who reaches this port can add and delete items")
-    catalog = Catalog(settings, create_gpu_resources(settings.faiss_gpu))
-    catalog.open()
-    catalog.open_default()
+    catalog: Catalog | None = app.state.opened_catalog
+    app.state.opened_catalog = None
+    if catalog is None:
+        catalog = Catalog(settings, create_gpu_resources(settings.faiss_gpu))
+        catalog.open()
+        catalog.open_default()
     app.state.catalog = catalog
     # What was loaded lives as long as the app: keep the cyclic collector from scanning it on every full pass.
     gc.freeze()
@@ -73,8 +76,14 @@ def _model_in_path(model_name: Annotated[str, Path(description="Model name; GET 
     """Declares the `{model_name}` path parameter of /v1/models/{model_name}/embed for OpenAPI."""
 
 
-def create_app(settings: Settings | None = None) -> FastAPI:
-    """Build the app; nothing heavy happens until the lifespan starts."""
+def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
+    """Build the app; nothing heavy happens until the lifespan starts.
+
+    Args:
+        settings: the settings (default: from the environment).
+        catalog: a catalog opened already (`logitsearch serve` opens it before the server starts, with
+            progress bars on a first start), which the lifespan then serves and closes; None opens one there.
+    """
     app = FastAPI(
         title="logit-search",
         version=__version__,
@@ -84,6 +93,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         redoc_url=None,
     )
     app.state.settings = settings or get_settings()
+    app.state.opened_catalog = catalog
     # Each middleware added wraps the ones before it: metrics, added last, see the limits' 413 and 503 too.
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
     app.add_middleware(RequestTimeout, seconds=app.state.settings.request_timeout_s)

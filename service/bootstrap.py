@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from torch.utils.data import Dataset
 from tqdm import tqdm
 
 from indexes.errors import ItemNotFoundError
@@ -33,7 +32,7 @@ from models import (
     train_classifier,
 )
 from models.device import resolve_device
-from models.loader import ImageFiles, PixelArrays, Precision, Sample, embed_dataset
+from models.loader import ImageFiles, ImageSource, PixelArrays, Precision, embed_dataset
 from models.zoo import ZOO
 
 from .config import DEFAULT_MODEL, Settings
@@ -259,7 +258,7 @@ def _missing(index: VectorStore, ids: list[str]) -> list[int]:
 def _ingest(
     index: VectorStore,
     classifier: Classifier,
-    dataset: Dataset[Sample],
+    dataset: ImageSource,
     ids: list[str],
     metadata: list[dict[str, Any]],
     options: IngestOptions | None,

@@ -42,20 +42,21 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    from indexes.device import create_gpu_resources
+
     from .app import create_app
     from .catalog import Catalog
     from .server import server_config
 
     settings = settings_from_args(args)
-    if not settings.index_dir.exists():
-        # Build the default index before the server starts, with progress bars, so the lifespan only loads.
-        catalog = Catalog(settings)
-        catalog.open(names=[settings.index])
-        catalog.open_default(progress=True)
-        catalog.close()
+    # Open the indexes once, before the server starts (building the default with progress bars on a first
+    # start); the lifespan serves this catalog and closes it at shutdown.
+    catalog = Catalog(settings, create_gpu_resources(settings.faiss_gpu))
+    catalog.open()
+    catalog.open_default(progress=True)
     # uvicorn stops gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed by SIGTERM".
     signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.Server(server_config(create_app(settings), settings)).run()
+    uvicorn.Server(server_config(create_app(settings, catalog), settings)).run()
     return 0
 
 

@@ -131,24 +131,30 @@ def resolve_vectors(
 ) -> np.ndarray:
     """The logits of each source: given directly, computed from its image, or read from a stored id.
 
-    Images in the batch go through the model together. Raises `ItemNotFoundError` for an unknown id. When
-    `thumbnails` is given, one entry per source is appended to it: the image's thumbnail, or None.
+    Logits given directly are checked as one matrix (a bad row is then found and named); images in the batch
+    go through the model together. Raises `ItemNotFoundError` for an unknown id. When `thumbnails` is given,
+    one entry per source is appended to it: the image's thumbnail, or None.
 
     Returns:
         `(n, C)` float64 (logits as sent; stored and embedded ones are float32 values), validated.
     """
     dim = index.dim
     vectors = np.empty((len(sources), dim), dtype=np.float64)  # queries keep their float64 digits
-    image_rows = [i for i, source in enumerate(sources) if source.image is not None]
+    rows: dict[str, list[int]] = {"logits": [], "logits_b64": [], "image": []}
     for i, source in enumerate(sources):
-        if source.logits is not None:
-            vectors[i] = check_vectors(source.logits, dim, name=f"{where}[{i}].logits", dtype=np.float64)[0]
-        elif source.logits_b64 is not None:
-            name = f"{where}[{i}].logits_b64"
-            decoded = decode_vectors(source.logits_b64, (1, dim), f"{name} (the model has {dim} classes)")
-            vectors[i] = check_vectors(decoded, dim, name=name, dtype=np.float64)[0]
-        elif isinstance(source, Query) and source.id is not None:
+        for field in rows:
+            if getattr(source, field) is not None:
+                rows[field].append(i)
+        if isinstance(source, Query) and source.id is not None:
             vectors[i] = index.get(source.id).logits
+    if rows["logits"]:
+        given = [sources[i].logits for i in rows["logits"]]
+        vectors[rows["logits"]] = _check_rows(given, rows["logits"], dim, f"{where}[{{}}].logits")
+    if rows["logits_b64"]:
+        name = f"{where}[{{}}].logits_b64"
+        decoded = _decode_rows([sources[i].logits_b64 or "" for i in rows["logits_b64"]], rows["logits_b64"], dim, name)
+        vectors[rows["logits_b64"]] = _check_rows(decoded, rows["logits_b64"], dim, name)
+    image_rows = rows["image"]
     made: list[bytes | None] | None = [] if thumbnails is not None else None
     if image_rows:
         images = [sources[i].image or "" for i in image_rows]
@@ -158,6 +164,39 @@ def resolve_vectors(
         by_row = dict(zip(image_rows, made, strict=True))
         thumbnails.extend(by_row.get(i) for i in range(len(sources)))
     return vectors
+
+
+def _decode_rows(texts: list[str], rows: list[int], dim: int, name: str) -> np.ndarray:
+    """`(n, dim)` float32 from one `logits_b64` vector per row: decoded together, or one by one (line breaks
+    accepted, errors naming the row) when that fails."""
+    try:
+        data = [base64.b64decode(text, validate=True) for text in texts]
+        if all(len(vector) == 4 * dim for vector in data):
+            return np.frombuffer(b"".join(data), dtype="<f4").reshape(len(texts), dim)
+    except (binascii.Error, ValueError):
+        pass
+    return np.vstack(
+        [
+            decode_vectors(text, (1, dim), f"{name.format(row)} (the model has {dim} classes)")
+            for row, text in zip(rows, texts, strict=True)
+        ]
+    )
+
+
+def _check_rows(given: Sequence[object] | np.ndarray, rows: list[int], dim: int, name: str) -> np.ndarray:
+    """`check_vectors` on all rows at once; when that fails, row by row, so that the error names the bad one.
+
+    Args:
+        given: one vector per entry of `rows`.
+        rows: the positions of the vectors in the request.
+        name: the field, with `{}` for the position.
+    """
+    try:
+        return check_vectors(given, dim, name=name.format("*"), dtype=np.float64)
+    except ValueError:
+        for row, vector in zip(rows, given, strict=True):
+            check_vectors(vector, dim, name=name.format(row), dtype=np.float64)
+        raise
 
 
 def check_results(k: int, num_queries: int, settings: Settings) -> None:

@@ -16,14 +16,7 @@ from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep
 from ..inputs import check_batch, check_k, check_results, decode_one, decode_vectors, resolve_vectors
 from ..responses import search_response
 from ..routing import OffLoopRoute
-from ..schemas import (
-    AgreementRequest,
-    AgreementResponse,
-    ErrorResponse,
-    SearchRequest,
-    SearchResponse,
-    Temperature,
-)
+from ..schemas import AgreementRequest, AgreementResponse, ErrorResponse, SearchRequest, SearchResponse, Temperature
 
 router = APIRouter(route_class=OffLoopRoute, prefix="/search", tags=["search"])
 

@@ -17,10 +17,17 @@ function readUrl() {
   state.k = Number(params.get("k")) || 10;
   state.metric = params.get("metric") || "l2";
   state.temperature = Number(params.get("t")) || 1;
-  state.filter = params.get("filter") ? JSON.parse(params.get("filter")) : {};
+  state.filter = {};
+  let problem = "";
+  try {
+    state.filter = params.get("filter") ? JSON.parse(params.get("filter")) : {};
+  } catch {
+    problem = 'the URL\'s filter is not JSON: write it as filter={"label":3}';
+  }
   if (params.get("id")) state.query = { id: params.get("id") };
   else if (params.get("logits")) state.query = { logits: params.get("logits").split(",").map(Number) };
   else state.query = null;
+  return problem; // "" when the URL reads well
 }
 
 function writeUrl(push) {
@@ -254,15 +261,21 @@ function wire() {
     }));
   }
   $("download").addEventListener("click", download);
-  window.addEventListener("popstate", () => act(async () => { readUrl(); syncForm(); await run(); }));
+  window.addEventListener("popstate", () => act(async () => {
+    const problem = readUrl();
+    syncForm();
+    if (problem) showError(problem);
+    else await run();
+  }));
 }
 
 async function start() {
-  readUrl();
+  const problem = readUrl();
   await loadCatalog();
   syncForm();
   writeUrl(false);
-  await run();
+  if (problem) showError(problem);
+  else await run();
 }
 
 wire();

@@ -132,7 +132,7 @@ def test_health_answers_while_a_large_body_is_parsed(settings: Settings, tmp_pat
         poster = subprocess.Popen(
             [sys.executable, "-c", POST_FILE, f"{url}/v1/divergence", str(body_file)], stdout=subprocess.PIPE
         )
-        latencies = []
+        latencies, began = [], time.monotonic()
         with httpx.Client(base_url=url, timeout=30) as http:
             while poster.poll() is None:
                 started = time.monotonic()
@@ -141,7 +141,9 @@ def test_health_answers_while_a_large_body_is_parsed(settings: Settings, tmp_pat
                 time.sleep(0.02)
         assert poster.stdout is not None and poster.stdout.read().strip() == b"200"
         assert len(latencies) > 5
-        assert max(latencies) < 1.0, f"/health took {max(latencies):.2f} s while the body was parsed"
+        # A blocked loop would hold /health for most of the parse; on a loaded machine everything is slower.
+        limit = max(1.0, 0.4 * (time.monotonic() - began))
+        assert max(latencies) < limit, f"/health took {max(latencies):.2f} s while the body was parsed"
 
 
 def _raw_exchange(url: str, request: bytes, timeout: float = 10) -> tuple[bytes, float]:

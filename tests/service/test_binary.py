@@ -33,10 +33,12 @@ def test_binary_items_round_trip(client: TestClient, rng: np.random.Generator) -
     items = [
         {"id": "bin-0", "logits_b64": encode(vectors[0]), "metadata": {"note": None}},
         {"id": "bin-1", "logits_b64": encode(vectors[1])},
+        {"id": "bin-2", "logits_b64": encode(vectors[1])[:20] + "\n" + encode(vectors[1])[20:]},  # wrapped
     ]
     assert client.post("/v1/items", json={"items": items}).status_code == 200
     as_json = client.get("/v1/items/bin-0").json()
     assert as_json == {"id": "bin-0", "logits": vectors[0].tolist(), "metadata": {"note": None}}
+    assert client.get("/v1/items/bin-2").json()["logits"] == vectors[1].tolist()
     binary = client.get("/v1/items/bin-1", params={"encoding": "base64"}).json()
     assert set(binary) == {"id", "logits_b64", "metadata"}
     assert decode(binary["logits_b64"], [10]).tolist() == vectors[1].tolist()

@@ -181,6 +181,9 @@ def test_an_api_error_is_shown_as_a_message(page: "sync_api.Page", url: str) -> 
     page.click("#search-id")
     page.wait_for_selector("#error:not([hidden])")
     assert "no item with id 'nope'" in page.locator("#error").inner_text()
+    page.goto(f"{url}/?id=digits-1&filter=label:3")
+    page.wait_for_selector("#error:has-text('filter is not JSON')")
+    page.wait_for_selector("#footer:has-text('1797 items')")  # the rest of the page still works
     page.fill("#query-logits", "1, 2, three")
     page.click("#search-logits")
     assert "numbers" in page.locator("#error").inner_text()
