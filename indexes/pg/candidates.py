@@ -8,8 +8,9 @@ import psycopg
 from pgvector import Vector
 from psycopg import sql
 
+from ..filters import PREDICTED, mixed_type_error
 from ..rerank import Candidates
-from ..store import Metadata
+from ..store import Filter, Metadata
 from . import statements
 from .schema import Column, Layout
 
@@ -76,3 +77,25 @@ class SqlCandidates:
             statement = statements.metadata_of(self.layout)
             self._metadata.update(self.conn.cursor(binary=True).execute(statement, (missing,)).fetchall())
         return {item_id: self._metadata[item_id] for item_id in ids}
+
+
+def refuse_mixed_types(conn: Connection, layout: Layout, filter: Filter | None) -> None:
+    """Raise `MixedTypeFilterError` where a condition would skip items holding its value as the other JSON type,
+    as the FAISS store does (`indexes.filters.match_filter`)."""
+    for key, wanted in (filter or {}).items():
+        query = statements.other_types(layout, key, wanted) if key != PREDICTED else None
+        if query is not None:
+            row = conn.execute(*query).fetchone()
+            if row is not None and row[0]:
+                raise mixed_type_error(key, wanted, row[1], row[0])
+
+
+def tune_hnsw(conn: Connection, m: int) -> None:
+    """Search HNSW graphs wide enough for m candidates, and keep scanning past filtered-out rows.
+
+    On Citus the settings must reach the shards: `citus.propagate_set_commands` makes it send SET LOCAL to
+    them (on plain PostgreSQL the name is an inert placeholder).
+    """
+    conn.execute("SET LOCAL citus.propagate_set_commands = 'local'")
+    conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(1000, max(40, m)))))
+    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import psycopg
 from pgvector import Vector
-from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ..errors import (
@@ -21,7 +20,7 @@ from ..errors import (
     StoreConflictError,
     UnknownMetricError,
 )
-from ..filters import PREDICTED, check_filter, mixed_type_error
+from ..filters import check_filter
 from ..lock import ReadWriteLock
 from ..metrics import SEARCH_METRICS
 from ..rerank import exact_top
@@ -36,7 +35,7 @@ from ..validation import (
     check_vectors,
 )
 from . import statements
-from .candidates import SqlCandidates
+from .candidates import SqlCandidates, refuse_mixed_types, tune_hnsw
 from .database import PgDatabase
 from .schema import (
     HNSW_METRICS,
@@ -288,10 +287,10 @@ class PgVectorStore:
         wanted = max(k, min(HNSW_MAX_WANTED, max(HNSW_MIN_WANTED, 3 * k))) if approximate else k
 
         def work(conn: Connection) -> SearchResult:
-            _refuse_mixed_types(conn, self._layout, checked)
+            refuse_mixed_types(conn, self._layout, checked)
             source = SqlCandidates(conn, self._layout, column, operator, where, params, not approximate, temperature)
             if approximate:
-                _tune_hnsw(conn, wanted + max(wanted, 32))
+                tune_hnsw(conn, wanted + max(wanted, 32))
             top = [(keys[:k], values[:k]) for keys, values in exact_top(source, queries, wanted, metric, temperature)]
             ids = [[source.ids[key] for key in keys.tolist()] for keys, _ in top]
             metadata = source.metadata_of({item_id for row in ids for item_id in row})
@@ -325,15 +324,8 @@ class PgVectorStore:
         queries = np.array([logits.to_numpy() for _, logits in rows], dtype=np.float64)
         recall = {}
         for metric in ("l2", "ce"):
-            found = [
-                self._search(queries, 11, metric, self.temperatures[0], None, approximate)
-                for approximate in (True, False)
-            ]
-            hits = [
-                len(({n.id for n in ann} - {me}) & set([n.id for n in exact if n.id != me][:10])) / 10
-                for me, ann, exact in zip(own, found[0].neighbors, found[1].neighbors, strict=True)
-            ]
-            recall[metric] = float(np.mean(hits))
+            ann, exact = (self._search(queries, 11, metric, self.temperatures[0], None, a) for a in (True, False))
+            recall[metric] = recall_without_self(ann, exact, own)
         self._recall = (count, recall)
         return recall
 
@@ -359,23 +351,11 @@ def _item(row: tuple[Any, ...]) -> Item:
     return Item(item_id, logits.to_numpy().astype(np.float32), metadata)
 
 
-def _refuse_mixed_types(conn: Connection, layout: Layout, filter: Filter | None) -> None:
-    """Raise `MixedTypeFilterError` where a condition would skip items holding its value as the other JSON type,
-    as the FAISS store does (`indexes.filters.match_filter`)."""
-    for key, wanted in (filter or {}).items():
-        query = statements.other_types(layout, key, wanted) if key != PREDICTED else None
-        if query is not None:
-            row = conn.execute(*query).fetchone()
-            if row is not None and row[0]:
-                raise mixed_type_error(key, wanted, row[1], row[0])
-
-
-def _tune_hnsw(conn: Connection, m: int) -> None:
-    """Search HNSW graphs wide enough for m candidates, and keep scanning past filtered-out rows.
-
-    On Citus the settings must reach the shards: `citus.propagate_set_commands` makes it send SET LOCAL to
-    them (on plain PostgreSQL the name is an inert placeholder).
-    """
-    conn.execute("SET LOCAL citus.propagate_set_commands = 'local'")
-    conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(1000, max(40, m)))))
-    conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+def recall_without_self(approximate: SearchResult, exact: SearchResult, own: list[str]) -> float:
+    """Mean share of each query's exact top 10 that the approximate search found, the query's own item left out
+    of both (searches for 11 with stored items as queries)."""
+    hits = []
+    for me, found, truth in zip(own, approximate.neighbors, exact.neighbors, strict=True):
+        true_ten = [n.id for n in truth if n.id != me][:10]
+        hits.append(len({n.id for n in found} & set(true_ten)) / 10)
+    return float(np.mean(hits))
