@@ -103,6 +103,7 @@ class Catalog:
         self._gpu_resources = gpu_resources
         self._database: Any = None  # the PostgreSQL pools (indexes.pg.PgDatabase) once opened, when PG_URL is set
         self._slots: dict[str, _Slot] = {}
+        self._dropping: set[str] = set()  # indexes being dropped: their directories are going away
         self._models: dict[str, Classifier] = {}
         self._lock = threading.Lock()  # guards _slots
         self._model_lock = threading.Lock()  # one model load at a time; lookups of loaded ones do not wait
@@ -254,6 +255,7 @@ class Catalog:
         with self._lock:
             slot = self._slot(name)
             del self._slots[name]
+            self._dropping.add(name)  # its directory is still there until the rename below: not to be adopted
         path, tombstone = self.indexes_dir / name, self.indexes_dir / f"{_DROPPED}{name}-{uuid.uuid4().hex}"
         owner = None
         try:
@@ -270,6 +272,8 @@ class Catalog:
         finally:
             if owner is not None:
                 owner.release()
+            with self._lock:
+                self._dropping.discard(name)
         shutil.rmtree(tombstone, ignore_errors=True)
         logger.info("dropped index %r", name)
 
@@ -277,15 +281,35 @@ class Catalog:
 
     def _slot(self, name: str) -> _Slot:
         slot = self._slots.get(name)
-        if slot is None and _INDEX_NAME.fullmatch(name) and (self.indexes_dir / name).is_dir():
-            raise IndexNotFoundError(
-                f"index {name!r} was created on disk after this service started (by `logitsearch index`?); "
-                "restart the service to serve it"
-            )
+        if slot is None and name in self._created_elsewhere():
+            slot = self._adopt(name)
         if slot is None:
             raise IndexNotFoundError(
                 f"no index named {name!r}; GET /v1/indexes lists them, POST /v1/indexes creates one"
             )
+        return slot
+
+    def _created_elsewhere(self) -> list[str]:
+        """Indexes another process (`logitsearch index`) created on disk after this catalog opened."""
+        if not self.indexes_dir.is_dir():
+            return []
+        return sorted(
+            path.name
+            for path in self.indexes_dir.iterdir()
+            if path.name not in self._slots
+            and path.name not in self._dropping
+            and _INDEX_NAME.fullmatch(path.name)
+            and (path / ENTRY_FILE).is_file()
+        )
+
+    def _adopt(self, name: str) -> _Slot:
+        """Open an index created elsewhere and serve it from now on; while it cannot be opened (its creator still
+        owns it, say), 503 with the reason, not remembered: the next request tries again."""
+        slot = self._open_slot(self.indexes_dir / name)
+        if slot.store is None:
+            raise IndexUnavailableError(f"index {name!r} is unavailable: {slot.reason}")
+        logger.info("serving index %r, created on disk after this service started", name)
+        self._slots[name] = slot
         return slot
 
     def names(self) -> list[str]:
@@ -312,6 +336,11 @@ class Catalog:
 
     def statuses(self) -> list[IndexStatus]:
         with self._lock:
+            for name in self._created_elsewhere():
+                try:
+                    self._adopt(name)
+                except IndexUnavailableError:
+                    pass  # listed once it can be opened
             slots = [self._slots[name] for name in sorted(self._slots)]
         return [self._status(slot) for slot in slots]
 

@@ -25,7 +25,7 @@ from ..filters import PREDICTED, check_filter, mixed_type_error
 from ..lock import ReadWriteLock
 from ..metrics import SEARCH_METRICS
 from ..rerank import exact_top
-from ..store import Filter, Item, Metadata, Neighbor, SearchResult
+from ..store import Filter, Item, Metadata, QueryHits, SearchResult
 from ..validation import (
     check_id,
     check_ids,
@@ -293,14 +293,13 @@ class PgVectorStore:
             if approximate:
                 _tune_hnsw(conn, wanted + max(wanted, 32))
             top = [(keys[:k], values[:k]) for keys, values in exact_top(source, queries, wanted, metric, temperature)]
-            ids = [[source.ids[key] for key in keys] for keys, _ in top]
+            ids = [[source.ids[key] for key in keys.tolist()] for keys, _ in top]
             metadata = source.metadata_of({item_id for row in ids for item_id in row})
-            return SearchResult(
-                [
-                    [Neighbor(item_id, float(d), metadata[item_id]) for item_id, d in zip(row, distances, strict=True)]
-                    for row, (_, distances) in zip(ids, top, strict=True)
-                ]
-            )
+            hits = [
+                QueryHits(row, distances, [metadata[item_id] for item_id in row])
+                for row, (_, distances) in zip(ids, top, strict=True)
+            ]
+            return SearchResult.from_columns(hits)
 
         result: SearchResult = self._read(work)
         return result

@@ -265,19 +265,20 @@ def test_concurrent_create_and_drop_of_one_name_have_one_winner(settings: Settin
     assert sorted(p.name for p in settings.indexes_dir.iterdir()) == ["default"]
 
 
-def test_an_index_created_on_disk_after_the_start_is_a_404_that_says_restart(
+def test_an_index_created_on_disk_after_the_start_is_served_without_a_restart(
     settings: Settings, tmp_path: Path
 ) -> None:
     folder = tmp_path / "images"
     (folder / "7").mkdir(parents=True)
     (folder / "7" / "a.png").write_bytes(digit_png(7))
     with TestClient(create_app(settings)) as client:
+        assert client.post("/v1/indexes/late/search", json={"queries": [{"id": "7/a.png"}]}).status_code == 404
         assert main(["index", "--images", str(folder), "--index", "late", "--data-dir", str(settings.data_dir)]) == 0
-        response = client.post("/v1/indexes/late/search", json={"queries": [{"id": "7/a.png"}]})
-        assert response.status_code == 404 and "restart the service to serve it" in response.json()["detail"]
-    with TestClient(create_app(settings)) as restarted:
-        hits = restarted.post("/v1/indexes/late/search", json={"queries": [{"id": "7/a.png"}]}).json()["results"]
+        assert "late" in [i["name"] for i in client.get("/v1/indexes").json()["indexes"]]
+        hits = client.post("/v1/indexes/late/search", json={"queries": [{"id": "7/a.png"}]}).json()["results"]
         assert hits[0][0]["id"] == "7/a.png"
+        assert client.delete("/v1/indexes/late").status_code == 200  # the service owns it now
+    assert not (settings.indexes_dir / "late").exists()
 
 
 def test_cli_index_binds_the_model_lists_and_searches(
