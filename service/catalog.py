@@ -281,7 +281,7 @@ class Catalog:
 
     def _slot(self, name: str) -> _Slot:
         slot = self._slots.get(name)
-        if slot is None and name in self._created_elsewhere():
+        if slot is None and self._is_created_elsewhere(name):  # one name: no directory listing on a lookup miss
             slot = self._adopt(name)
         if slot is None:
             raise IndexNotFoundError(
@@ -293,13 +293,14 @@ class Catalog:
         """Indexes another process (`logitsearch index`) created on disk after this catalog opened."""
         if not self.indexes_dir.is_dir():
             return []
-        return sorted(
-            path.name
-            for path in self.indexes_dir.iterdir()
-            if path.name not in self._slots
-            and path.name not in self._dropping
-            and _INDEX_NAME.fullmatch(path.name)
-            and (path / ENTRY_FILE).is_file()
+        return sorted(path.name for path in self.indexes_dir.iterdir() if self._is_created_elsewhere(path.name))
+
+    def _is_created_elsewhere(self, name: str) -> bool:
+        return (
+            name not in self._slots
+            and name not in self._dropping
+            and _INDEX_NAME.fullmatch(name) is not None
+            and (self.indexes_dir / name / ENTRY_FILE).is_file()
         )
 
     def _adopt(self, name: str) -> _Slot:

