@@ -2,7 +2,8 @@
 
 Both write the same 1000-item batches (C = 100 random logits, `{"label", "split"}` metadata) into a durable
 index on the same disk (write-ahead log, fsync per request). Over HTTP the client's encoding counts: JSON
-floats as `httpx` sends them, or the logits as `logits_b64` (base64 little-endian float32). Each round writes
+floats as `httpx` sends them, the logits as `logits_b64` (base64 little-endian float32) in each item, or the
+batch as columns (the ids, one `logits_b64` matrix, the metadata), as the Python client sends. Each round writes
 `--items` fresh ids with each method; the median of `--rounds` paired ratios is printed.
 
     python -m bench.items                      # 20,000 items per method and round, 3 rounds
@@ -84,10 +85,22 @@ def main() -> None:
                     response.raise_for_status()
                     return response
 
+                def post_columns(first: int, batch: np.ndarray) -> object:
+                    body = {
+                        "ids": [f"x{first + i}" for i in range(len(batch))],
+                        "logits_b64": base64.b64encode(np.ascontiguousarray(batch, dtype="<f4").tobytes()).decode(),
+                        "shape": list(batch.shape),
+                        "metadata": [metadata(first + i) for i in range(len(batch))],
+                    }
+                    response = client.post("/v1/items", json=body)
+                    response.raise_for_status()
+                    return response
+
                 methods: dict[str, Callable[[int, np.ndarray], object]] = {
                     "in-process upsert": in_process,
                     "HTTP JSON floats": lambda first, batch: post(first, batch, False),
-                    "HTTP logits_b64": lambda first, batch: post(first, batch, True),
+                    "HTTP logits_b64 per item": lambda first, batch: post(first, batch, True),
+                    "HTTP columns (ids, logits_b64, metadata)": post_columns,
                 }
                 rounds = [
                     {

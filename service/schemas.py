@@ -74,7 +74,43 @@ class ItemIn(_OneSource):
 
 
 class UpsertRequest(Strict):
-    items: list[ItemIn] = Field(min_length=1)
+    """Items one object each (`items`), or a whole batch as columns: `ids`, the logits as one `logits_b64` of
+    `shape` [n, C], and optionally one `metadata` object per id; the columnar form is the bulk one."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"oneOf": [{"required": ["items"]}, {"required": ["ids", "logits_b64", "shape"]}]}
+    )
+
+    items: Annotated[list[ItemIn], Field(min_length=1)] | None = Field(
+        None, description="1..MAX_BATCH items (or the whole batch as ids + logits_b64 + shape)"
+    )
+    ids: Annotated[list[ItemId], Field(min_length=1)] | None = Field(None, description="The batch's n ids")
+    logits_b64: str | None = Field(
+        None, min_length=1, description="The batch's logits: base64 of n x C little-endian float32, row after row"
+    )
+    shape: Shape | None = Field(None, description="[n, C] of logits_b64")
+    metadata: list[Metadata] | None = Field(None, description="With ids: one JSON object per id (default: empty)")
+
+    @model_validator(mode="after")
+    def _one_batch(self) -> Self:
+        if (self.items is None) == (self.ids is None):
+            raise ValueError("give either items, or ids with logits_b64 and shape [n, C]: exactly one of them")
+        columns = {"logits_b64": self.logits_b64, "shape": self.shape, "metadata": self.metadata}
+        if self.items is not None and (given := [name for name, value in columns.items() if value is not None]):
+            raise ValueError(f"{', '.join(given)} go with ids, not with items: put them in each item instead")
+        if self.ids is not None and (self.logits_b64 is None or self.shape is None):
+            raise ValueError("ids go with logits_b64 and shape [n, C]: give all three")
+        if self.shape is not None and self.ids is not None and self.shape[0] != len(self.ids):
+            raise ValueError(
+                f"{len(self.ids)} ids but shape {self.shape} has {self.shape[0]} rows: give one row per id"
+            )
+        if self.metadata is not None and self.ids is not None and len(self.metadata) != len(self.ids):
+            raise ValueError(f"{len(self.ids)} ids but {len(self.metadata)} metadata objects: give one per id")
+        return self
+
+    @property
+    def num_items(self) -> int:
+        return len(self.items) if self.items is not None else len(self.ids or ())
 
 
 class UpsertResponse(BaseModel):

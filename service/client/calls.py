@@ -6,6 +6,7 @@ from typing import Any, Generic, TypeVar
 from urllib.parse import quote
 
 import httpx
+import numpy as np
 from pydantic import BaseModel
 
 from ..evaluation_schemas import EvaluateResponse
@@ -25,7 +26,17 @@ from ..schemas import (
     SearchResponse,
     UpsertResponse,
 )
-from .encoding import ImageLike, LogitsLike, drop_none, image_base64, image_bytes, image_files, logits_rows
+from .encoding import (
+    ImageLike,
+    LogitsLike,
+    drop_none,
+    image_base64,
+    image_bytes,
+    image_files,
+    logits_matrix,
+    logits_rows,
+    vectors_base64,
+)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
@@ -152,8 +163,22 @@ def drop_index(name: str) -> Call[DropResponse]:
 
 
 def upsert(items: list[dict[str, Any]], index: str | None) -> Call[UpsertResponse]:
-    """One batch of items (`{"id", "logits" | "image", "metadata"}`); a batch is stored whole or not at all."""
-    return Call("POST", f"{_index(index)}/items", _model(UpsertResponse), json={"items": items})
+    """One batch of `item_dicts` items; a batch is stored whole or not at all.
+
+    Items given by logits go as columns (ids, one base64 float32 matrix, metadata): the bulk form, which the
+    server reads without an object per item. Images go as one object each.
+    """
+    if items and "logits" in items[0]:
+        matrix = np.stack([item["logits"] for item in items])
+        body: dict[str, Any] = {
+            "ids": [item["id"] for item in items],
+            "logits_b64": vectors_base64(matrix),
+            "shape": list(matrix.shape),
+            "metadata": [item["metadata"] for item in items],
+        }
+    else:
+        body = {"items": items}
+    return Call("POST", f"{_index(index)}/items", _model(UpsertResponse), json=body)
 
 
 def item_dicts(
@@ -162,11 +187,12 @@ def item_dicts(
     images: Sequence[ImageLike] | None,
     metadata: Sequence[Mapping[str, Any]] | None,
 ) -> list[dict[str, Any]]:
-    """The JSON items of `upsert`'s columns, checked to be of one length."""
+    """`upsert`'s columns as one dict per item (`{"id", "logits" | "image", "metadata"}`, logits as a numpy
+    row, sent as float32, which the index stores), checked to be of one length."""
     if (logits is None) == (images is None):
         raise ValueError("give exactly one of logits (an (n, C) array) or images (n images)")
     sources: list[tuple[str, Any]] = (
-        [("logits", row) for row in logits_rows(logits)] if logits is not None else
+        [("logits", row) for row in logits_matrix(logits)] if logits is not None else
         [("image", image_base64(image)) for image in images or ()]
     )  # fmt: skip
     metas = list(metadata) if metadata is not None else [{}] * len(ids)

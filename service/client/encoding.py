@@ -17,18 +17,28 @@ ImageLike: TypeAlias = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
 LogitsLike: TypeAlias = np.ndarray | Sequence[float] | Sequence[Sequence[float]]
 
 
+def logits_matrix(logits: LogitsLike, what: str = "logits", dtype: type = np.float64) -> np.ndarray:
+    """`(n, C)` values of `dtype`; a single vector `(C,)` is one row."""
+    array: np.ndarray = np.asarray(logits, dtype=dtype)
+    if array.ndim == 1:
+        array = array[None, :]
+    if array.ndim != 2 or array.shape[1] == 0:
+        raise ValueError(f"{what} must be one vector (C,) or a batch (n, C); got shape {array.shape}")
+    return array
+
+
 def logits_rows(logits: LogitsLike, what: str = "logits") -> list[list[float]]:
     """`(n, C)` rows of JSON floats; a single vector `(C,)` is one row.
 
     float32 values are sent exactly (each widens to float64 without rounding, and JSON carries float64).
     """
-    array = np.asarray(logits, dtype=np.float64)
-    if array.ndim == 1:
-        array = array[None, :]
-    if array.ndim != 2 or array.shape[1] == 0:
-        raise ValueError(f"{what} must be one vector (C,) or a batch (n, C); got shape {array.shape}")
-    rows: list[list[float]] = array.tolist()
+    rows: list[list[float]] = logits_matrix(logits, what).tolist()
     return rows
+
+
+def vectors_base64(vectors: np.ndarray) -> str:
+    """`(n, C)` values as the `logits_b64` encoding: base64 of little-endian float32, row after row."""
+    return base64.b64encode(np.ascontiguousarray(vectors, dtype="<f4").tobytes()).decode("ascii")
 
 
 def image_bytes(image: ImageLike) -> tuple[str, bytes, str]:

@@ -6,11 +6,12 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 
 from indexes.store import Item
+from indexes.validation import check_vectors
 from models import thumbnail_media_type
 
 from ..deps import ClassifierDep, EntryDep, IndexDep, MetricsDep, SettingsDep, require_write_key
 from ..errors import ThumbnailNotFoundError
-from ..inputs import check_batch, resolve_vectors
+from ..inputs import check_batch, decode_vectors, resolve_vectors
 from ..responses import encode_vectors
 from ..routing import OffLoopRoute
 from ..schemas import (
@@ -46,12 +47,18 @@ def upsert_items(
     settings: SettingsDep,
     metrics: MetricsDep,
 ) -> UpsertResponse:
-    """Insert or replace items given by logits or image; all of them are stored, or none."""
-    check_batch(len(body.items), settings, "items")
-    thumbnails: list[bytes | None] | None = [] if entry.thumbnails else None
-    vectors = resolve_vectors(body.items, classifier, index, settings, where="items", thumbnails=thumbnails)
-    ids, metadata = [item.id for item in body.items], [item.metadata for item in body.items]
-    upserted = index.upsert(ids, vectors, metadata, thumbnails)
+    """Insert or replace items given by logits or image (or a batch as columns); all of them are stored, or none."""
+    check_batch(body.num_items, settings, "items")
+    if body.items is None:  # the columnar form: no object per item
+        assert body.ids is not None and body.logits_b64 is not None and body.shape is not None  # `_one_batch`
+        vectors = decode_vectors(body.logits_b64, (body.shape[0], body.shape[1]), "logits_b64")
+        checked = check_vectors(vectors, index.dim, name="logits_b64")
+        upserted = index.upsert(body.ids, checked, body.metadata or [{}] * len(body.ids))
+    else:
+        thumbnails: list[bytes | None] | None = [] if entry.thumbnails else None
+        vectors = resolve_vectors(body.items, classifier, index, settings, where="items", thumbnails=thumbnails)
+        ids, metadata = [item.id for item in body.items], [item.metadata for item in body.items]
+        upserted = index.upsert(ids, vectors, metadata, thumbnails)
     metrics.items.labels(index.name).inc(upserted)
     return UpsertResponse(upserted=upserted, count=index.count())
 

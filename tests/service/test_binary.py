@@ -46,6 +46,49 @@ def test_binary_items_round_trip(client: TestClient, rng: np.random.Generator) -
     assert all("logits_b64" in item and "logits" not in item for item in page["items"])
 
 
+def test_columnar_items_store_what_one_object_each_stores(client: TestClient, rng: np.random.Generator) -> None:
+    vectors = (rng.standard_normal((3, 10)) * 4).astype(np.float32)
+    ids, metadata = ["col-0", "col-1", "col-2"], [{"label": 1}, {}, {"split": "x", "n": None}]
+    body = {"ids": ids, "logits_b64": encode(vectors), "shape": [3, 10], "metadata": metadata}
+    response = client.post("/v1/items", json=body)
+    assert response.status_code == 200, response.text
+    assert response.json()["upserted"] == 3
+    for item_id, row, meta in zip(ids, vectors, metadata, strict=True):
+        assert client.get(f"/v1/items/{item_id}").json() == {"id": item_id, "logits": row.tolist(), "metadata": meta}
+    # Without metadata, each item gets an empty object; an upsert replaces in place.
+    again = client.post("/v1/items", json={"ids": ["col-1"], "logits_b64": encode(vectors[2]), "shape": [1, 10]})
+    assert again.status_code == 200, again.text
+    assert client.get("/v1/items/col-1").json() == {"id": "col-1", "logits": vectors[2].tolist(), "metadata": {}}
+    found = client.post("/v1/search", json={"logits_b64": encode(vectors[:1]), "shape": [1, 10], "k": 1})
+    assert found.json()["results"][0][0]["id"] == "col-0"
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ({"ids": ["a"], "logits_b64": encode(np.zeros(10))}, "give all three"),
+        ({"ids": ["a", "b"], "logits_b64": encode(np.zeros(20)), "shape": [1, 20]}, "one row per id"),
+        ({"ids": ["a"], "logits_b64": encode(np.zeros(10)), "shape": [1, 10], "metadata": [{}, {}]}, "one per id"),
+        ({"ids": ["a"], "logits_b64": encode(np.zeros(12)), "shape": [1, 12]}, "12 values per row"),
+        ({"ids": ["a"], "logits_b64": encode(np.zeros(9)), "shape": [1, 10]}, "needs 40"),
+        ({"ids": ["a"], "logits_b64": encode(np.full(10, np.inf)), "shape": [1, 10]}, "must be finite"),
+        ({"ids": ["a", "a"], "logits_b64": encode(np.zeros(20)), "shape": [2, 10]}, "more than once"),
+        ({"ids": [""], "logits_b64": encode(np.zeros(10)), "shape": [1, 10]}, "non-empty"),
+        ({"ids": ["a"], "logits_b64": encode(np.zeros(10)), "shape": [1, 10], "metadata": [[1]]}, "metadata"),
+        ({"items": [{"id": "a", "logits": [0.0] * 10}], "shape": [1, 10]}, "go with ids, not with items"),
+        ({"logits_b64": encode(np.zeros(10)), "shape": [1, 10]}, "exactly one of them"),
+    ],
+)
+def test_bad_columnar_items_are_422_and_store_nothing(
+    client: TestClient, body: dict[str, object], message: str
+) -> None:
+    count = client.get("/v1/info").json()["index"]["count"]
+    response = client.post("/v1/items", json=body)
+    assert response.status_code == 422, response.text
+    assert message in response.text
+    assert client.get("/v1/info").json()["index"]["count"] == count
+
+
 def test_embed_returns_binary_on_request(client: TestClient) -> None:
     images = [b64(digit_png(i)) for i in (0, 7)]
     as_json = client.post("/v1/embed", json={"images": images, "temperature": 2.0}).json()
@@ -93,6 +136,8 @@ def test_the_schema_documents_binary_vectors() -> None:
     assert _valid("SearchRequest", {"logits_b64": "AAAA", "shape": [1, 1]})
     assert _valid("SearchRequest", {"queries": [{"logits_b64": "AAAA"}]})
     assert _valid("UpsertRequest", {"items": [{"id": "x", "logits_b64": "AAAA"}]})
+    assert _valid("UpsertRequest", {"ids": ["x"], "logits_b64": "AAAA", "shape": [1, 1], "metadata": [{}]})
+    assert not _valid("UpsertRequest", {"ids": ["x"], "logits_b64": "AAAA"})
     assert not _valid("SearchRequest", {"logits_b64": "AAAA"})
     assert not _valid("SearchRequest", {"logits_b64": "AAAA", "shape": [1, 1], "queries": [{"id": "a"}]})
     assert not _valid("SearchRequest", {"queries": [{"logits_b64": "AAAA", "logits": [1.0]}]})

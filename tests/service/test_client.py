@@ -2,6 +2,7 @@
 
 import asyncio
 import inspect
+import json
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,7 +121,9 @@ def test_upsert_in_batches_stores_float32_exactly(url: str, rng: np.random.Gener
 
     def count_items(request: httpx.Request) -> None:
         if request.url.path == "/v1/items" and request.method == "POST":
-            seen.append(request.content.count(b'"id"'))
+            body = json.loads(request.content)
+            assert set(body) == {"ids", "logits_b64", "shape", "metadata"}  # the columnar, binary form
+            seen.append(len(body["ids"]))
 
     http = httpx.Client(base_url=url, event_hooks={"request": [count_items]})
     with Client(url, http=http) as client:
