@@ -296,14 +296,34 @@ class DurableIndex:
             temperature: softmax temperature T > 0 of `ce`, `kl`, `kl_reverse`, `js` and `tri`.
             filter: exact-match metadata conditions, `"predicted"` for the argmax class.
         """
-        if metric not in SEARCH_METRICS:
-            raise UnknownMetricError(f"unknown metric {metric!r}; choose one of {', '.join(SEARCH_METRICS)}")
-        array = check_vectors(queries, self.dim, name="query logits", dtype=np.float64)
-        k = check_k(k)
-        temperature = check_temperature(temperature)
-        checked_filter = check_filter(filter)
+        array, k, temperature, checked_filter = _checked_search(queries, self.dim, k, metric, temperature, filter)
         # FAISS on a GPU needs every call serialised.
         with self._locked(write=self._index.on_gpu):
+            return self._index.search(array, k, checked_filter, metric, temperature)
+
+    def search_now(
+        self,
+        queries: Any,
+        k: int,
+        *,
+        metric: str = "l2",
+        temperature: float = 1.0,
+        filter: Filter | None = None,
+        max_values: int,
+    ) -> SearchResult | None:
+        """`search`, when it can run at once and briefly: on the CPU, over at most `max_values` stored values
+        (items x classes x queries), with no write holding or awaiting the lock; else None, having done nothing.
+
+        For callers that would rather not hand a tiny search to another thread (the service's event loop).
+        """
+        array, k, temperature, checked_filter = _checked_search(queries, self.dim, k, metric, temperature, filter)
+        if self._index.on_gpu or self._index.count() * self.dim * len(array) > max_values:
+            return None
+        with self._lock.try_read() as taken:
+            if not taken:
+                return None
+            if self._closed:
+                raise IndexClosedError(f"index {self.name!r} was closed (dropped, or the service is stopping)")
             return self._index.search(array, k, checked_filter, metric, temperature)
 
     def recall_at_10(self) -> dict[str, float] | None:
@@ -371,3 +391,13 @@ class DurableIndex:
     def list(self, offset: int = 0, limit: int = 100) -> list[Item]:
         with self._locked(write=False):
             return self._index.list(offset, limit)
+
+
+def _checked_search(
+    queries: Any, dim: int, k: int, metric: str, temperature: float, filter: Filter | None
+) -> tuple[np.ndarray, int, float, Filter | None]:
+    """A search's arguments checked: `(q, dim)` float64 queries, k, temperature, filter."""
+    if metric not in SEARCH_METRICS:
+        raise UnknownMetricError(f"unknown metric {metric!r}; choose one of {', '.join(SEARCH_METRICS)}")
+    array = check_vectors(queries, dim, name="query logits", dtype=np.float64)
+    return array, check_k(k), check_temperature(temperature), check_filter(filter)

@@ -34,6 +34,22 @@ class ReadWriteLock:
                     self._cond.notify_all()
 
     @contextmanager
+    def try_read(self) -> Iterator[bool]:
+        """Share the lock if no writer holds it or waits for it, without waiting; yields whether it was taken."""
+        with self._cond:
+            taken = not (self._writer or self._writers_waiting)
+            if taken:
+                self._readers += 1
+        try:
+            yield taken
+        finally:
+            if taken:
+                with self._cond:
+                    self._readers -= 1
+                    if self._readers == 0:
+                        self._cond.notify_all()
+
+    @contextmanager
     def write(self) -> Iterator[None]:
         with self._cond:
             self._writers_waiting += 1

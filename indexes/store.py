@@ -142,6 +142,20 @@ class VectorStore(Protocol):
         filter: Filter | None = None,
     ) -> SearchResult: ...
 
+    def search_now(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        metric: str = "l2",
+        temperature: float = 1.0,
+        filter: Filter | None = None,
+        max_values: int,
+    ) -> SearchResult | None:
+        """`search`, when it can run at once without waiting (on a lock, the disk or a server) and scans at most
+        `max_values` stored values (items x classes x queries); else None, having done nothing."""
+        ...
+
     def save(self, path: Path | None = None) -> None: ...
 
     def recall_at_10(self) -> dict[str, float] | None:

@@ -66,13 +66,13 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
             await run_in_threadpool(catalog.close)
 
 
-def _index_in_path(
+async def _index_in_path(  # async: FastAPI runs a plain def dependency in the thread pool
     index_name: Annotated[str, Path(description="Index name; GET /v1/indexes lists them")],
 ) -> None:
     """Declares the `{index_name}` path parameter of the routes under /v1/indexes/{index_name}/ for OpenAPI."""
 
 
-def _model_in_path(model_name: Annotated[str, Path(description="Model name; GET /v1/models lists them")]) -> None:
+async def _model_in_path(model_name: Annotated[str, Path(description="Model name; GET /v1/models lists them")]) -> None:
     """Declares the `{model_name}` path parameter of /v1/models/{model_name}/embed for OpenAPI."""
 
 

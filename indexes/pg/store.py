@@ -272,6 +272,19 @@ class PgVectorStore:
         approximate = self.index_type == "hnsw" and metric in HNSW_METRICS
         return self._search(array, check_k(k), metric, check_temperature(temperature), filter, approximate)
 
+    def search_now(
+        self,
+        queries: Any,
+        k: int,
+        *,
+        metric: str = "l2",
+        temperature: float = 1.0,
+        filter: Filter | None = None,
+        max_values: int,
+    ) -> SearchResult | None:
+        """None: every search here waits on the server."""
+        return None
+
     def _search(
         self, queries: np.ndarray, k: int, metric: str, temperature: float, filter: Filter | None, approximate: bool
     ) -> SearchResult:

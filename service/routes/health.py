@@ -12,7 +12,7 @@ router = APIRouter(route_class=OffLoopRoute, tags=["health"])
 
 
 @router.get("/health")
-def check_health() -> dict[str, str]:
+async def check_health() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok"}
 

@@ -208,3 +208,20 @@ def test_listing_keeps_insertion_order_across_log_replay_snapshots_and_reopen(
     reopened = _open(tmp_path)
     assert [(item.id, item.logits.tolist(), item.metadata) for item in reopened.iter_items()] == before
     assert [item.id for item in reopened.list(offset=3, limit=4)] == expected[3:7]
+
+
+def test_search_now_answers_as_search_or_not_at_all(tmp_path: Path, rng: np.random.Generator) -> None:
+    index = _open(tmp_path)
+    index.upsert([f"i{n}" for n in range(50)], _vectors(rng, 50), [{"odd": n % 2} for n in range(50)])
+    queries = rng.standard_normal((3, DIM))
+    for metric, options in (("l2", {}), ("kl", {"temperature": 2.0, "filter": {"odd": 1}})):
+        now = index.search_now(queries, 7, metric=metric, max_values=50 * DIM * 3, **options)  # type: ignore[arg-type]
+        assert now == index.search(queries, 7, metric=metric, **options)  # type: ignore[arg-type]
+    assert index.search_now(queries, 7, max_values=50 * DIM * 3 - 1) is None  # more to scan than allowed
+    with index._lock.write():  # a write under way: the search would wait, so it is not done now
+        assert index.search_now(queries, 7, max_values=10**9) is None
+    with pytest.raises(UnknownMetricError):  # bad arguments fail as in search, before any size check
+        index.search_now(queries, 7, metric="nope", max_values=0)
+    index.close()
+    with pytest.raises(IndexClosedError):
+        index.search_now(queries, 7, max_values=10**9)
