@@ -138,6 +138,13 @@ class LeanClient:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 
     def post(self, path: str, body: object) -> object:
+        try:
+            return self._post(path, body)
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.connection.close()  # the server closed the idle connection (its keep-alive timeout): reconnect
+            return self._post(path, body)
+
+    def _post(self, path: str, body: object) -> object:
         self.connection.request("POST", path, json.dumps(body), {"content-type": "application/json"})
         response = self.connection.getresponse()
         data = response.read()
