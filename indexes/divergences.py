@@ -166,6 +166,17 @@ class _Operands:
             return precise.log_ratio_of_logits(self.a[i], self.b[j], self.log_p[i], self.log_q[j], self.temperature)
         return precise.log_ratio_of_probabilities(self.a[i], self.b[j], self.log_p[i], self.log_q[j])
 
+    def refine_rows(self, values: FloatArray, rows: npt.NDArray[np.bool_], measure: _PreciseMeasure) -> FloatArray:
+        """Recompute the marked rows of fast row-wise values with a `precise` measure (a side given as one row
+        is compared with every row of the other)."""
+        picked = np.flatnonzero(rows)
+        if picked.size == 0:
+            return values
+        i = picked if self.p.shape[0] > 1 else np.zeros_like(picked)
+        j = picked if self.q.shape[0] > 1 else np.zeros_like(picked)
+        values[picked] = measure(self.p[i], self.q[j], self.log_ratio((i, j)))
+        return values
+
     def refine(self, values: FloatArray, pairs: npt.NDArray[np.bool_], measure: _PreciseMeasure) -> FloatArray:
         """Recompute the marked pairs of a fast pairwise matrix with a `precise` measure, in bounded chunks."""
         if not pairs.any():
@@ -274,22 +285,22 @@ def _ce(o: _Operands) -> FloatArray:
     return result
 
 
-# Pairwise matrices come from fast formulas (matrix products, one log per element) whose absolute error is
-# ~1e-16 times the size of their terms; the pairs whose value is not far above that error are recomputed with
-# the `precise` terms. Row-wise values always use the precise terms.
+# Values come from fast formulas (matrix products or sums, one log per element) whose absolute error is ~1e-16
+# times the size of their terms; the pairs or rows whose value is not far above that error are recomputed with
+# the `precise` terms.
 _REFINE_KL = 1e-3  # relative to Σ p |log p| + Σ p |log q|
 _REFINE_JS_TRI = 1e-4  # absolute: the fast JS and tri are relatively accurate to ~1e-14 above it
 
 
 def _kl(o: _Operands) -> FloatArray:
-    if not o.pairwise:
-        return precise.kl(o.p, o.q, o.log_ratio())
-    neg_entropy, cross = _xlogy_sum(o.p, o.log_p)[:, None], _cross_matrix(o.p, o.log_q)  # both <= 0
-    fast = neg_entropy - cross
-    np.maximum(fast, 0.0, out=fast)
+    if o.pairwise:
+        neg_entropy, cross = _xlogy_sum(o.p, o.log_p)[:, None], _cross_matrix(o.p, o.log_q)  # both <= 0
+    else:
+        neg_entropy, cross = np.broadcast_arrays(_xlogy_sum(o.p, o.log_p), _xlogy_sum(o.p, o.log_q))
+    fast = np.maximum(neg_entropy - cross, 0.0)
     # fast < r (|Σ p log p| + |Σ p log q|)  <=>  cross > neg_entropy (1 + r) / (1 − r): one pass over (n, m).
     coarse = cross > neg_entropy * ((1 + _REFINE_KL) / (1 - _REFINE_KL))
-    return o.refine(fast, coarse, precise.kl)
+    return o.refine(fast, coarse, precise.kl) if o.pairwise else o.refine_rows(fast, coarse, precise.kl)
 
 
 def _kl_reverse(o: _Operands) -> FloatArray:
@@ -299,17 +310,19 @@ def _kl_reverse(o: _Operands) -> FloatArray:
 
 
 def _js(o: _Operands) -> FloatArray:
-    if not o.pairwise:
-        return np.clip(precise.js(o.p, o.q, o.log_ratio()), 0.0, _LN2)
     # JS = H(m) − (H(p) + H(q)) / 2: one log per element, absolute error ~1e-16·log C, no NaN for zeros.
     neg_h_p, neg_h_q = _xlogx_sum(o.p), _xlogx_sum(o.q)
+    if not o.pairwise:
+        fast = np.array(0.5 * (neg_h_p + neg_h_q) - _mixture_xlogx_sum(o.p, o.q), ndmin=1)
+        return np.clip(o.refine_rows(fast, fast < _REFINE_JS_TRI, precise.js), 0.0, _LN2)
     fast = 0.5 * (neg_h_p[:, None] + neg_h_q[None, :]) - _pairwise_reduce(_mixture_xlogx_sum, o.p, o.q)
     return np.clip(o.refine(fast, fast < _REFINE_JS_TRI, precise.js), 0.0, _LN2)
 
 
 def _tri(o: _Operands) -> FloatArray:
     if not o.pairwise:
-        return np.clip(precise.tri(o.p, o.q, o.log_ratio()), 0.0, 2.0)
+        fast = np.array(_triangular_sum(o.p, o.q), ndmin=1)
+        return np.clip(o.refine_rows(fast, fast < _REFINE_JS_TRI, precise.tri), 0.0, 2.0)
     fast = _pairwise_reduce(_triangular_sum, o.p, o.q)
     return np.clip(o.refine(fast, fast < _REFINE_JS_TRI, precise.tri), 0.0, 2.0)
 
