@@ -8,79 +8,46 @@ start removes the hidden leftovers. Directories written before the catalog exist
 their manifest names the model, and they are served as FAISS indexes.
 """
 
-import dataclasses
-import json
 import logging
 import os
-import re
 import shutil
 import threading
 import uuid
 from collections.abc import Collection
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from indexes.durable import OWNER_LOCK
 from indexes.errors import IndexError_, InUseError, StoreUnavailableError
 from indexes.ownership import OwnerLock
-from indexes.snapshot import fsync_directory, read_manifest
+from indexes.snapshot import fsync_directory
 from indexes.store import VectorStore
 from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec, saved_model_names
 
 from .bootstrap import add_digits, backfill_digit_thumbnails, import_plugins, load_model
 from .config import DEFAULT_INDEX, DEFAULT_MODEL, INDEX_NAME_PATTERN, Settings
+from .entries import (
+    ENTRY_FILE,
+    INDEX_NAME,
+    IndexEntry,
+    IndexStatus,
+    check_index_name,
+    read_entry,
+    write_entry,
+)
 from .errors import (
     IndexExistsError,
     IndexNotFoundError,
     IndexUnavailableError,
-    InvalidIndexError,
     ModelUnavailableError,
     ServiceNotReadyError,
 )
-from .stores import STORES, check_store_options, create_store, drop_store, open_database, open_store
+from .stores import check_store_options, create_store, drop_store, open_database, open_store
 
 logger = logging.getLogger(__name__)
 
-ENTRY_FILE = "index.json"
 _CREATING, _DROPPED = ".creating-", ".dropped-"
-_INDEX_NAME = re.compile(INDEX_NAME_PATTERN)
-
-
-def check_index_name(name: str) -> str:
-    """`name` if it is a valid index name, else `InvalidIndexError` saying what is allowed."""
-    if not _INDEX_NAME.fullmatch(name):
-        raise InvalidIndexError(
-            f"invalid index name {name!r}: use 1-63 lowercase letters, digits, '_' or '-', "
-            "starting with a letter or digit"
-        )
-    return name
-
-
-@dataclass(frozen=True)
-class IndexEntry:
-    """What the catalog records of an index (its `index.json`)."""
-
-    name: str
-    model: str
-    store: str = "faiss"
-    index_type: str = "flat"
-    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
-    thumbnails: bool = True  # keep a thumbnail with each item added from an image
-    temperatures: list[float] | None = None  # those a pgvector index holds vectors for; None: every one
-
-
-@dataclass(frozen=True)
-class IndexStatus:
-    """An index as `GET /v1/indexes` shows it; the store's figures are None while it is unavailable."""
-
-    entry: IndexEntry
-    count: int | None = None
-    dim: int | None = None
-    device: str | None = None
-    reason: str | None = None  # why the index is unavailable; None when it is ready
-    recall_at_10: dict[str, float] | None = None  # of an approximate (HNSW) index, per metric
 
 
 @dataclass
@@ -126,7 +93,7 @@ class Catalog:
                 shutil.rmtree(path, ignore_errors=True)
             elif not path.is_dir() or (names is not None and path.name not in names):
                 continue
-            elif not _INDEX_NAME.fullmatch(path.name):
+            elif not INDEX_NAME.fullmatch(path.name):
                 logger.warning("ignoring %s: not a valid index name (%s)", path, INDEX_NAME_PATTERN)
             else:
                 with self._lock:
@@ -170,7 +137,7 @@ class Catalog:
 
     def _open_slot(self, path: Path) -> _Slot:
         try:
-            entry = _read_entry(path)
+            entry = read_entry(path)
         except (OSError, ValueError, TypeError, IndexError_) as exc:
             reason = f"index {path.name!r}: {exc}"
             logger.error("%s", reason)
@@ -232,7 +199,7 @@ class Catalog:
             created: VectorStore | None = None
             try:
                 staging.mkdir(parents=True)
-                _write_entry(staging, entry)
+                write_entry(staging, entry)
                 created = create_store(staging, entry, spec, self.settings, self._database)
                 created.close()
                 fsync_directory(staging)
@@ -299,7 +266,7 @@ class Catalog:
         return (
             name not in self._slots
             and name not in self._dropping
-            and _INDEX_NAME.fullmatch(name) is not None
+            and INDEX_NAME.fullmatch(name) is not None
             and (self.indexes_dir / name / ENTRY_FILE).is_file()
         )
 
@@ -423,32 +390,3 @@ class Catalog:
     def __contains__(self, name: str) -> bool:
         with self._lock:
             return name in self._slots
-
-
-def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
-    if value not in choices:
-        raise InvalidIndexError(f"{what} {value!r} is not available; choose one of {', '.join(choices)}")
-
-
-def _read_entry(path: Path) -> IndexEntry:
-    """The entry of the index directory `path`, inferred from its manifest for pre-catalog indexes."""
-    file = path / ENTRY_FILE
-    if not file.exists():
-        manifest = read_manifest(path)
-        if manifest is None:
-            raise ValueError(f"{path} holds neither {ENTRY_FILE} nor an index manifest; remove it or restore it")
-        return IndexEntry(path.name, manifest.model_name, created_at=manifest.created_at)
-    raw = json.loads(file.read_bytes())
-    if not isinstance(raw, dict):
-        raise ValueError(f"{file} is not a JSON object")
-    entry = IndexEntry(**{f.name: raw[f.name] for f in dataclasses.fields(IndexEntry) if f.name in raw})
-    if entry.name != path.name or entry.store not in STORES:
-        raise ValueError(f"{file} describes index {entry.name!r} in store {entry.store!r}; expected {path.name!r}")
-    return entry
-
-
-def _write_entry(directory: Path, entry: IndexEntry) -> None:
-    with open(directory / ENTRY_FILE, "wb") as f:
-        f.write(json.dumps(dataclasses.asdict(entry), indent=2).encode() + b"\n")
-        f.flush()
-        os.fsync(f.fileno())

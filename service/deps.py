@@ -12,8 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 from indexes.store import VectorStore
 from models import Classifier, ModelSpec, read_spec
 
-from .catalog import Catalog, IndexEntry
+from .catalog import Catalog
 from .config import Settings
+from .entries import IndexEntry
 from .errors import ServiceNotReadyError
 from .metrics import Metrics
 

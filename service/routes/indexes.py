@@ -5,8 +5,8 @@ from typing import Any
 from fastapi import APIRouter, Depends, status
 from fastapi.concurrency import run_in_threadpool
 
-from ..catalog import IndexStatus
 from ..deps import CatalogDep, SettingsDep, require_write_key
+from ..entries import IndexStatus
 from ..errors import IndexConflictError
 from ..routing import OffLoopRoute
 from ..schemas import WRITE_RESPONSES, DropResponse, ErrorResponse, IndexCreateRequest, IndexDescription, IndexList
