@@ -28,10 +28,7 @@ class ReadWriteLock:
         try:
             yield
         finally:
-            with self._cond:
-                self._readers -= 1
-                if self._readers == 0:
-                    self._cond.notify_all()
+            self._release_read()
 
     @contextmanager
     def try_read(self) -> Iterator[bool]:
@@ -44,10 +41,13 @@ class ReadWriteLock:
             yield taken
         finally:
             if taken:
-                with self._cond:
-                    self._readers -= 1
-                    if self._readers == 0:
-                        self._cond.notify_all()
+                self._release_read()
+
+    def _release_read(self) -> None:
+        with self._cond:
+            self._readers -= 1
+            if self._readers == 0:
+                self._cond.notify_all()
 
     @contextmanager
     def write(self) -> Iterator[None]:
