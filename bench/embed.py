@@ -19,14 +19,11 @@ import service  # noqa: F401, I001 - first: it sets OpenBLAS's wait policy, whic
 
 import argparse
 import base64
-import http.client
 import io
 import json
 import logging
 import os
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -37,6 +34,7 @@ import torch
 # isort: split
 import httpx
 
+from bench.search import LeanClient, start_server
 from indexes.device import configure_cpu
 from models import array_to_image, decode_image, load_classifier, load_digit_images, preprocess
 from service.config import DEFAULT_MODEL
@@ -53,29 +51,6 @@ def digit_pngs(count: int) -> list[bytes]:
         array_to_image(images[i % len(images)]).save(buffer, format="PNG")
         pngs.append(buffer.getvalue())
     return pngs
-
-
-def start_default_server(data_dir: Path, port: int, threads: int) -> subprocess.Popen[bytes]:
-    """`logitsearch serve` on an empty data directory (it trains and indexes the default), once ready."""
-    env = os.environ | {
-        "LOGITSEARCH_DATA_DIR": str(data_dir),
-        "LOGITSEARCH_PORT": str(port),
-        "LOGITSEARCH_DEVICE": "cpu",
-        "LOGITSEARCH_NUM_THREADS": str(threads),
-        "LOGITSEARCH_LOG_LEVEL": "warning",
-        "LOGITSEARCH_MAX_BATCH": "1024",
-    }
-    process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env)
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the service did not become ready")
 
 
 def seconds_per_call(run: Callable[[], object], seconds: float) -> float:
@@ -102,7 +77,7 @@ def main() -> None:
     pngs = digit_pngs(args.images)
     encoded = [base64.b64encode(png).decode() for png in pngs]
     with tempfile.TemporaryDirectory() as tmp:
-        server = start_default_server(Path(tmp), args.port, args.threads)
+        server = start_server(Path(tmp), None, args.port, args.threads)
         try:
             classifier = load_classifier(Path(tmp) / "models", DEFAULT_MODEL, torch.device("cpu"))
             limit = 1 << 26
@@ -122,15 +97,10 @@ def main() -> None:
             files = [("files", (f"{i}.png", png, "image/png")) for i, png in enumerate(pngs)]
             upload = httpx.Request("POST", "http://127.0.0.1/", files=files, data={"encoding": "base64"})
             multipart = (upload.read(), upload.headers["content-type"])
-            connection = http.client.HTTPConnection("127.0.0.1", args.port, timeout=600)
+            client = LeanClient(args.port)
 
             def post(body: bytes, content_type: str) -> object:
-                connection.request("POST", "/v1/embed", body, {"content-type": content_type})
-                response = connection.getresponse()
-                data = response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"POST /v1/embed: {response.status} {data[:200]!r}")
-                return json.loads(data)
+                return client.post_bytes("/v1/embed", body, content_type)
 
             columns: dict[str, Callable[[], object]] = {
                 "decode": decode,
@@ -143,7 +113,7 @@ def main() -> None:
             rounds = [
                 {name: seconds_per_call(run, args.seconds) for name, run in columns.items()} for _ in range(args.rounds)
             ]
-            connection.close()
+            client.close()
         finally:
             server.terminate()
             server.wait(timeout=60)

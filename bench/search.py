@@ -81,17 +81,22 @@ def make_data_dir(root: Path, num_classes: int, vectors: np.ndarray, with_metada
     return name
 
 
-def start_server(data_dir: Path, name: str, port: int, threads: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {
-        "LOGITSEARCH_DATA_DIR": str(data_dir),
-        "LOGITSEARCH_MODEL": name,
-        "LOGITSEARCH_INDEX": name,
-        "LOGITSEARCH_PORT": str(port),
-        "LOGITSEARCH_DEVICE": "cpu",
-        "LOGITSEARCH_NUM_THREADS": str(threads),
-        "LOGITSEARCH_LOG_LEVEL": "warning",
-        "LOGITSEARCH_MAX_BATCH": "1024",
-    }
+def start_server(data_dir: Path, name: str | None, port: int, threads: int) -> subprocess.Popen[bytes]:
+    """`logitsearch serve` on `data_dir` with model and index `name` (None: the embedded default, which it trains
+    and indexes on an empty data directory), once it is ready."""
+    served = {} if name is None else {"LOGITSEARCH_MODEL": name, "LOGITSEARCH_INDEX": name}
+    env = (
+        os.environ
+        | served
+        | {
+            "LOGITSEARCH_DATA_DIR": str(data_dir),
+            "LOGITSEARCH_PORT": str(port),
+            "LOGITSEARCH_DEVICE": "cpu",
+            "LOGITSEARCH_NUM_THREADS": str(threads),
+            "LOGITSEARCH_LOG_LEVEL": "warning",
+            "LOGITSEARCH_MAX_BATCH": "1024",
+        }
+    )
     process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env)
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -138,14 +143,20 @@ class LeanClient:
         self.connection = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
 
     def post(self, path: str, body: object) -> object:
-        try:
-            return self._post(path, body)
-        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
-            self.connection.close()  # the server closed the idle connection (its keep-alive timeout): reconnect
-            return self._post(path, body)
+        """POST `body` as JSON; the answer's JSON."""
+        return self.post_bytes(path, json.dumps(body).encode(), "application/json")
 
-    def _post(self, path: str, body: object) -> object:
-        self.connection.request("POST", path, json.dumps(body), {"content-type": "application/json"})
+    def post_bytes(self, path: str, body: bytes, content_type: str) -> object:
+        """POST an encoded body; the answer's JSON. Reconnects once when the server closed the idle connection
+        (its keep-alive timeout)."""
+        try:
+            return self._post(path, body, content_type)
+        except (BrokenPipeError, ConnectionResetError, http.client.RemoteDisconnected):
+            self.connection.close()
+            return self._post(path, body, content_type)
+
+    def _post(self, path: str, body: bytes, content_type: str) -> object:
+        self.connection.request("POST", path, body, {"content-type": content_type})
         response = self.connection.getresponse()
         data = response.read()
         if response.status != 200:
