@@ -70,6 +70,7 @@ class FaissIndex:
         self._listed_ids: list[str] | None = None  # insertion order, cached for `list` until the next write
         self._version = 0  # bumped on every write; derived indexes built at an older version are rebuilt
         self._derived = DerivedIndexCache(gpu_resources=gpu_resources)
+        self._view: np.ndarray | None = None  # `vectors`, until FAISS's buffer changes
 
     @property
     def device(self) -> str:
@@ -86,10 +87,13 @@ class FaissIndex:
     @property
     def vectors(self) -> np.ndarray:
         """`(n, dim)` float32 view of the stored logits (FAISS's own buffer; invalid after the next write)."""
-        n = self._cpu.ntotal
-        if n == 0:
-            return np.empty((0, self.dim), dtype=np.float32)
-        view: np.ndarray = faiss.rev_swig_ptr(self._cpu.get_xb(), n * self.dim).reshape(n, self.dim)
+        view = self._view
+        if view is None:  # built whole before it is published: concurrent searches read it
+            n = self._cpu.ntotal
+            view = np.empty((0, self.dim), dtype=np.float32)
+            if n:
+                view = faiss.rev_swig_ptr(self._cpu.get_xb(), n * self.dim).reshape(n, self.dim)
+            self._view = view
         return view
 
     @property
@@ -139,6 +143,7 @@ class FaissIndex:
             start = len(self._ids)
             added = np.ascontiguousarray(vectors[new_rows])
             self._cpu.add(added)
+            self._view = None
             self._norms.extend(_squared_norms(added))
             if self._gpu is not None and not replaced:
                 self._gpu.add(added)
@@ -168,6 +173,7 @@ class FaissIndex:
         self._metadata.remove_moving_last(position)
         self._norms.remove_moving_last(position)
         self._cpu.remove_ids(faiss.IDSelectorRange(last, last + 1))
+        self._view = None
         self._listed_ids = None
         self._version += 1
         self._sync_gpu()
@@ -248,6 +254,7 @@ class FaissIndex:
         self._cpu.reset()
         if len(ids):
             self._cpu.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        self._view = None
         self._norms.replace(_squared_norms(self.vectors))
         self._ids = list(ids)
         self._metadata.replace(metadata)

@@ -75,14 +75,17 @@ def _best_in_blocks(
             cost[:, ~mask[start : start + len(block)]] = np.nan
         for query_best, row in zip(best, cost, strict=True):
             query_best.offer(row, start)
+    if len(best) == 1:
+        costs, positions = best[0].result()
+        return costs[None], positions[None]
     results = [query_best.result() for query_best in best]
     return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
 
 
 class _Best:
-    """The m lowest costs offered so far for one query. Once m are held, a block's rows are first compared with
-    the m-th lowest (one vectorised pass), so after the first block few reach the partial sort. NaN (a row
-    outside the mask) is never kept past a shrink unless fewer than m rows are eligible."""
+    """The m lowest costs offered so far for one query. A block's rows are compared with the m-th lowest cost
+    held (one vectorised pass; for the first block, that block's own m-th lowest), so few reach the partial
+    sort. NaN (a row outside the mask) is never kept."""
 
     def __init__(self, m: int) -> None:
         self.m = m
@@ -93,14 +96,14 @@ class _Best:
 
     def offer(self, cost: np.ndarray, start: int) -> None:
         """Consider `(b,)` costs of the rows from `start` on."""
-        if self.threshold == np.inf:  # nothing to compare with yet: keep the block whole
-            keep = np.arange(start, start + cost.size)
-        else:
-            keep = np.flatnonzero(cost <= self.threshold)
-            cost, keep = cost[keep], keep + start
+        threshold = self.threshold
+        if threshold == np.inf and cost.size > self.m:  # nothing held to compare with: this block's m-th lowest
+            kth = np.partition(cost, self.m - 1)[self.m - 1]
+            threshold = threshold if np.isnan(kth) else kth  # NaN: fewer than m eligible rows, keep them all
+        keep = np.flatnonzero(cost <= threshold)
         if keep.size:
-            self.costs.append(cost)
-            self.positions.append(keep)
+            self.costs.append(cost[keep])
+            self.positions.append(keep + start)
             self.held += keep.size
             if self.held >= 2 * self.m or self.threshold == np.inf:
                 self._shrink()
@@ -111,17 +114,19 @@ class _Best:
         if costs.size > self.m:
             best = np.argpartition(costs, self.m - 1)[: self.m]
             costs, positions = costs[best], positions[best]
-            highest = costs.max()  # NaN when fewer than m eligible rows were seen: keep taking every row
-            self.threshold = np.float32(np.inf) if np.isnan(highest) else highest
+        if costs.size == self.m:
+            self.threshold = costs.max()
         self.costs, self.positions, self.held = [costs], [positions], costs.size
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """`(m,)` costs ascending and their positions, +inf and -1 where fewer than m rows are eligible."""
-        out_costs, out_positions = np.full(self.m, np.inf, np.float32), np.full(self.m, -1, np.int64)
-        if self.costs:
-            self._shrink()
-            costs, positions = self.costs[0], self.positions[0]
-            order = np.argsort(costs, kind="stable")  # NaN sorts last
-            valid = int(np.count_nonzero(~np.isnan(costs)))
-            out_costs[:valid], out_positions[:valid] = costs[order[:valid]], positions[order[:valid]]
-        return out_costs, out_positions
+        if not self.costs:
+            return np.full(self.m, np.inf, np.float32), np.full(self.m, -1, np.int64)
+        self._shrink()
+        order = np.argsort(self.costs[0], kind="stable")
+        costs, positions = self.costs[0][order], self.positions[0][order]
+        if costs.size < self.m:
+            missing = self.m - costs.size
+            costs = np.concatenate([costs, np.full(missing, np.inf, costs.dtype)])
+            positions = np.concatenate([positions, np.full(missing, -1, np.int64)])
+        return costs, positions

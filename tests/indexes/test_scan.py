@@ -5,7 +5,7 @@ import pytest
 
 from indexes.faiss_index import FaissIndex
 from indexes.metrics import SEARCH_METRICS
-from indexes.scan import BLOCK_ROWS, scan_candidates
+from indexes.scan import BLOCK_ROWS, GATHER_FRACTION, scan_candidates
 from service.config import Settings
 
 MAX_K = Settings.model_fields["max_k"].default
@@ -71,3 +71,19 @@ def test_scan_candidates_are_the_numpy_top_m() -> None:
         scores, positions = scan_candidates(matrix, norms, queries, 4, kind, mask)  # type: ignore[arg-type]
         assert (np.sort(positions[:, :2], axis=1) == [5, BLOCK_ROWS + 7]).all() and (positions[:, 2:] == -1).all()
         assert np.isinf(scores[:, 2:]).all()
+
+
+def test_scan_candidates_fill_up_from_later_blocks_when_the_mask_leaves_few_in_the_first() -> None:
+    """A first block with fewer eligible rows than m sets no threshold: the later blocks' best still come in."""
+    rng = np.random.default_rng(11)
+    matrix = rng.standard_normal((BLOCK_ROWS + 100_000, 4)).astype(np.float32)
+    queries = rng.standard_normal((1, 4)).astype(np.float32)
+    mask = np.zeros(len(matrix), bool)
+    mask[:10] = True  # 10 eligible rows in the first block, every row of the second
+    mask[BLOCK_ROWS:] = True
+    assert mask.mean() > GATHER_FRACTION  # scanned masked, not gathered
+    exact_ip = np.where(mask, queries.astype(np.float64) @ matrix.T.astype(np.float64), -np.inf)
+    scores, positions = scan_candidates(matrix, None, queries, 40, "ip", mask)
+    assert (np.sort(positions[0]) == np.sort(np.argsort(-exact_ip[0])[:40])).all()
+    np.testing.assert_allclose(scores[0], exact_ip[0, positions[0]], rtol=1e-4, atol=1e-4)
+    assert (np.diff(scores[0]) <= 0).all()
