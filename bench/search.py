@@ -12,6 +12,9 @@ would search). The same queries go through all of them, with the same thread cou
 - HTTP: `POST /v1/search` with the batch as binary (`logits_b64` + `shape`), and with JSON floats, over one
   keep-alive connection of `http.client` (httpx would add about a millisecond of its own per request).
 
+The last column is the service's fixed cost: what a request over HTTP (binary) takes beyond the same search in
+process, per request (the client's own encoding, parsing and the loopback round trip included).
+
 Each round times every column back to back for about `--seconds`; ratios are taken within a round and the
 median over `--rounds` rounds is printed, so a machine shared with other work still gives comparable ratios.
 
@@ -188,6 +191,8 @@ def measure(kernels: dict[str, Callable[[np.ndarray], object]], args: argparse.N
     for name in ("store", "HTTP binary", "HTTP JSON"):
         for base in ("raw FAISS", "floor"):
             cells.append(f"{statistics.median(r[name] / r[base] for r in rounds):.2f}")
+    overhead = statistics.median((r["HTTP binary"] - r["store"]) * batch for r in rounds)  # per request
+    cells.append(f"{overhead * 1e3:.3f}")
     return cells
 
 
@@ -264,8 +269,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     header = [
         "| metric | N | batch | raw FAISS ms/q | floor ms/q | store ms/q | HTTP binary ms/q | HTTP JSON ms/q "
-        "| store / raw | store / floor | binary / raw | binary / floor | JSON / raw | JSON / floor |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| store / raw | store / floor | binary / raw | binary / floor | JSON / raw | JSON / floor "
+        "| binary − store ms/request |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     rows = [row for num_items in args.sizes for row in bench(num_items, args)]
     logger.info(

@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated
 
 import torch  # imported before indexes (faiss): both bundle OpenMP, and this order is the tested one
-from fastapi import Depends, FastAPI, Path
+from fastapi import APIRouter, Depends, FastAPI, Path
 from fastapi.concurrency import run_in_threadpool
 
 from indexes.device import configure_cpu, create_gpu_resources
@@ -16,6 +16,7 @@ from . import __version__
 from .access import AccessControl
 from .catalog import Catalog
 from .config import Settings, get_settings
+from .dispatch import DirectRoutes
 from .errors import register_error_handlers
 from .limits import BodySizeLimit, RequestTimeout
 from .metrics import install_metrics
@@ -94,16 +95,13 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     )
     app.state.settings = settings or get_settings()
     app.state.opened_catalog = catalog
-    # Each middleware added wraps the ones before it: metrics, added last, see the limits' 413 and 503 too.
-    app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
-    app.add_middleware(RequestTimeout, seconds=app.state.settings.request_timeout_s)
-    app.add_middleware(AccessControl, settings=app.state.settings)  # keys and Host before any body is read
-    install_metrics(app)
     register_error_handlers(app)
     app.include_router(health.router)
     install_web(app)
+    mounts: list[tuple[str, APIRouter]] = []
     for module in (info, embed, items, search, divergence, evaluate, indexes, models):
         app.include_router(module.router, prefix="/v1", responses=ERROR_RESPONSES)
+        mounts.append(("/v1", module.router))
     # The same routers again under an index or a model: the dependencies read the name from the path, so
     # `/v1/indexes/{index_name}/search` runs the very handler of `/v1/search`, on that index.
     for module in (items, search, evaluate):
@@ -113,10 +111,17 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             dependencies=[Depends(_index_in_path)],
             responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse, "description": "No index of that name"}},
         )
+        mounts.append(("/v1/indexes/{index_name}", module.router))
     app.include_router(
         embed.router,
         prefix="/v1/models/{model_name}",
         dependencies=[Depends(_model_in_path)],
         responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse, "description": "No model of that name"}},
     )
+    # Each middleware added wraps the ones before it: metrics, added last, see the limits' 413 and 503 too.
+    app.add_middleware(DirectRoutes, mounts=mounts)
+    app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
+    app.add_middleware(RequestTimeout, seconds=app.state.settings.request_timeout_s)
+    app.add_middleware(AccessControl, settings=app.state.settings)  # keys and Host before any body is read
+    install_metrics(app)
     return app
