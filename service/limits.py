@@ -88,8 +88,10 @@ class RequestTimeout:
         try:
             # Long work checks this deadline and stops instead of burning CPU on; it falls just after the 503,
             # so that the answer is always this middleware's and never a half-sent response of the app's.
+            # `asyncio.timeout` cancels this very task at the deadline: no task per request, as `wait_for` made.
             with deadline_after(self.seconds + _WORK_GRACE_S):
-                await asyncio.wait_for(self.app(scope, receive, tracking_send), self.seconds)
+                async with asyncio.timeout(self.seconds):
+                    await self.app(scope, receive, tracking_send)
         except TimeoutError:
             logger.warning("%s %s timed out after %.1f s", scope["method"], scope["path"], self.seconds)
             if not started:
