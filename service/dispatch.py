@@ -1,15 +1,15 @@
 """Small JSON requests to the simplest routes, answered without FastAPI's routing and request handling.
 
 For each request FastAPI's router tries the routes in turn, then wraps the request in exit stacks and exception
-wrappers, solves each dependency and validates the body field by field: about half a millisecond on these
-machines, as much as a whole search over 10,000 items. An endpoint of the simple shape of `/v1/search` (one
-pydantic body, dependencies that read only the request and path, an `async def` returning a `Response`:
-`DirectCall`) is called directly instead, by `DirectRoutes`, the innermost of the app's middlewares (the access,
-size, time and metrics middlewares still see every request): its path looked up in a table, its body validated
-from the JSON bytes by pydantic-core, its dependencies called with the request, its exceptions answered by the
-app's exception handlers. A request that does not validate there, a body that is not small JSON, overridden
-dependencies and every other route go on to FastAPI, the body replayed, so that their answers and errors are
-exactly FastAPI's.
+wrappers, solves each dependency and validates the body field by field: together more than a whole search over
+10,000 items on these machines (the router and its wrappers alone ~0.15 ms, measured in process). An endpoint
+of the simple shape of `/v1/search` (one pydantic body, dependencies that read only the request and path, an
+`async def` returning a `Response`: `DirectCall`) is called directly instead, by `DirectRoutes`, the innermost
+of the app's middlewares (the access, size, time and metrics middlewares still see every request): its path
+looked up in a table, its body validated from the JSON bytes by pydantic-core, its dependencies called with the
+request, its exceptions answered by the app's exception handlers. A request that does not validate there, a body
+that is not small JSON, overridden dependencies and every other route go on to FastAPI, the body replayed, so
+that their answers and errors are exactly FastAPI's.
 """
 
 import inspect
