@@ -234,7 +234,7 @@ def exact_distances(metric: str, queries: np.ndarray, candidates: np.ndarray, te
         diff = candidates.astype(np.float64) - queries[:, None, :]
         l2: np.ndarray = np.sqrt(np.einsum("qkc,qkc->qk", diff, diff))
         return l2
-    flat_queries = np.repeat(queries, m, axis=0)
+    flat_queries = queries if num_queries == 1 else np.repeat(queries, m, axis=0)  # one row broadcasts
     values = compute_divergence(
         flat_queries, candidates.reshape(-1, num_classes), measure=metric, temperature=temperature
     )
