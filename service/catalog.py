@@ -1,4 +1,4 @@
-"""The catalog: the indexes of a data directory, the model each one is bound to, and the loaded models.
+"""The catalog: the indexes of a data directory, the model each one is bound to, and the loaded models (`models`).
 
 Every index is a directory `DATA_DIR/indexes/<name>/` holding its catalog entry `index.json` (name, model,
 store, index type, creation time) beside the store's own files. An index is created in a hidden `.creating-*`
@@ -23,9 +23,10 @@ from indexes.errors import IndexError_, InUseError, StoreUnavailableError
 from indexes.ownership import OwnerLock
 from indexes.snapshot import fsync_directory
 from indexes.store import VectorStore
-from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec, saved_model_names
+from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec
 
-from .bootstrap import add_digits, backfill_digit_thumbnails, import_plugins, load_model
+from .bootstrap import add_digits, backfill_digit_thumbnails, import_plugins
+from .classifiers import ModelCache
 from .config import DEFAULT_INDEX, DEFAULT_MODEL, INDEX_NAME_PATTERN, Settings
 from .entries import (
     ENTRY_FILE,
@@ -40,7 +41,6 @@ from .errors import (
     IndexExistsError,
     IndexNotFoundError,
     IndexUnavailableError,
-    ModelUnavailableError,
     ServiceNotReadyError,
 )
 from .stores import check_store_options, create_store, drop_store, open_database, open_store
@@ -71,9 +71,8 @@ class Catalog:
         self._database: Any = None  # the PostgreSQL pools (indexes.pg.PgDatabase) once opened, when PG_URL is set
         self._slots: dict[str, _Slot] = {}
         self._dropping: set[str] = set()  # indexes being dropped: their directories are going away
-        self._models: dict[str, Classifier] = {}
+        self.models = ModelCache(settings)
         self._lock = threading.Lock()  # guards _slots
-        self._model_lock = threading.Lock()  # one model load at a time; lookups of loaded ones do not wait
 
     @property
     def indexes_dir(self) -> Path:
@@ -107,7 +106,7 @@ class Catalog:
         """
         name, model = self.settings.index, self.settings.model
         if name not in self._slots:
-            self.model(model, progress=progress)  # the default model is trained here on a first start
+            self.models.get(model, progress=progress)  # the default model is trained here on a first start
             self.create(name, model)
         slot = self._slots[name]
         if slot.store is None:
@@ -125,7 +124,7 @@ class Catalog:
             logger.error("the default index is unavailable: %s", slot.reason)
             return
         try:
-            classifier = self.model(slot.entry.model, progress=progress)
+            classifier = self.models.get(slot.entry.model, progress=progress)
         except (ModelError, ServiceNotReadyError) as exc:
             logger.error("the default index's model is unavailable: %s", exc)
             return
@@ -328,7 +327,7 @@ class Catalog:
         """Whether the default index is open and its model loaded."""
         with self._lock:
             slot = self._slots.get(self.settings.index)
-        return slot is not None and slot.store is not None and slot.entry.model in self._models
+        return slot is not None and slot.store is not None and self.models.loaded(slot.entry.model) is not None
 
     # -- models -------------------------------------------------------------------------------------------
 
@@ -339,47 +338,13 @@ class Catalog:
             slot = self._slots.get(self.settings.index)
         return slot.entry.model if slot is not None and slot.entry.model else self.settings.model
 
-    def model_specs(self) -> list[ModelSpec]:
-        """The spec of every model saved under `DATA_DIR/models/` whose spec reads; the others are logged."""
-        specs = []
-        for name in saved_model_names(self.settings.models_dir):
-            try:
-                specs.append(read_spec(self.settings.models_dir, name))
-            except ModelError as exc:
-                logger.warning("model %r is not listed: %s", name, exc)
-        return specs
-
-    def loaded_model(self, name: str) -> Classifier | None:
-        """The model `name` if it is loaded already (a cheap check before `model`, which may load)."""
-        return self._models.get(name)
-
-    def model(self, name: str, progress: bool = False) -> Classifier:
-        """The model `name`, loaded on first use and shared (the default one is trained if absent).
-
-        Raises:
-            ModelNotFoundError: no such model (404).
-            ModelUnavailableError: its files are there but do not load (503).
-        """
-        if (loaded := self._models.get(name)) is not None:
-            return loaded
-        with self._model_lock:
-            if (loaded := self._models.get(name)) is None:
-                settings = self.settings.model_copy(update={"model": name})
-                try:
-                    loaded = self._models[name] = load_model(settings, progress=progress)
-                except ModelNotFoundError:
-                    raise
-                except ModelError as exc:
-                    raise ModelUnavailableError(f"model {name!r} cannot be loaded: {exc}") from exc
-        return loaded
-
     def index_model(self, index: str) -> Classifier:
         """The model of index `index`, checked to be the one its store was opened against."""
         with self._lock:
             slot = self._slot(index)
         if slot.store is None:
             raise IndexUnavailableError(f"index {index!r} is unavailable: {slot.reason}")
-        classifier = self.model(slot.entry.model)
+        classifier = self.models.get(slot.entry.model)
         if classifier.spec.sha256 != slot.model_sha256:
             raise IndexUnavailableError(
                 f"model {slot.entry.model!r} changed on disk after index {index!r} was opened "

@@ -59,12 +59,12 @@ async def get_classifier(request: Request) -> Classifier:
     catalog = _catalog(request)
     model_name = request.path_params.get("model_name")
     if model_name is not None:
-        loaded = catalog.loaded_model(model_name)
-        return loaded if loaded is not None else await run_in_threadpool(catalog.model, model_name)
+        loaded = catalog.models.loaded(model_name)
+        return loaded if loaded is not None else await run_in_threadpool(catalog.models.get, model_name)
     index_name = _index_name(request)
     catalog.store(index_name)  # an unknown or unavailable index answers for itself before its model loads
-    if catalog.loaded_model(model_name := catalog.entry(index_name).model) is None:
-        await run_in_threadpool(catalog.model, model_name)
+    if catalog.models.loaded(model_name := catalog.entry(index_name).model) is None:
+        await run_in_threadpool(catalog.models.get, model_name)
     return catalog.index_model(index_name)
 
 

@@ -62,7 +62,7 @@ def build_index(args: argparse.Namespace) -> int:
             logger.info("dropping index %r to rebuild it", name)
             catalog.drop(name)
         if name not in catalog:
-            catalog.model(model, progress=True)  # the embedded default model is trained here on a first run
+            catalog.models.get(model, progress=True)  # the embedded default model is trained here on a first run
             catalog.create(name, model, args.store, args.index_type, args.temperatures)
         index, classifier = catalog.store(name), catalog.index_model(name)
         thumbnails = catalog.entry(name).thumbnails

@@ -15,8 +15,8 @@ def list_models(catalog: CatalogDep) -> ModelList:
     return ModelList(
         models=[
             ModelDescription.from_spec(
-                spec, arch=spec.arch, training=spec.training, loaded=catalog.loaded_model(spec.name) is not None
+                spec, arch=spec.arch, training=spec.training, loaded=catalog.models.loaded(spec.name) is not None
             )
-            for spec in catalog.model_specs()
+            for spec in catalog.models.specs()
         ]
     )
