@@ -130,10 +130,8 @@ class DirectRoutes:
         self.templated: list[_Target] = []
         for prefix, router in mounts:
             for route in router.routes:
-                call = DirectCall.of(route) if isinstance(route, APIRoute) and route.methods == {"POST"} else None
-                if call is None:
+                if not isinstance(route, APIRoute) or route.methods != {"POST"} or not (call := DirectCall.of(route)):
                     continue
-                assert isinstance(route, APIRoute)
                 pattern, _, convertors = compile_path(prefix + route.path)
                 target = _Target(route, call, pattern, convertors)
                 if convertors:
