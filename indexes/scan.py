@@ -75,9 +75,6 @@ def _best_in_blocks(
             cost[:, ~mask[start : start + len(block)]] = np.nan
         for query_best, row in zip(best, cost, strict=True):
             query_best.offer(row, start)
-    if len(best) == 1:
-        costs, positions = best[0].result()
-        return costs[None], positions[None]
     results = [query_best.result() for query_best in best]
     return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
 
