@@ -7,7 +7,7 @@ this process loads the same model. The same batch of digit PNGs then goes throug
 - forward: the model on the preprocessed batch;
 - decode + forward: both, back to back (the goal's yardstick);
 - HTTP: `POST /v1/embed` with the images as base64 in JSON (answer as JSON floats, and as `logits_b64`), and as
-  a multipart upload; each body encoded once and sent over one keep-alive `http.client` connection.
+  a multipart upload; each body encoded once and sent over one keep-alive connection (`bench.search.LeanClient`).
 
 Each round times every column for about `--seconds`; the median over `--rounds` of the ratios within a round
 is printed, so a machine shared with other work still gives comparable ratios.
