@@ -7,7 +7,9 @@ given) ignore the base. Everything is float64. An infinite divergence (a zero in
 ``+inf``, never NaN; logits input always gives finite values.
 
 Row-wise mode compares ``a[i]`` with ``b[i]``; a single row on either side (shape ``(C,)`` or ``(1, C)``) is
-broadcast against every row of the other side. Pairwise mode compares every row of ``a`` with every row of ``b``.
+broadcast against every row of the other side, and arrays of rows ``(..., C)`` broadcast over their leading axes as
+numpy arrays do (queries ``(q, 1, C)`` against their candidates ``(q, m, C)`` give ``(q, m)``, each query's side
+computed once). Pairwise mode compares every row of ``a`` with every row of ``b``.
 """
 
 import dataclasses
@@ -34,6 +36,7 @@ Base = Literal["e", "2"]
 InputKind = Literal["logits", "probabilities"]
 FloatArray = npt.NDArray[np.float64]
 _Kernel = Callable[[FloatArray, FloatArray], FloatArray]
+_Index = npt.NDArray[np.intp] | tuple[npt.NDArray[np.intp], ...]  # rows of one side: by position, or per leading axis
 _PreciseMeasure = Callable[[FloatArray, FloatArray, FloatArray], FloatArray]  # (p, q, log p − log q) -> value
 
 _LN2 = math.log(2.0)
@@ -60,22 +63,30 @@ def as_matrix(x: npt.ArrayLike, name: str) -> FloatArray:
         InvalidInputError: ragged, non-numeric, scalar, more than 2-D, empty, or holding NaN/inf (the message names
             the row and column of the first bad value).
     """
+    return _as_rows(x, name, max_ndim=2)
+
+
+def _as_rows(x: npt.ArrayLike, name: str, max_ndim: int | None) -> FloatArray:
+    """`as_matrix` for arrays of rows ``(..., C)`` of at most `max_ndim` (None: any) dimensions; a vector
+    ``(C,)`` becomes ``(1, C)``."""
     try:
         array = np.asarray(x)
     except ValueError as exc:  # numpy refuses ragged nested sequences
         raise InvalidInputError(f"{name} must be a rectangular (n, C) array, not ragged: {exc}") from None
     if array.dtype.kind not in "iuf":
         raise InvalidInputError(f"{name} must hold real numbers, got dtype {array.dtype}")
-    if array.ndim not in (1, 2):
-        raise InvalidInputError(f"{name} must have shape (C,) or (n, C), got shape {array.shape}")
+    if array.ndim == 0 or (max_ndim is not None and array.ndim > max_ndim):
+        shapes = "(C,) or (n, C)" if max_ndim == 2 else "(C,), (n, C) or (..., n, C)"
+        raise InvalidInputError(f"{name} must have shape {shapes}, got shape {array.shape}")
     if array.size == 0:
         raise InvalidInputError(f"{name} must not be empty, got shape {array.shape}")
     with np.errstate(over="ignore"):  # e.g. longdouble beyond float64 range becomes inf, reported just below
         matrix = np.asarray(array.reshape(1, -1) if array.ndim == 1 else array, dtype=np.float64)
     bad = ~np.isfinite(matrix)
     if bad.any():
-        row, col = (int(i) for i in np.argwhere(bad)[0])
-        raise InvalidInputError(f"{name} must be finite, got {matrix[row, col]} at row {row}, column {col}")
+        first = tuple(int(i) for i in np.argwhere(bad)[0])
+        where = f"row {first[0]}, column {first[1]}" if len(first) == 2 else f"index {first}"
+        raise InvalidInputError(f"{name} must be finite, got {matrix[first]} at {where}")
     return matrix
 
 
@@ -123,25 +134,29 @@ def to_log_probabilities(
         InvalidInputError: unknown input kind, bad temperature, bad array (see `as_matrix`), or invalid probability
             rows (the first is named).
     """
-    t = check_temperature(temperature)
-    x = as_matrix(x, name)
+    return _log_probabilities(as_matrix(x, name), input, check_temperature(temperature), name)
+
+
+def _log_probabilities(x: FloatArray, input: InputKind, t: float, name: str) -> FloatArray:
+    """`to_log_probabilities` of rows `(..., C)` already checked by `_as_rows`."""
     if input == "logits":
         return log_softmax(x, t)
     if input != "probabilities":
         raise InvalidInputError(f"input must be 'logits' or 'probabilities', got {input!r}")
     if t != 1.0:
         raise InvalidInputError(f"temperature must be 1 with probability input (it only scales logits), got {t}")
-    negative = np.flatnonzero((x < 0).any(axis=1))
+    rows = x.reshape(-1, x.shape[-1])  # rows are numbered in C order in the messages
+    negative = np.flatnonzero((rows < 0).any(axis=1))
     if negative.size:
         row = int(negative[0])
-        raise InvalidInputError(f"{name} must be >= 0, but row {row} has {x[row].min()}")
-    sums = x.sum(axis=1)
+        raise InvalidInputError(f"{name} must be >= 0, but row {row} has {rows[row].min()}")
+    sums = x.sum(axis=-1, keepdims=True)
     off = np.flatnonzero(np.abs(sums - 1.0) > _PROBABILITY_TOLERANCE)
     if off.size:
         row = int(off[0])
-        raise InvalidInputError(f"{name} rows must sum to 1 (within 1e-4), but row {row} sums to {sums[row]}")
+        raise InvalidInputError(f"{name} rows must sum to 1 (within 1e-4), but row {row} sums to {sums.flat[row]}")
     with np.errstate(divide="ignore"):  # log(0) = -inf is the intended value
-        result: FloatArray = np.log(x) - np.log(sums)[:, None]
+        result: FloatArray = np.log(x) - np.log(sums)
     return result
 
 
@@ -159,21 +174,21 @@ class _Operands:
     input: InputKind = "logits"
     temperature: float = 1.0
 
-    def log_ratio(self, rows: tuple[npt.NDArray[np.intp], npt.NDArray[np.intp]] | None = None) -> FloatArray:
-        """`log p − log q` without cancellation (`precise`): row by row, or for the pairs `rows = (i, j)`."""
+    def log_ratio(self, rows: tuple[_Index, _Index] | None = None) -> FloatArray:
+        """`log p − log q` without cancellation (`precise`): row by row, or for the pairs `rows = (i, j)` (each
+        an index array, or a tuple of them over the leading axes)."""
         i, j = (slice(None), slice(None)) if rows is None else rows
         if self.input == "logits":
             return precise.log_ratio_of_logits(self.a[i], self.b[j], self.log_p[i], self.log_q[j], self.temperature)
         return precise.log_ratio_of_probabilities(self.a[i], self.b[j], self.log_p[i], self.log_q[j])
 
     def refine_rows(self, values: FloatArray, rows: npt.NDArray[np.bool_], measure: _PreciseMeasure) -> FloatArray:
-        """Recompute the marked rows of fast row-wise values with a `precise` measure (a side given as one row
-        is compared with every row of the other)."""
-        picked = np.flatnonzero(rows)
-        if picked.size == 0:
+        """Recompute the marked entries of fast row-wise values with a `precise` measure (a side broadcast along
+        an axis, as a single row is, is compared with every row of the other along it)."""
+        picked = np.nonzero(rows)
+        if picked[0].size == 0:
             return values
-        i = picked if self.p.shape[0] > 1 else np.zeros_like(picked)
-        j = picked if self.q.shape[0] > 1 else np.zeros_like(picked)
+        i, j = _broadcast_index(picked, self.p.shape[:-1]), _broadcast_index(picked, self.q.shape[:-1])
         values[picked] = measure(self.p[i], self.q[j], self.log_ratio((i, j)))
         return values
 
@@ -187,6 +202,13 @@ class _Operands:
             i, j = rows[start : start + chunk], cols[start : start + chunk]
             values[i, j] = measure(self.p[i], self.q[j], self.log_ratio((i, j)))
         return values
+
+
+def _broadcast_index(
+    picked: tuple[npt.NDArray[np.intp], ...], shape: tuple[int, ...]
+) -> tuple[npt.NDArray[np.intp], ...]:
+    """Index into a side of leading shape `shape` for the `picked` entries of the broadcast result."""
+    return tuple(index if size > 1 else np.zeros_like(index) for index, size in zip(picked, shape, strict=True))
 
 
 def _xlogy_sum(x: FloatArray, log_y: FloatArray) -> FloatArray:
@@ -353,7 +375,7 @@ def _euclidean(o: _Operands) -> FloatArray:
 
 def _l2_centered(o: _Operands) -> FloatArray:
     # Softmax ignores a constant shift of the logits, L2 does not: compare the rows after removing their means.
-    centred = dataclasses.replace(o, a=o.a - o.a.mean(axis=1, keepdims=True), b=o.b - o.b.mean(axis=1, keepdims=True))
+    centred = dataclasses.replace(o, a=o.a - o.a.mean(axis=-1, keepdims=True), b=o.b - o.b.mean(axis=-1, keepdims=True))
     return _euclidean(centred)
 
 
@@ -361,14 +383,14 @@ def _unit_rows(x: FloatArray) -> FloatArray:
     """Rows scaled to unit L2 norm; all-zero rows stay zero (their cosine with anything is taken as 0)."""
     _, exponent = math.frexp(float(np.abs(x).max()))
     scaled = x / math.ldexp(1.0, exponent - 1)  # exact, keeps the squares finite
-    norms = np.linalg.norm(scaled, axis=1, keepdims=True)
+    norms = np.linalg.norm(scaled, axis=-1, keepdims=True)
     result: FloatArray = np.divide(scaled, norms, out=np.zeros_like(scaled), where=norms > 0)
     return result
 
 
 def _cosine(o: _Operands) -> FloatArray:
     a, b = _unit_rows(o.a), _unit_rows(o.b)
-    similarity = a @ b.T if o.pairwise else np.einsum("ij,ij->i", *np.broadcast_arrays(a, b))
+    similarity = a @ b.T if o.pairwise else np.einsum("...c,...c->...", *np.broadcast_arrays(a, b))
     result: FloatArray = np.clip(1.0 - similarity, 0.0, 2.0)
     return result
 
@@ -410,8 +432,8 @@ def compute_divergences(
     """Compute several measures between ``a`` and ``b``, converting to log-probabilities once.
 
     Args:
-        a: reference side, ``(n, C)`` or ``(C,)`` logits or probabilities (p).
-        b: other side, ``(m, C)`` or ``(C,)`` (q).
+        a: reference side, ``(n, C)`` or ``(C,)`` logits or probabilities (p); row-wise, also ``(..., n, C)``.
+        b: other side, ``(m, C)`` or ``(C,)`` (q); row-wise, also ``(..., m, C)``.
         measures: names from `MEASURES` (a single name may be a plain string); default all, duplicates ignored.
         input: ``"logits"`` (softmax at temperature T) or ``"probabilities"`` (T must be 1).
         temperature: T, finite and > 0; ignored by ``euclidean``.
@@ -419,35 +441,52 @@ def compute_divergences(
         pairwise: False for row-wise values, True for every pair of rows.
 
     Returns:
-        ``{measure: values}`` in the order asked, float64: ``(max(n, m),)`` row-wise, ``(n, m)`` pairwise.
+        ``{measure: values}`` in the order asked, float64: ``(max(n, m),)`` row-wise (the broadcast of both
+        sides' leading shapes for more axes), ``(n, m)`` pairwise.
         Infinite divergences (probability input with zeros) are ``+inf``.
 
     Raises:
         UnknownMetricError: a measure name not in `MEASURES`.
         DimensionMismatchError: ``a`` and ``b`` have different numbers of classes C.
-        InvalidInputError: bad arrays, temperature, base or input kind; row-wise with ``n != m`` and neither 1.
+        InvalidInputError: bad arrays, temperature, base or input kind; row-wise with ``n != m`` and neither 1
+            (leading shapes that do not broadcast); pairwise with more than two axes.
     """
     names = _resolve_measures(measures)
     if base not in ("e", "2"):
         raise InvalidInputError(f"base must be 'e' or '2', got {base!r}")
-    x, y = as_matrix(a, "a"), as_matrix(b, "b")
-    if x.shape[1] != y.shape[1]:
-        raise DimensionMismatchError(f"a and b must have the same number of classes, got {x.shape[1]} and {y.shape[1]}")
-    if not pairwise and x.shape[0] != y.shape[0] and 1 not in (x.shape[0], y.shape[0]):
-        raise InvalidInputError(
-            f"row-wise mode needs as many rows in a as in b (or a single row on one side), got {x.shape[0]} and "
-            f"{y.shape[0]}; pass pairwise=True to compare every pair"
+    max_ndim = 2 if pairwise else None
+    x, y = _as_rows(a, "a", max_ndim), _as_rows(b, "b", max_ndim)
+    if x.shape[-1] != y.shape[-1]:
+        raise DimensionMismatchError(
+            f"a and b must have the same number of classes, got {x.shape[-1]} and {y.shape[-1]}"
         )
-    log_p = to_log_probabilities(x, input=input, temperature=temperature, name="a")
-    log_q = to_log_probabilities(y, input=input, temperature=temperature, name="b")
-    operands = _Operands(
-        x, y, log_p, log_q, np.exp(log_p), np.exp(log_q), bool(pairwise), input, check_temperature(temperature)
-    )
+    if not pairwise:
+        x, y = _rows_broadcasting(x, y)
+    t = check_temperature(temperature)
+    log_p, log_q = _log_probabilities(x, input, t, "a"), _log_probabilities(y, input, t, "b")
+    operands = _Operands(x, y, log_p, log_q, np.exp(log_p), np.exp(log_q), bool(pairwise), input, t)
     values: dict[str, FloatArray] = {}
     for name in names:
         result = _MEASURE_FUNCTIONS[name](operands)
         values[name] = result / _LN2 if base == "2" and name in _LOG_MEASURES else result
     return values
+
+
+def _rows_broadcasting(x: FloatArray, y: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Both sides of a row-wise comparison with as many axes, once their leading axes are known to broadcast."""
+    try:
+        np.broadcast_shapes(x.shape[:-1], y.shape[:-1])
+    except ValueError:
+        if x.ndim == y.ndim == 2:
+            raise InvalidInputError(
+                f"row-wise mode needs as many rows in a as in b (or a single row on one side), got {x.shape[0]} and "
+                f"{y.shape[0]}; pass pairwise=True to compare every pair"
+            ) from None
+        raise InvalidInputError(
+            f"row-wise mode needs leading shapes of a and b that broadcast, got {x.shape[:-1]} and {y.shape[:-1]}"
+        ) from None
+    ndim = max(x.ndim, y.ndim)
+    return x.reshape((1,) * (ndim - x.ndim) + x.shape), y.reshape((1,) * (ndim - y.ndim) + y.shape)
 
 
 def compute_divergence(

@@ -24,6 +24,8 @@ from .divergences import compute_divergence, log_softmax
 SEARCH_METRICS: tuple[str, ...] = ("l2", "l2_centered", "ce", "kl", "kl_reverse", "js", "tri", "cosine")
 #: Metrics whose values depend on the softmax temperature.
 TEMPERATURE_METRICS = frozenset({"ce", "kl", "kl_reverse", "js", "tri"})
+#: The metrics whose float64 ties `order_breaking_ties` orders by a second value; the others keep a stable sort.
+TIE_BROKEN_METRICS = frozenset({"js", "tri"})
 #: float32 log-probabilities are clipped here: finite, and far below anything a probability rounds to.
 _LOG_FLOOR = -1e30
 _CHUNK_ROWS = 1 << 15
@@ -191,7 +193,7 @@ def order_breaking_ties(
     Args:
         query: `(C,)` logits; candidates: `(m, C)` logits, one row per value.
     """
-    if metric not in ("js", "tri"):
+    if metric not in TIE_BROKEN_METRICS:
         return np.argsort(values, kind="stable")
     _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
     tied = counts[inverse] > 1
@@ -227,18 +229,15 @@ def exact_distances(metric: str, queries: np.ndarray, candidates: np.ndarray, te
     Returns:
         `(q, m)` float64, in nats for the divergences, true (not squared) Euclidean for `l2`.
     """
-    num_queries, m, num_classes = candidates.shape
+    num_queries, m, _ = candidates.shape
     if m == 0:
         return np.empty((num_queries, 0))
     if metric == "l2":
-        diff = candidates.astype(np.float64) - queries[:, None, :]
+        diff = np.subtract(candidates, queries[:, None, :], dtype=np.float64)
         l2: np.ndarray = np.sqrt(np.einsum("qkc,qkc->qk", diff, diff))
         return l2
-    flat_queries = queries if num_queries == 1 else np.repeat(queries, m, axis=0)  # one row broadcasts
-    values = compute_divergence(
-        flat_queries, candidates.reshape(-1, num_classes), measure=metric, temperature=temperature
-    )
-    return values.reshape(num_queries, m)
+    values: np.ndarray = compute_divergence(queries[:, None, :], candidates, measure=metric, temperature=temperature)
+    return values
 
 
 def exact_matrix(metric: str, queries: np.ndarray, items: np.ndarray, temperature: float) -> np.ndarray:

@@ -12,7 +12,14 @@ from typing import Protocol
 
 import numpy as np
 
-from .metrics import TEMPERATURE_METRICS, candidate_lower_bound, exact_distances, exact_matrix, order_breaking_ties
+from .metrics import (
+    TEMPERATURE_METRICS,
+    TIE_BROKEN_METRICS,
+    candidate_lower_bound,
+    exact_distances,
+    exact_matrix,
+    order_breaking_ties,
+)
 
 #: Bound on the floats gathered at once when re-ranking candidates exactly.
 RERANK_CHUNK = 1 << 23
@@ -124,10 +131,16 @@ def _rerank(
         kth = np.take_along_axis(exact, order[:, -1:], axis=1)[:, 0]
         done = candidate_lower_bound(metric, found.scores[:, -1], queries[rows], temperature) >= kth
         done |= found.keys[:, -1] < 0  # fewer than m matched: every match is a candidate
-    for i in np.flatnonzero(done):
-        valid = found.keys[i] >= 0
-        keep = order_breaking_ties(metric, exact[i, valid], queries[rows[i]], found.vectors[i, valid], temperature)
-        top[rows[i]] = (found.keys[i, valid][keep[:k]], exact[i, valid][keep[:k]])
+    if metric in TIE_BROKEN_METRICS:
+        for i in np.flatnonzero(done):
+            valid = found.keys[i] >= 0
+            keep = order_breaking_ties(metric, exact[i, valid], queries[rows[i]], found.vectors[i, valid], temperature)
+            top[rows[i]] = (found.keys[i, valid][keep[:k]], exact[i, valid][keep[:k]])
+    else:  # the stable sort is the order: the matches (keys >= 0) come first, as the rows past the last are +inf
+        keys, values = np.take_along_axis(found.keys, order, axis=1), np.take_along_axis(exact, order, axis=1)
+        counts = np.count_nonzero(keys >= 0, axis=1)
+        for i in np.flatnonzero(done):
+            top[rows[i]] = (keys[i, : counts[i]], values[i, : counts[i]])
     unfinished: list[int] = rows[~done].tolist()
     return unfinished
 

@@ -210,6 +210,34 @@ def test_properties_of_base_and_pairwise_consistency(case: tuple[FloatArray, Flo
         assert (np.abs(np.diag(matrix[name]) - nats[name]) <= 1e-9 * scale).all(), name
 
 
+@pytest.mark.parametrize(("input", "temperature"), INPUT_CASES)
+def test_rows_broadcast_over_leading_axes(input: InputKind, temperature: float) -> None:
+    # Queries (q, 1, C) against their candidates (q, m, C), some equal or next to the query so that the compensated
+    # refinement runs on scattered entries: each query's values are its own row-wise comparison, and scipy's.
+    a, b, _, _ = random_inputs(7, input, temperature, n=4, m=20)
+    queries, candidates = a[:, None, :], b.reshape(4, 5, -1).copy()
+    candidates[1, 2] = queries[1, 0]
+    candidates[3, 0] = queries[3, 0] * (1 + 1e-12) if input == "logits" else queries[3, 0]
+    measures = [*MEASURES, "l2_centered", "cosine"] if input == "logits" else list(MEASURES)
+    values = compute_divergences(queries, candidates, measures=measures, input=input, temperature=temperature)
+    p = softmax(queries / temperature, axis=-1) if input == "logits" else queries
+    q = softmax(candidates / temperature, axis=-1) if input == "logits" else candidates
+    for i in range(4):
+        own = compute_divergences(queries[i, 0], candidates[i], measures=measures, input=input, temperature=temperature)
+        for name in measures:
+            assert values[name].shape == (4, 5), name
+            np.testing.assert_allclose(values[name][i], own[name], rtol=1e-13, atol=1e-16, err_msg=name)
+        for j in range(5):
+            if (i, j) in ((1, 2), (3, 0)):
+                continue  # scipy's JS of (near) equal rows is the square root of a rounding error below 0
+            expected = oracle(queries[i, 0], candidates[i, j], p[i, 0], q[i, j], "e")
+            for name in MEASURES:
+                np.testing.assert_allclose(values[name][i, j], expected[name], rtol=1e-9, atol=1e-12, err_msg=name)
+    assert values["kl"][1, 2] == 0.0 and values["euclidean"][1, 2] == 0.0
+    grid = compute_divergence(np.zeros((2, 1, 3, 4)), np.ones((5, 1, 4)), measure="js")
+    assert grid.shape == (2, 5, 3) and np.all(grid == 0.0)
+
+
 def test_single_row_is_broadcast_against_many_rows() -> None:
     rng = np.random.default_rng(3)
     one, many = rng.normal(size=5), rng.normal(size=(4, 5))
@@ -381,7 +409,14 @@ BAD_INPUTS = [
     ({"a": []}, InvalidInputError, r"a must not be empty"),
     ({"b": [[]]}, InvalidInputError, r"b must not be empty"),
     ({"a": [[1.0, 2.0, 3.0], [1.0]]}, InvalidInputError, r"a must be a rectangular .* not ragged"),
-    ({"a": np.zeros((1, 1, 3))}, InvalidInputError, r"a must have shape \(C,\) or \(n, C\)"),
+    ({"a": np.zeros((1, 1, 3)), "pairwise": True}, InvalidInputError, r"a must have shape \(C,\) or \(n, C\)"),
+    ({"a": np.zeros((2, 1, 3)), "b": np.zeros((3, 4, 3))}, InvalidInputError, r"broadcast, got \(2, 1\) and \(3, 4\)"),
+    ({"b": np.zeros((2, 2, 3))}, InvalidInputError, r"broadcast, got \(3,\) and \(2, 2\)"),
+    (
+        {"b": np.where(np.arange(18).reshape(2, 3, 3) == 5, np.nan, 0.0)},
+        InvalidInputError,
+        r"b must be finite, got nan at index \(0, 1, 2\)",
+    ),
     ({"a": 3.0}, InvalidInputError, r"a must have shape"),
     ({"a": [["x", "y", "z"]]}, InvalidInputError, r"a must hold real numbers"),
     ({"temperature": 0.0}, InvalidInputError, r"temperature must be a finite number > 0, got 0.0"),
@@ -406,6 +441,8 @@ def test_invalid_requests_raise_named_errors(overrides: dict[str, Any], error: t
 BAD_PROBABILITIES = [
     ({"b": [[0.5, 0.5], [0.5, 0.4]]}, r"b rows must sum to 1 \(within 1e-4\), but row 1 sums to 0.9"),
     ({"a": [[1.2, -0.2], [0.5, 0.5]]}, r"a must be >= 0, but row 0 has -0.2"),
+    ({"b": [[[1.0, 0.0], [0.0, 1.0]], [[0.5, 0.5], [0.5, 0.25]]]}, r"b rows must sum to 1 .* row 3 sums to 0.75"),
+    ({"b": [[[1.0, 0.0], [0.0, 1.0]], [[1.5, -0.5], [0.5, 0.5]]]}, r"b must be >= 0, but row 2 has -0.5"),
     ({"temperature": 2.0}, r"temperature must be 1 with probability input"),
 ]
 
