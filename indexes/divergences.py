@@ -174,10 +174,9 @@ class _Operands:
     input: InputKind = "logits"
     temperature: float = 1.0
 
-    def log_ratio(self, rows: tuple[_Index, _Index] | None = None) -> FloatArray:
-        """`log p − log q` without cancellation (`precise`): row by row, or for the pairs `rows = (i, j)` (each
-        an index array, or a tuple of them over the leading axes)."""
-        i, j = (slice(None), slice(None)) if rows is None else rows
+    def log_ratio(self, i: _Index, j: _Index) -> FloatArray:
+        """`log p − log q` without cancellation (`precise`) for the pairs of rows `p[i]`, `q[j]` (each index an
+        array, or a tuple of them over the leading axes)."""
         if self.input == "logits":
             return precise.log_ratio_of_logits(self.a[i], self.b[j], self.log_p[i], self.log_q[j], self.temperature)
         return precise.log_ratio_of_probabilities(self.a[i], self.b[j], self.log_p[i], self.log_q[j])
@@ -189,7 +188,7 @@ class _Operands:
         if picked[0].size == 0:
             return values
         i, j = _broadcast_index(picked, self.p.shape[:-1]), _broadcast_index(picked, self.q.shape[:-1])
-        values[picked] = measure(self.p[i], self.q[j], self.log_ratio((i, j)))
+        values[picked] = measure(self.p[i], self.q[j], self.log_ratio(i, j))
         return values
 
     def refine(self, values: FloatArray, pairs: npt.NDArray[np.bool_], measure: _PreciseMeasure) -> FloatArray:
@@ -200,7 +199,7 @@ class _Operands:
         chunk = max(1, _BLOCK_ELEMENTS // self.p.shape[1])
         for start in range(0, rows.size, chunk):
             i, j = rows[start : start + chunk], cols[start : start + chunk]
-            values[i, j] = measure(self.p[i], self.q[j], self.log_ratio((i, j)))
+            values[i, j] = measure(self.p[i], self.q[j], self.log_ratio(i, j))
         return values
 
 
