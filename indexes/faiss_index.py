@@ -14,7 +14,7 @@ from .errors import IndexError_, ItemNotFoundError
 from .filters import match_filter
 from .metrics import EMBEDDINGS
 from .rerank import Candidates, exact_top
-from .scan import MAX_SCAN_QUERIES, Kind, scan_candidates
+from .scan import Kind, prefers_scan, scan_candidates
 from .store import Filter, Item, Metadata, QueryHits, SearchResult
 
 logger = logging.getLogger(__name__)
@@ -47,9 +47,10 @@ class FaissIndex:
     `ids -> row` dict (a new id goes last, a replaced one keeps its place, a deleted one leaves it). Not
     thread-safe: `DurableIndex` serialises access.
 
-    On CPU, fewer than `MAX_SCAN_QUERIES` queries find their candidates by one BLAS pass over the rows
-    (`indexes.scan`, with the squared norms kept per row), larger batches by FAISS's flat search; both are
-    re-ranked exactly, so either returns the same top k.
+    On CPU, candidates come from one BLAS pass over the rows with a compiled selection (`indexes.scan`, with the
+    squared norms kept per row) for the query shapes where it is faster (`prefers_scan`: small batches, and any
+    batch over a few million stored values), else from FAISS's flat search; both are re-ranked exactly, so
+    either returns the same top k.
 
     Args:
         dim: vector length (the model's number of classes).
@@ -241,7 +242,8 @@ class FaissIndex:
             cpu, gpu, vectors = derived.cpu, derived.gpu, embedding.transform_queries(queries, temperature)
             matrix, norms, kind = derived.vectors, derived.norms, embedding.kind
         use_gpu = gpu is not None and selection.mask is None and m <= GPU_MAX_K
-        if self.kernel == "scan" or (self.kernel == "auto" and not use_gpu and len(queries) < MAX_SCAN_QUERIES):
+        scan = not use_gpu and prefers_scan(len(queries), len(matrix), matrix.shape[1])
+        if self.kernel == "scan" or (self.kernel == "auto" and scan):
             return scan_candidates(matrix, norms, vectors, m, kind, selection.mask)
         index: Any = gpu if use_gpu else cpu
         scores, positions = index.search(vectors, m, params=selection.params)

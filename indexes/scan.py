@@ -1,27 +1,48 @@
-"""Candidate search by one BLAS pass over the stored matrix: the bandwidth-bound alternative to FAISS's flat search.
+"""Candidate search by one BLAS pass over the stored matrix with a compiled selection: faster than FAISS's flat search.
 
-FAISS answers a single query with a scalar kernel on one thread per query, about 3× slower than reading the
-matrix at memory bandwidth (PERF-NOTES.md); a BLAS GEMV over the same float32 rows reads it once on every
-thread. With the squared norms kept per row, `‖x − z‖² = ‖x‖² − 2 x·z + ‖z‖²` makes L2 that same GEMV. The
-rows are scanned in blocks that stay in cache, each keeping its m best by `argpartition`, so a search
-allocates O(block + m) whatever the number of rows. The values are float32, as FAISS's: callers re-rank the
-candidates exactly.
+With the squared norms kept per row, `‖x − z‖² = ‖x‖² − 2 x·z + ‖z‖²` makes L2 an inner product, so the rows are
+scored in blocks by BLAS: a GEMV for one query (reading the matrix once at memory bandwidth, where FAISS runs a
+scalar kernel on one thread per query, about 3× slower), a GEMM for a batch (in the layout BLAS runs fastest, each
+query's scores in one contiguous row). Each block's scores are then offered to each query's heap of its m best by a
+small compiled loop (numba): a vectorised comparison with the heap's worst finds the rare runs of rows that enter, so
+selecting costs a fraction of the GEMM, where FAISS's heap compares every score one at a time. A block is sized to
+stay in cache, so a search allocates O(block + q·m) whatever the number of rows. The values are float32, as
+FAISS's: callers re-rank the candidates exactly.
 """
 
-from typing import Literal
+import logging
+from collections.abc import Callable
+from typing import Any, Literal
 
+import numba
 import numpy as np
+import torch
 
-#: Rows per block for one query (divided among the queries of a batch): the block's scores (1 MiB of float32)
-#: stay in the L2 cache, and few BLAS calls means few thread wake-ups (which cost most on a busy machine).
+logger = logging.getLogger(__name__)
+
+#: Scores per block (1 MiB of float32), whatever the batch size: the block stays in the L2 cache between the BLAS
+#: call that writes it and the selection that reads it. One query thus reads 2^18 rows per BLAS call.
 BLOCK_ROWS = 1 << 18
-#: Below this many queries a BLAS scan beats FAISS's flat search (which scans with one thread per query
-#: until its own BLAS path takes over at `distance_compute_blas_threshold` = 20 queries).
+#: The fewest rows per block, so a large batch still makes BLAS calls big enough to run at full rate.
+MIN_BLOCK_ROWS = 1024
+#: Rows compared with a heap's worst at once: wide enough for the vector units, short enough that a run with a
+#: row that enters costs little to walk again one row at a time.
+RUN = 64
+#: Below this many queries the scan always beats FAISS's flat search (which scans with one thread per query until
+#: its own BLAS path takes over at `distance_compute_blas_threshold` = 20 queries) ...
 MAX_SCAN_QUERIES = 20
+#: ... and from this many stored values (rows × dimensions) on, it beats FAISS's BLAS path for batches too: below,
+#: the heaps' updates (about m·ln(n/m) per query, on one thread where FAISS uses them all) outweigh the faster GEMM.
+MIN_BATCH_SCAN_VALUES = 3_000_000
 #: A filter keeping at most this fraction of the rows is scanned by gathering those rows first.
 GATHER_FRACTION = 0.25
 
 Kind = Literal["ip", "l2"]
+
+
+def prefers_scan(num_queries: int, num_rows: int, dim: int) -> bool:
+    """Whether `scan_candidates` is the faster CPU kernel for this query shape (measured: `bench/search.py`)."""
+    return num_queries < MAX_SCAN_QUERIES or num_rows * dim >= MIN_BATCH_SCAN_VALUES
 
 
 def scan_candidates(
@@ -62,68 +83,82 @@ def _best_in_blocks(
 ) -> tuple[np.ndarray, np.ndarray]:
     """The m lowest `norms + matrix @ weights.T` per query, ascending: costs `(q, m)` and positions `(q, m)`.
 
-    Rows outside `mask` cost NaN, which no comparison keeps; positions left without an eligible row are -1.
+    Rows outside `mask` cost +inf, which no heap takes; positions left without an eligible row are -1.
     """
-    best = [_Best(m) for _ in range(len(weights))]
-    block_rows = max(4096, BLOCK_ROWS // len(weights))
+    num_queries = len(weights)
+    heap_costs = np.full((num_queries, m), np.inf, np.float32)
+    heap_rows = np.full((num_queries, m), -1, np.int64)
+    block_rows = max(1, min(len(matrix), max(MIN_BLOCK_ROWS, BLOCK_ROWS // num_queries)))
+    scores = np.empty((num_queries, block_rows), np.float32)
+    zeros = np.zeros(block_rows if norms is None else 0, np.float32)
     for start in range(0, len(matrix), block_rows):
         block = matrix[start : start + block_rows]
-        cost = (block @ weights[0])[None, :] if len(weights) == 1 else weights @ block.T  # (q, b): GEMV or GEMM
-        if norms is not None:
-            cost += norms[start : start + len(block)]
+        out = scores if len(block) == block_rows else np.empty((num_queries, len(block)), np.float32)
+        if num_queries == 1:
+            np.matmul(block, weights[0], out=out[0])  # GEMV: the matrix read once
+        else:
+            torch.mm(torch.from_numpy(weights), torch.from_numpy(block).T, out=torch.from_numpy(out))
+        offsets = zeros[: len(block)] if norms is None else norms[start : start + len(block)]
         if mask is not None:
-            cost[:, ~mask[start : start + len(block)]] = np.nan
-        for query_best, row in zip(best, cost, strict=True):
-            query_best.offer(row, start)
-    results = [query_best.result() for query_best in best]
-    return np.stack([r[0] for r in results]), np.stack([r[1] for r in results])
+            offsets = np.where(mask[start : start + len(block)], offsets, np.float32(np.inf))
+        _offer(out, offsets, start, heap_costs, heap_rows)
+    order = np.argsort(heap_costs, axis=1, kind="stable")
+    return np.take_along_axis(heap_costs, order, axis=1), np.take_along_axis(heap_rows, order, axis=1)
 
 
-class _Best:
-    """The m lowest costs offered so far for one query. A block's rows are compared with the m-th lowest cost
-    held (one vectorised pass; for the first block, that block's own m-th lowest), so few reach the partial
-    sort. NaN (a row outside the mask) is never kept."""
+def _offer_rows(  # pragma: no cover - compiled by numba; a test runs this Python source against the compiled kernel
+    scores: np.ndarray, offsets: np.ndarray, start: int, heap_costs: np.ndarray, heap_rows: np.ndarray
+) -> None:
+    """Offer the costs `scores[i, j] + offsets[j]` of rows `start + j` to each query's max-heap of its m lowest.
 
-    def __init__(self, m: int) -> None:
-        self.m = m
-        self.threshold = np.float32(np.inf)
-        self.costs: list[np.ndarray] = []
-        self.positions: list[np.ndarray] = []
-        self.held = 0
+    Args:
+        scores: `(q, b)` float32, C-contiguous.
+        offsets: `(b,)` float32 added to every query's scores (squared norms, zeros, +inf for excluded rows).
+        heap_costs: `(q, m)` float32 max-heaps (worst at 0), +inf where empty; updated in place.
+        heap_rows: `(q, m)` int64 row positions of `heap_costs`, -1 where empty; updated in place.
+    """
+    num_queries, num_rows = scores.shape
+    m = heap_costs.shape[1]
+    for i in range(num_queries):
+        row, costs, rows = scores[i], heap_costs[i], heap_rows[i]
+        worst = costs[0]
+        for run in range(0, num_rows, RUN):
+            end = min(run + RUN, num_rows)
+            enters = False
+            # Unsigned indices: numba then proves them non-negative and vectorises the loop (signed ones get
+            # wrap-around handling and turn every load into a gather).
+            for j in range(np.uint64(run), np.uint64(end)):
+                enters |= row[j] + offsets[j] < worst
+            if not enters:
+                continue
+            for j in range(np.uint64(run), np.uint64(end)):
+                cost = row[j] + offsets[j]
+                if cost < worst:  # replace the worst and sift it down
+                    position = 0
+                    while True:
+                        child = 2 * position + 1
+                        if child >= m:
+                            break
+                        if child + 1 < m and costs[child + 1] > costs[child]:
+                            child += 1
+                        if costs[child] <= cost:
+                            break
+                        costs[position], rows[position] = costs[child], rows[child]
+                        position = child
+                    costs[position], rows[position] = cost, start + np.int64(j)
+                    worst = costs[0]
 
-    def offer(self, cost: np.ndarray, start: int) -> None:
-        """Consider `(b,)` costs of the rows from `start` on."""
-        threshold = self.threshold
-        if threshold == np.inf and cost.size > self.m:  # nothing held to compare with: this block's m-th lowest
-            kth = np.partition(cost, self.m - 1)[self.m - 1]
-            threshold = threshold if np.isnan(kth) else kth  # NaN: fewer than m eligible rows, keep them all
-        keep = np.flatnonzero(cost <= threshold)
-        if keep.size:
-            self.costs.append(cost[keep])
-            self.positions.append(keep + start)
-            self.held += keep.size
-            if self.held >= 2 * self.m or self.threshold == np.inf:
-                self._shrink()
 
-    def _shrink(self) -> None:
-        costs = self.costs[0] if len(self.costs) == 1 else np.concatenate(self.costs)
-        positions = self.positions[0] if len(self.positions) == 1 else np.concatenate(self.positions)
-        if costs.size > self.m:
-            best = np.argpartition(costs, self.m - 1)[: self.m]
-            costs, positions = costs[best], positions[best]
-        if costs.size == self.m:
-            self.threshold = costs.max()
-        self.costs, self.positions, self.held = [costs], [positions], costs.size
+def _compile(function: Callable[..., None]) -> Any:
+    """`function` compiled for the arrays `_best_in_blocks` passes, cached on disk where the package is writable
+    (or in the user's cache directory); compiled in memory, about a second per process, where neither is."""
+    signature = "void(float32[:, ::1], float32[::1], int64, float32[:, ::1], int64[:, ::1])"
+    options: dict[str, Any] = {"nogil": True, "boundscheck": False}
+    try:
+        return numba.njit(signature, cache=True, **options)(function)
+    except RuntimeError as exc:  # numba found no writable cache location
+        logger.info("numba cannot cache the scan kernel (%s): compiling it in memory", exc)
+        return numba.njit(signature, **options)(function)
 
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """`(m,)` costs ascending and their positions, +inf and -1 where fewer than m rows are eligible."""
-        if not self.costs:
-            return np.full(self.m, np.inf, np.float32), np.full(self.m, -1, np.int64)
-        self._shrink()
-        order = np.argsort(self.costs[0], kind="stable")
-        costs, positions = self.costs[0][order], self.positions[0][order]
-        if costs.size < self.m:
-            missing = self.m - costs.size
-            costs = np.concatenate([costs, np.full(missing, np.inf, costs.dtype)])
-            positions = np.concatenate([positions, np.full(missing, -1, np.int64)])
-        return costs, positions
+
+_offer = _compile(_offer_rows)

@@ -5,7 +5,16 @@ import pytest
 
 from indexes.faiss_index import FaissIndex
 from indexes.metrics import SEARCH_METRICS
-from indexes.scan import BLOCK_ROWS, GATHER_FRACTION, scan_candidates
+from indexes.scan import (
+    BLOCK_ROWS,
+    GATHER_FRACTION,
+    MAX_SCAN_QUERIES,
+    MIN_BATCH_SCAN_VALUES,
+    _offer,
+    _offer_rows,
+    prefers_scan,
+    scan_candidates,
+)
 from service.config import Settings
 
 MAX_K = Settings.model_fields["max_k"].default
@@ -87,3 +96,42 @@ def test_scan_candidates_fill_up_from_later_blocks_when_the_mask_leaves_few_in_t
     assert (np.sort(positions[0]) == np.sort(np.argsort(-exact_ip[0])[:40])).all()
     np.testing.assert_allclose(scores[0], exact_ip[0, positions[0]], rtol=1e-4, atol=1e-4)
     assert (np.diff(scores[0]) <= 0).all()
+
+
+def test_scan_agrees_with_faiss_for_batches_with_and_without_a_mask() -> None:
+    """Batches take the GEMM path of the scan (FAISS's BLAS path on the other side), with runs that enter the
+    heaps late and rows excluded by the mask."""
+    rng = np.random.default_rng(64)
+    items = (rng.standard_normal((5000, 10)) * 3).astype(np.float32)
+    faiss_index, scan_index = _pair(items, [{"half": n % 2} for n in range(len(items))])
+    queries = np.vstack([items[:3].astype(np.float64), rng.standard_normal((61, 10)) * 3])
+    for metric in ("l2", "ce", "cosine"):
+        for condition in (None, {"half": 0}):
+            _assert_same(faiss_index, scan_index, queries, 25, metric=metric, filter=condition)
+    _assert_same(faiss_index, scan_index, queries, MAX_K, metric="l2")  # m = 2 * MAX_K candidates of 5000
+
+
+def test_compiled_selection_runs_its_python_source() -> None:
+    """numba compiles `_offer_rows` (unsigned loop indices, in-place heap updates): the compiled kernel and the
+    interpreted source leave the same heaps, across blocks, ties, excluded (+inf) rows and a heap never filled."""
+    rng = np.random.default_rng(3)
+    num_queries, m = 5, 7
+    heaps = [(np.full((num_queries, m), np.inf, np.float32), np.full((num_queries, m), -1, np.int64)) for _ in range(2)]
+    for block, start in enumerate(range(0, 600, 200)):
+        scores = rng.integers(-50, 50, (num_queries, 200)).astype(np.float32)  # integers: many ties
+        offsets = rng.standard_normal(200).astype(np.float32)
+        offsets[rng.random(200) < 0.3] = np.inf
+        if block == 0:
+            scores[-1] = np.inf  # the last query sees nothing in the first block
+        for offer, (costs, rows) in zip((_offer, _offer_rows), heaps, strict=True):
+            offer(scores, offsets, start, costs, rows)
+    (compiled_costs, compiled_rows), (python_costs, python_rows) = heaps
+    np.testing.assert_array_equal(compiled_costs, python_costs)
+    np.testing.assert_array_equal(compiled_rows, python_rows)
+    assert (compiled_rows >= 0).all() and np.isfinite(compiled_costs).all()
+
+
+def test_prefers_scan_for_small_batches_and_large_matrices() -> None:
+    assert prefers_scan(1, 1000, 10) and prefers_scan(MAX_SCAN_QUERIES - 1, 1000, 10)
+    assert not prefers_scan(MAX_SCAN_QUERIES, 1000, 10)
+    assert prefers_scan(256, MIN_BATCH_SCAN_VALUES // 100, 100)
