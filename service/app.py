@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-import torch  # imported before indexes (faiss): both bundle OpenMP, and this order is the tested one
 from fastapi import APIRouter, Depends, FastAPI, Path
 from fastapi.concurrency import run_in_threadpool
 
@@ -29,7 +28,6 @@ logger = logging.getLogger(__name__)
 
 def _load(app: FastAPI) -> None:
     settings: Settings = app.state.settings
-    torch.set_num_threads(settings.num_threads)
     configure_cpu(settings.num_threads)
     if settings.api_key is None:
         logger.warning("LOGITSEARCH_API_KEY is not set: anyone who reaches this port can add and delete items")

@@ -1,5 +1,7 @@
 """The BLAS scan kernel: the same exact top-k as FAISS's flat search, for every metric, filter and k up to MAX_K."""
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -10,10 +12,14 @@ from indexes.scan import (
     GATHER_FRACTION,
     MAX_SCAN_QUERIES,
     MIN_BATCH_SCAN_VALUES,
+    BlockGemm,
     _offer,
     _offer_rows,
+    batch_gemm,
+    numpy_gemm,
     prefers_scan,
     scan_candidates,
+    torch_gemm,
 )
 from service.config import Settings
 
@@ -109,6 +115,25 @@ def test_scan_agrees_with_faiss_for_batches_with_and_without_a_mask() -> None:
         for condition in (None, {"half": 0}):
             _assert_same(faiss_index, scan_index, queries, 25, metric=metric, filter=condition)
     _assert_same(faiss_index, scan_index, queries, MAX_K, metric="l2")  # m = 2 * MAX_K candidates of 5000
+
+
+@pytest.mark.parametrize("gemm", [numpy_gemm, torch_gemm])
+def test_block_gemms_score_row_ranges_as_float64_products(gemm: Callable[[np.ndarray, np.ndarray], BlockGemm]) -> None:
+    """Either BLAS scores any range of rows (a full block, a short last one, one row) into the caller's buffer."""
+    rng = np.random.default_rng(11)
+    matrix = rng.standard_normal((1000, 37), dtype=np.float32)
+    weights = rng.standard_normal((23, 37), dtype=np.float32)
+    run = gemm(matrix, weights)
+    for start, stop in ((0, 512), (512, 1000), (999, 1000)):
+        out = np.full((len(weights), stop - start), np.nan, np.float32)
+        run(start, stop, out)
+        expected = weights.astype(np.float64) @ matrix[start:stop].astype(np.float64).T
+        np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-4)
+
+
+def test_batch_gemm_is_one_of_the_two_chosen_once_per_process() -> None:
+    assert batch_gemm() in (numpy_gemm, torch_gemm)
+    assert batch_gemm() is batch_gemm()
 
 
 def test_compiled_selection_runs_its_python_source() -> None:
