@@ -3,12 +3,12 @@
 With the squared norms kept per row, `‖x − z‖² = ‖x‖² − 2 x·z + ‖z‖²` makes L2 an inner product, so the rows are
 scored in blocks by BLAS: a GEMV for one query (reading the matrix once at memory bandwidth, where FAISS runs a
 scalar kernel on one thread per query, about 3× slower), a GEMM for a batch (numpy's or torch's BLAS, whichever
-a measurement at the first batch finds faster on this machine), each query's scores in one contiguous row. Each block's scores are then offered
-to each query's heap of its m best by a small compiled loop (numba): a vectorised comparison with the heap's worst
-finds the rare runs of rows that enter, so selecting costs a fraction of the GEMM, where FAISS's heap compares
-every score one at a time. A block is sized to
-stay in cache, so a search allocates O(block + q·m) whatever the number of rows. The values are float32, as
-FAISS's: callers re-rank the candidates exactly.
+`batch_gemm` measures faster on this machine, once per process), each query's scores in one contiguous row. Each
+block's scores are then offered to each query's heap of its m best by a small compiled loop (numba): a vectorised
+comparison with the heap's worst finds the rare runs of rows that enter, so selecting costs a fraction of the GEMM,
+where FAISS's heap compares every score one at a time. A block is sized to stay in cache, so a search allocates
+O(block + q·m) whatever the number of rows. The values are float32, as FAISS's: callers re-rank the candidates
+exactly.
 """
 
 import functools
