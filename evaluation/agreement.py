@@ -60,7 +60,12 @@ def check_agreement(
             raise EvaluationConfigError(f"unknown metric {name!r}; choose one of {', '.join(SEARCH_METRICS)}")
     queries = np.asarray(query, dtype=np.float64)[None, :]
     found = [
-        [n.id for n in store.search(queries, k, metric=name, temperature=temperature, filter=filter).neighbors[0]]
+        [
+            n.id
+            for n in store.search(
+                queries, k, metric=name, temperature=temperature, filter=filter, exact=True
+            ).neighbors[0]
+        ]
         for name in (metric, reference)
     ]
     metric_ids, reference_ids = found

@@ -3,13 +3,15 @@
 import dataclasses
 import errno
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .ann import FAMILY_METRICS, AnnOptions, build_structure, recall_points, sample_rows
+from .builder import Builder
 from .errors import (
     IndexClosedError,
     IndexCorruptedError,
@@ -50,6 +52,10 @@ logger = logging.getLogger(__name__)
 
 #: Fold the log into a new snapshot once it holds this many records.
 COMPACT_EVERY = 10_000
+#: An approximate index builds again once the rows written or deleted since its build reach this share of the items
+#: built (and at least `REBUILD_MINIMUM`): until then they are scanned exactly beside the structures.
+REBUILD_FRACTION = 0.1
+REBUILD_MINIMUM = 256
 WAL = "wal.log"
 OWNER_LOCK = "owner.lock"
 
@@ -85,6 +91,8 @@ class DurableIndex:
         wal: WriteAheadLog,
         owner: OwnerLock,
         thumbnails: ThumbnailTable | None = None,
+        approximate: AnnOptions | None = None,
+        settle_s: float = 1.0,
     ) -> None:
         self.directory = directory
         self._index = index
@@ -95,12 +103,29 @@ class DurableIndex:
         self._lock = ReadWriteLock()
         self._closed = False
         self._compact_at = COMPACT_EVERY  # log records; pushed back after a compaction that could not run
+        self._options = approximate
+        self._phase = "waiting"  # of the approximate structures: waiting, building, measuring, ready or failed: ...
+        self._builder: Builder | None = None
+        if approximate is not None:
+            self._builder = Builder(self, settle_s)  # started by `open`
 
     @classmethod
     def open(
-        cls, directory: Path, *, name: str, model_name: str, model_sha256: str, dim: int, gpu_resources: Any = None
+        cls,
+        directory: Path,
+        *,
+        name: str,
+        model_name: str,
+        model_sha256: str,
+        dim: int,
+        gpu_resources: Any = None,
+        approximate: AnnOptions | None = None,
+        settle_s: float = 1.0,
     ) -> "DurableIndex":
         """Load the index at `directory` (snapshot + log replay), or create an empty one there, and own it.
+
+        With `approximate` options, candidate structures are built in the background (at start, and after writes
+        once they pause for `settle_s`); searches are exact until they are built and their recall measured.
 
         Opening an existing index writes nothing (it needs no free disk space), except to cut a torn log tail
         and, once, to fold a log of format version 1 into a snapshot.
@@ -113,10 +138,15 @@ class DurableIndex:
         directory.mkdir(parents=True, exist_ok=True)
         owner = OwnerLock(directory / OWNER_LOCK, f"index {name!r} at {directory}")
         try:
-            return cls._load(directory, owner, name, model_name, model_sha256, dim, gpu_resources)
+            opened = cls._load(
+                directory, owner, name, model_name, model_sha256, dim, gpu_resources, approximate, settle_s
+            )
         except BaseException:
             owner.release()
             raise
+        if opened._builder is not None:
+            opened._builder.start()
+        return opened
 
     @classmethod
     def _load(
@@ -128,6 +158,8 @@ class DurableIndex:
         model_sha256: str,
         dim: int,
         gpu_resources: Any,
+        approximate: AnnOptions | None,
+        settle_s: float,
     ) -> "DurableIndex":
         manifest = read_manifest(directory)
         index = FaissIndex(dim, gpu_resources)
@@ -149,7 +181,7 @@ class DurableIndex:
             last_seq, replayed = record["seq"], replayed + 1
         wal = WriteAheadLog(directory / WAL, last_seq)
         wal.num_records = replayed
-        opened = cls(directory, index, manifest, wal, owner, thumbnails)
+        opened = cls(directory, index, manifest, wal, owner, thumbnails, approximate, settle_s)
         if legacy:
             logger.info("index %r: folding a log of format version 1 into a snapshot", name)
             with _storage_errors("upgrading the log of format version 1"):
@@ -193,7 +225,7 @@ class DurableIndex:
 
     @property
     def index_type(self) -> str:
-        return self._index.index_type
+        return self._index.index_type if self._options is None else self._options.index_type
 
     @contextmanager
     def _locked(self, write: bool) -> Iterator[None]:
@@ -244,6 +276,8 @@ class DurableIndex:
             written = self._index.upsert(checked_ids, array, metas)
             self._thumbnails.set(checked_ids, thumbs)
             self._maybe_compact()
+        if self._builder is not None:
+            self._builder.notify()
         return written
 
     def delete(self, item_id: str) -> None:
@@ -257,6 +291,8 @@ class DurableIndex:
             self._index.delete(item_id)
             self._thumbnails.remove(item_id)
             self._maybe_compact()
+        if self._builder is not None:
+            self._builder.notify()
 
     def get(self, item_id: str) -> Item:
         check_id(item_id)
@@ -286,8 +322,10 @@ class DurableIndex:
         metric: str = "l2",
         temperature: float = 1.0,
         filter: Filter | None = None,
+        exact: bool = False,
+        target_recall: float | None = None,
     ) -> SearchResult:
-        """Exact k nearest neighbours of each query row under `metric` (see `FaissIndex.search`).
+        """The k nearest neighbours of each query row under `metric` (see `FaissIndex.search`).
 
         Args:
             queries: `(q, dim)` logits.
@@ -295,11 +333,15 @@ class DurableIndex:
             metric: one of `SEARCH_METRICS`.
             temperature: softmax temperature T > 0 of `ce`, `kl`, `kl_reverse`, `js` and `tri`.
             filter: exact-match metadata conditions, `"predicted"` for the argmax class.
+            exact: on an approximate index, answer by the exact scan.
+            target_recall: on an approximate index, the recall@10 the answer must have been measured to reach
+                (default: the index's target); where none was, the answer is exact.
         """
         array, k, temperature, checked_filter = _checked_search(queries, self.dim, k, metric, temperature, filter)
+        target = _checked_target(target_recall)
         # FAISS on a GPU needs every call serialised.
         with self._locked(write=self._index.on_gpu):
-            return self._index.search(array, k, checked_filter, metric, temperature)
+            return self._index.search(array, k, checked_filter, metric, temperature, exact=exact, target_recall=target)
 
     def search_now(
         self,
@@ -309,6 +351,8 @@ class DurableIndex:
         metric: str = "l2",
         temperature: float = 1.0,
         filter: Filter | None = None,
+        exact: bool = False,
+        target_recall: float | None = None,
         max_values: int,
     ) -> SearchResult | None:
         """`search`, when it can run at once and briefly: on the CPU, over at most `max_values` stored values
@@ -317,6 +361,7 @@ class DurableIndex:
         For callers that would rather not hand a tiny search to another thread (the service's event loop).
         """
         array, k, temperature, checked_filter = _checked_search(queries, self.dim, k, metric, temperature, filter)
+        target = _checked_target(target_recall)
         if self._index.on_gpu or self._index.count() * self.dim * len(array) > max_values:
             return None
         with self._lock.try_read() as taken:
@@ -324,11 +369,119 @@ class DurableIndex:
                 return None
             if self._closed:
                 raise IndexClosedError(f"index {self.name!r} was closed (dropped, or the service is stopping)")
-            return self._index.search(array, k, checked_filter, metric, temperature)
+            return self._index.search(array, k, checked_filter, metric, temperature, exact=exact, target_recall=target)
 
     def recall_at_10(self) -> dict[str, float] | None:
-        """None: a flat FAISS index answers every metric exactly."""
-        return None
+        """Per metric, the recall@10 measured at the index's target (the lowest over its temperatures); None for a
+        flat index, or before the structures are built and measured."""
+        with self._locked(write=False):
+            approximate = self._index.approximate
+            if approximate is None or not approximate.calibrations:
+                return None
+            target = approximate.options.target_recall
+            recall: dict[str, float] = {}
+            for (metric, _), calibration in approximate.calibrations.items():
+                step = calibration.first_reaching(target)
+                value = calibration.steps[-1][2] if step is None else calibration.steps[step][2]
+                recall[metric] = min(recall.get(metric, 1.0), value)
+            return recall
+
+    def approximate_info(self) -> dict[str, Any] | None:
+        """What `GET /v1/indexes/{name}` shows of an approximate index: options, build state, structures, and per
+        (metric, T) the recall@10 measured, the search parameters chosen for the target, and when; None if flat."""
+        if self._options is None:
+            return None
+        with self._locked(write=False):
+            info: dict[str, Any] = {**self._options.to_json(), "status": self._phase}
+            approximate = self._index.approximate
+            if approximate is None:
+                return info
+            param_name = "ef_search" if self._options.index_type == "hnsw" else "nprobe"
+            info["built_at"] = approximate.built_at
+            info["items_built"] = approximate.num_built
+            info["items_in_delta"] = int(approximate.labels.delta_mask().sum())
+            info["items_stale"] = approximate.labels.num_stale
+            info["structures"] = [
+                {
+                    "family": family,
+                    "temperature": temperature,
+                    "metrics": [m for m in FAMILY_METRICS[family] if m in self._options.metrics],
+                    "bytes_per_item": round(structure.bytes_per_item, 1),
+                    "build_s": round(structure.build_s, 3),
+                }
+                for (family, temperature), structure in approximate.structures.items()
+            ]
+            target = self._options.target_recall
+            recall = []
+            for (metric, temperature), calibration in approximate.calibrations.items():
+                step = calibration.first_reaching(target)
+                chosen = calibration.steps[step] if step is not None else None
+                recall.append(
+                    {
+                        "metric": metric,
+                        "temperature": temperature,
+                        "recall_at_10": chosen[2] if chosen else calibration.steps[-1][2],
+                        "reaches_target": chosen is not None,
+                        param_name: chosen[0] if chosen else None,
+                        "candidates": chosen[1] if chosen else None,
+                        "measured_at": calibration.measured_at,
+                        "queries": calibration.queries,
+                        "items": calibration.items,
+                        "steps": [{param_name: p, "candidates": r, "recall_at_10": v} for p, r, v in calibration.steps],
+                    }
+                )
+            info["recall"] = recall
+            return info
+
+    def wait_for_approximate(self, timeout: float | None = None) -> bool:
+        """Block until the approximate structures are built and measured for every write so far (True), or the
+        timeout passes (False); True at once for a flat index."""
+        return self._builder is None or self._builder.wait(timeout)
+
+    def maintain(self, cancelled: Callable[[], bool]) -> None:
+        """Build the approximate structures when due (first, or after enough writes), then measure their recall;
+        called by the builder thread. Reads and writes go on meanwhile: the build works on a copy of the rows."""
+        options = self._options
+        assert options is not None
+        try:
+            with self._locked(write=False):
+                current = self._index.approximate
+                count = self._index.count()
+                due = count > 0 and (current is None or current.needs_rebuild(count, REBUILD_FRACTION, REBUILD_MINIMUM))
+                if due:
+                    ids, vectors = list(self._index.ids), self._index.vectors.copy()
+            if due:
+                self._phase = "building"
+                logger.info("index %r: building %s structures over %d items", self.name, options.index_type, count)
+                structures = {}
+                for family in options.families():
+                    built = build_structure(options, family, vectors, cancelled)
+                    if built is None:
+                        return
+                    structures[family] = built
+                with self._locked(write=True):
+                    self._index.install_approximate(options, structures, ids, vectors)
+                del vectors
+            self._measure(options, cancelled)
+        except IndexClosedError:
+            return
+        except Exception as exc:
+            self._phase = f"failed: {exc}"
+            raise
+
+    def _measure(self, options: AnnOptions, cancelled: Callable[[], bool]) -> None:
+        """Measure the recall of every (metric, T) not measured since the last build."""
+        self._phase = "measuring"
+        for metric, temperature in recall_points(options):
+            if cancelled():
+                return
+            with self._locked(write=False):
+                approximate = self._index.approximate
+                if approximate is None or (metric, temperature) in approximate.calibrations:
+                    continue
+                rows = sample_rows(self._index.count())
+                approximate.calibrations[(metric, temperature)] = self._index.measure_recall(metric, temperature, rows)
+        self._phase = "ready" if self._index.approximate is not None else "waiting"
 
     def save(self, path: Path | None = None) -> None:
         """Fold the log into a fresh snapshot (in `path`, default the index's own directory)."""
@@ -341,6 +494,8 @@ class DurableIndex:
         Waits for the operations under way; later ones raise `IndexClosedError`. An index about to be
         deleted is closed with `compact=False`, so that nothing more is written to its directory.
         """
+        if self._builder is not None:
+            self._builder.stop()  # cancels a build under way: it holds nothing that is not in the log
         with self._lock.write():
             if self._closed:
                 return
@@ -391,6 +546,12 @@ class DurableIndex:
     def list(self, offset: int = 0, limit: int = 100) -> list[Item]:
         with self._locked(write=False):
             return self._index.list(offset, limit)
+
+
+def _checked_target(target_recall: float | None) -> float | None:
+    if target_recall is not None and not 0 < target_recall <= 1:
+        raise InvalidInputError(f"target_recall must be in (0, 1]; got {target_recall}")
+    return target_recall
 
 
 def _checked_search(

@@ -8,6 +8,7 @@ from typing import Any, Literal
 import faiss
 import numpy as np
 
+from .ann import RECALL_K, AnnOptions, Approximate, Calibration, LabelMap, Plan, Structure, family_of, recall_at_10
 from .columns import GrowableArray, MetadataColumn
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
@@ -21,6 +22,11 @@ logger = logging.getLogger(__name__)
 
 #: Largest k a GPU flat index answers; larger k is served from the CPU copy.
 GPU_MAX_K = 2048
+
+
+#: A filtered search on an approximate index matching at most this share of the items is answered exactly: a scan
+#: of so few rows is fast, and a graph walk would pass over mostly excluded items.
+EXACT_FILTER_FRACTION = 0.05
 
 
 #: How candidates are found: `"auto"` picks per query shape; `"faiss"` and `"scan"` force one kernel.
@@ -72,6 +78,7 @@ class FaissIndex:
         self._version = 0  # bumped on every write; derived indexes built at an older version are rebuilt
         self._derived = DerivedIndexCache(gpu_resources=gpu_resources)
         self._view: np.ndarray | None = None  # `vectors`, until FAISS's buffer changes
+        self._approximate: Approximate | None = None  # candidate structures of an approximate index, once built
 
     @property
     def device(self) -> str:
@@ -129,7 +136,7 @@ class FaissIndex:
             The number of items written (`len(ids)`).
         """
         new_rows: list[int] = []
-        replaced = False
+        replaced_positions: list[int] = []
         stored = self.vectors
         for row, (item_id, meta) in enumerate(zip(ids, metadata, strict=True)):
             position = self._positions.get(item_id)
@@ -139,7 +146,13 @@ class FaissIndex:
                 stored[position] = vectors[row]
                 self._norms.values[position] = _squared_norms(vectors[row : row + 1])[0]
                 self._metadata.set(position, meta)
-                replaced = True
+                replaced_positions.append(position)
+        replaced = bool(replaced_positions)
+        if self._approximate is not None:
+            if replaced:
+                self._approximate.labels.replaced(replaced_positions)
+            if new_rows:
+                self._approximate.labels.appended(len(new_rows))
         if new_rows:
             start = len(self._ids)
             added = np.ascontiguousarray(vectors[new_rows])
@@ -164,6 +177,8 @@ class FaissIndex:
         if position is None:
             raise ItemNotFoundError(f"no item with id {item_id!r}")
         last = len(self._ids) - 1
+        if self._approximate is not None:
+            self._approximate.labels.deleted(position, last)
         if position != last:
             stored = self.vectors
             stored[position] = stored[last]
@@ -186,13 +201,23 @@ class FaissIndex:
         return Item(item_id, self.vectors[position].copy(), self._metadata[position])
 
     def search(
-        self, queries: np.ndarray, k: int, filter: Filter | None = None, metric: str = "l2", temperature: float = 1.0
+        self,
+        queries: np.ndarray,
+        k: int,
+        filter: Filter | None = None,
+        metric: str = "l2",
+        temperature: float = 1.0,
+        *,
+        exact: bool = False,
+        target_recall: float | None = None,
     ) -> SearchResult:
-        """Exact k nearest neighbours under any of `SEARCH_METRICS`.
+        """The k nearest neighbours under any of `SEARCH_METRICS`: exact, or from an approximate structure.
 
-        FAISS finds candidates (in float32, for batches through BLAS, which loses precision to cancellation, and
-        for divergences in a transformed space, see `indexes.metrics`); their true values are then computed in
-        float64 and sorted, so an item queried with its own logits comes back at distance 0.
+        Exact: FAISS or the BLAS scan finds candidates (in float32, for divergences in a transformed space, see
+        `indexes.metrics`), their true values are computed in float64 and sorted, and a certificate proves no other
+        item is closer. Approximate (an index with candidate structures, a metric and T they serve, measured to
+        reach the target recall): the structure's R candidates plus the exact top k of the rows written since the
+        build are re-ranked the same way, so distances are exact and only membership is approximate.
 
         Args:
             queries: `(q, dim)` float32, C-contiguous, finite.
@@ -200,6 +225,9 @@ class FaissIndex:
             filter: exact-match metadata conditions (`"predicted"` = argmax class), or None.
             metric: one of `SEARCH_METRICS`.
             temperature: softmax temperature T > 0 of the divergence metrics.
+            exact: force the exact scan.
+            target_recall: the recall@10 an approximate search must have been measured to reach (default: the
+                index's own target); an index that cannot answers exactly.
 
         Returns:
             For each query, at most k neighbours sorted by ascending distance.
@@ -207,14 +235,83 @@ class FaissIndex:
         selection = self._select(filter)
         if selection.num_matches == 0:
             return SearchResult([[] for _ in range(len(queries))])
-        source = _FaissCandidates(self, selection, metric, temperature)
-        top = exact_top(source, queries, k, metric, temperature, num_matches=selection.num_matches)
+        plan = None if exact else self._plan(metric, temperature, target_recall, selection)
+        if plan is None:
+            source = _FaissCandidates(self, selection, metric, temperature)
+            top = exact_top(source, queries, k, metric, temperature, num_matches=selection.num_matches)
+            return self._hits(top)
+        return self._search_planned(queries, k, metric, temperature, plan, selection)
+
+    def _hits(self, top: list[tuple[np.ndarray, np.ndarray]], recall: float | None = None) -> SearchResult:
         ids, metadata = self._ids, self._metadata
         hits = []
         for positions, distances in top:
             rows = positions.tolist()
             hits.append(QueryHits([ids[p] for p in rows], distances, metadata.take(rows)))
-        return SearchResult.from_columns(hits)
+        return SearchResult.from_columns(hits, exact=recall is None, recall_at_10=recall)
+
+    def _plan(self, metric: str, temperature: float, target: float | None, selection: "_Selection") -> Plan | None:
+        approximate = self._approximate
+        if approximate is None or selection.num_matches <= EXACT_FILTER_FRACTION * self.count():
+            return None
+        return approximate.plan(metric, temperature, target)
+
+    def _search_planned(
+        self, queries: np.ndarray, k: int, metric: str, temperature: float, plan: Plan, selection: "_Selection"
+    ) -> SearchResult:
+        """An approximate search by `plan`; a query left with fewer than k hits (a filter excluding most of its
+        candidates) is answered exactly."""
+        source = _ApproximateCandidates(self, selection, metric, temperature, plan, k)
+        top = exact_top(source, queries, k, metric, temperature, m=source.width)
+        short = [i for i, (keys, _) in enumerate(top) if len(keys) < min(k, selection.num_matches)]
+        if short:
+            exact_source = _FaissCandidates(self, selection, metric, temperature)
+            redone = exact_top(exact_source, queries[short], k, metric, temperature, num_matches=selection.num_matches)
+            for i, found in zip(short, redone, strict=True):
+                top[i] = found
+        return self._hits(top, plan.recall)
+
+    # -- approximate structures ---------------------------------------------------------------------------------
+
+    @property
+    def approximate(self) -> Approximate | None:
+        """The installed candidate structures and their measured recall, or None (every search is exact)."""
+        return self._approximate
+
+    def install_approximate(
+        self, options: AnnOptions, structures: dict[Any, Structure], ids: list[str], vectors: np.ndarray
+    ) -> None:
+        """Serve searches from `structures`, built over the snapshot `ids`, `vectors` `(L, dim)`: a label whose
+        item was deleted or written since is masked, and rows no label covers are scanned exactly (the delta)."""
+        rows = np.fromiter((self._positions.get(i, -1) for i in ids), np.int64, len(ids))
+        present = np.flatnonzero(rows >= 0)
+        current = self.vectors
+        for start in range(0, len(present), 65_536):  # unchanged since the snapshot, compared in chunks
+            chunk = present[start : start + 65_536]
+            same = np.all(current[rows[chunk]] == vectors[chunk], axis=1)
+            rows[chunk[~same]] = -1
+        self._approximate = Approximate(options, structures, LabelMap(rows, self.count()), len(ids))
+
+    def measure_recall(self, metric: str, temperature: float | None, rows: np.ndarray) -> Calibration:
+        """Recall@10 of every ladder step of the structure serving `metric` at T, against the exact scan, with the
+        stored items at `rows` as queries (each one's own item left out)."""
+        approximate = self._approximate
+        assert approximate is not None
+        t = 1.0 if temperature is None else temperature
+        queries = self.vectors[rows].astype(np.float64)
+        own = [self._ids[r] for r in rows.tolist()]
+        everything = _Selection(None, self.count())
+        truth = [
+            hits.ids for hits in self.search(queries, RECALL_K + 1, metric=metric, temperature=t, exact=True).columns()
+        ]
+        steps = []
+        for plan in approximate.steps(family_of(metric, t)):
+            found = self._search_planned(queries, RECALL_K + 1, metric, t, plan, everything).columns()
+            recall = recall_at_10([hits.ids for hits in found], truth, own)
+            steps.append((plan.param, plan.candidates, recall))
+            if recall >= 1.0:
+                break
+        return Calibration(metric, temperature, steps, len(rows), self.count())
 
     def _select(self, filter: Filter | None) -> _Selection:
         """The rows matching `filter` and FAISS search parameters restricted to them (no mask: every row)."""
@@ -259,6 +356,7 @@ class FaissIndex:
         self._view = None
         self._norms.replace(_squared_norms(self.vectors))
         self._ids = list(ids)
+        self._approximate = None
         self._metadata.replace(metadata)
         self._positions = {item_id: i for i, item_id in enumerate(ids)}
         self._listed_ids = None
@@ -310,3 +408,48 @@ class _FaissCandidates:
             return np.arange(self.index.count()), self.index.vectors
         rows = np.flatnonzero(mask)
         return rows, self.index.vectors[rows]
+
+
+class _ApproximateCandidates:
+    """One approximate search's candidates: a structure's R best (stale labels and rows outside the filter
+    excluded), and the exact top k of the rows written since the build that the filter keeps."""
+
+    exact = False
+
+    def __init__(
+        self, index: FaissIndex, selection: _Selection, metric: str, temperature: float, plan: Plan, k: int
+    ) -> None:
+        approximate = index.approximate
+        assert approximate is not None
+        self.index, self.selection, self.metric, self.temperature, self.plan, self.k = (
+            index, selection, metric, temperature, plan, k
+        )  # fmt: skip
+        self.label_rows = approximate.labels.label_rows
+        delta = approximate.labels.delta_mask()
+        if selection.mask is None:
+            self.labels = approximate.labels.live_labels()
+        else:
+            rows = self.label_rows
+            keep = (rows >= 0) & selection.mask[np.maximum(rows, 0)]
+            self.labels = np.packbits(keep, bitorder="little")
+            delta = delta & selection.mask
+        self.delta = _Selection(delta, int(np.count_nonzero(delta)))
+        self.width = max(plan.candidates, 2 * k) + (k if self.delta.num_matches else 0)
+
+    def candidates(self, queries: np.ndarray, m: int) -> Candidates:
+        labels = self.plan.search(queries, self.temperature, self.k, self.labels)
+        keys = np.where(labels >= 0, self.label_rows[np.maximum(labels, 0)], -1)
+        if self.delta.num_matches:
+            exact_source = _FaissCandidates(self.index, self.delta, self.metric, self.temperature)
+            top = exact_top(exact_source, queries, self.k, self.metric, self.temperature, self.delta.num_matches)
+            written = np.full((len(queries), self.k), -1, np.int64)
+            for i, (rows, _) in enumerate(top):
+                written[i, : len(rows)] = rows
+            keys = np.hstack([keys, written])
+        return Candidates(np.zeros(keys.shape, np.float32), keys, self.index.vectors[np.maximum(keys, 0)])
+
+    def num_matches(self) -> int:
+        return self.selection.num_matches
+
+    def matches(self) -> tuple[np.ndarray, np.ndarray]:
+        return _FaissCandidates(self.index, self.selection, self.metric, self.temperature).matches()

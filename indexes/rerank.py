@@ -74,6 +74,7 @@ def exact_top(
     metric: str,
     temperature: float,
     num_matches: int | None = None,
+    m: int | None = None,
 ) -> list[TopK]:
     """Per query, the keys and exact distances of its k nearest matching items, closest first.
 
@@ -86,11 +87,12 @@ def exact_top(
         source: the store's candidate search for this filter, metric and temperature.
         queries: `(q, C)` float64 logits.
         num_matches: `source.num_matches()` when known for free; else asked only if a certificate fails.
+        m: candidates fetched per query at first (default 2k, at least k + 32).
     """
     top: list[TopK] = [(np.empty(0, np.int64), np.empty(0))] * len(queries)
     if num_matches == 0:
         return top
-    pending, m = np.arange(len(queries)), k + max(k, 32)
+    pending, m = np.arange(len(queries)), m or k + max(k, 32)
     if num_matches is not None:
         m = min(num_matches, m)
     while pending.size:

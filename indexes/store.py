@@ -47,15 +47,24 @@ class SearchResult:
 
     Built from `Neighbor` lists, or column-wise (`from_columns`) so that a response can be written without one
     object per hit; each form is derived from the other on first use.
+
+    Attributes:
+        exact: whether these are the exact top k (an approximate index's answers are exact in their distances,
+            approximate in membership).
+        recall_at_10: for an approximate answer, the recall@10 measured on the index for this metric and T.
     """
 
-    def __init__(self, neighbors: list[list[Neighbor]]) -> None:
+    def __init__(self, neighbors: list[list[Neighbor]], exact: bool = True, recall_at_10: float | None = None) -> None:
         self._neighbors: list[list[Neighbor]] | None = neighbors
         self._columns: list[QueryHits] | None = None
+        self.exact = exact
+        self.recall_at_10 = recall_at_10
 
     @classmethod
-    def from_columns(cls, columns: list[QueryHits]) -> "SearchResult":
-        result = cls([])
+    def from_columns(
+        cls, columns: list[QueryHits], exact: bool = True, recall_at_10: float | None = None
+    ) -> "SearchResult":
+        result = cls([], exact, recall_at_10)
         result._neighbors, result._columns = None, columns
         return result
 
@@ -140,7 +149,12 @@ class VectorStore(Protocol):
         metric: str = "l2",
         temperature: float = 1.0,
         filter: Filter | None = None,
-    ) -> SearchResult: ...
+        exact: bool = False,
+        target_recall: float | None = None,
+    ) -> SearchResult:
+        """The k nearest items of each query; `exact` forces the exact scan on an approximate index, and
+        `target_recall` asks it for another recall@10 than its own target."""
+        ...
 
     def search_now(
         self,
@@ -150,6 +164,8 @@ class VectorStore(Protocol):
         metric: str = "l2",
         temperature: float = 1.0,
         filter: Filter | None = None,
+        exact: bool = False,
+        target_recall: float | None = None,
         max_values: int,
     ) -> SearchResult | None:
         """`search`, when it can run at once without waiting (on a lock, the disk or a server) and scans at most
@@ -160,6 +176,11 @@ class VectorStore(Protocol):
 
     def recall_at_10(self) -> dict[str, float] | None:
         """Recall@10 per metric of an approximate index against exact search; None when every search is exact."""
+        ...
+
+    def approximate_info(self) -> dict[str, Any] | None:
+        """An approximate index's options, build state, structures and measured recall per metric and T; None when
+        the store has nothing of the kind to show."""
         ...
 
     def close(self, compact: bool = True) -> None:

@@ -43,7 +43,7 @@ from .errors import (
     IndexUnavailableError,
     ServiceNotReadyError,
 )
-from .stores import check_store_options, create_store, drop_store, open_database, open_store
+from .stores import approximate_options, check_store_options, create_store, drop_store, open_database, open_store
 
 logger = logging.getLogger(__name__)
 
@@ -176,6 +176,11 @@ class Catalog:
         index_type: str = "flat",
         temperatures: list[float] | None = None,
         thumbnails: bool = True,
+        *,
+        metrics: list[str] | None = None,
+        codec: str = "float32",
+        target_recall: float = 0.95,
+        parameters: dict[str, int | None] | None = None,
     ) -> IndexStatus:
         """Create an empty index bound to `model`, durably and atomically.
 
@@ -189,7 +194,19 @@ class Catalog:
         spec = read_spec(self.settings.models_dir, model)
         if store == "pgvector":
             temperatures = [float(t) for t in temperatures or [1.0]]
-        entry = IndexEntry(name, model, store, index_type, thumbnails=thumbnails, temperatures=temperatures)
+        entry = IndexEntry(
+            name,
+            model,
+            store,
+            index_type,
+            thumbnails=thumbnails,
+            temperatures=temperatures,
+            metrics=metrics,
+            codec=codec,
+            target_recall=target_recall,
+            parameters=parameters,
+        )
+        approximate_options(entry)  # options that make no index are a 422 before anything is written
         final = self.indexes_dir / name
         with self._lock:
             if name in self._slots or final.exists():
@@ -319,9 +336,12 @@ class Catalog:
         try:
             count = store.count()
             recall = store.recall_at_10() if measure else None
+            approximate = store.approximate_info() if measure else None
         except IndexError_ as exc:  # a store on a server that is down (or whose table went away)
             return IndexStatus(slot.entry, reason=str(exc))
-        return IndexStatus(slot.entry, count=count, dim=store.dim, device=store.device, recall_at_10=recall)
+        return IndexStatus(
+            slot.entry, count=count, dim=store.dim, device=store.device, recall_at_10=recall, approximate=approximate
+        )
 
     def ready(self) -> bool:
         """Whether the default index is open and its model loaded."""

@@ -8,6 +8,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from indexes.snapshot import read_manifest
 
@@ -39,7 +40,11 @@ class IndexEntry:
     index_type: str = "flat"
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat())
     thumbnails: bool = True  # keep a thumbnail with each item added from an image
-    temperatures: list[float] | None = None  # those a pgvector index holds vectors for; None: every one
+    temperatures: list[float] | None = None  # pgvector: those it holds vectors for; faiss hnsw/ivf: those it serves
+    metrics: list[str] | None = None  # faiss hnsw/ivf: the metrics served approximately (None: the default ones)
+    codec: str = "float32"  # faiss hnsw/ivf: candidate vectors' codec
+    target_recall: float = 0.95  # faiss hnsw/ivf
+    parameters: dict[str, int | None] | None = None  # faiss hnsw/ivf: m, ef_construction, nlist
 
 
 @dataclass(frozen=True)
@@ -51,7 +56,8 @@ class IndexStatus:
     dim: int | None = None
     device: str | None = None
     reason: str | None = None  # why the index is unavailable; None when it is ready
-    recall_at_10: dict[str, float] | None = None  # of an approximate (HNSW) index, per metric
+    recall_at_10: dict[str, float] | None = None  # of an approximate index, per metric
+    approximate: dict[str, Any] | None = None  # of a faiss hnsw/ivf index: `DurableIndex.approximate_info`
 
 
 def read_entry(path: Path) -> IndexEntry:

@@ -19,7 +19,8 @@ from .routing import paused_gc
 
 
 def search_response(result: SearchResult, metric: str, temperature: float) -> Response:
-    """The JSON of a `SearchResponse`: `{"metric", "temperature", "results": [[{"id", "distance", "metadata"}]]}`."""
+    """The JSON of a `SearchResponse`: `{"metric", "temperature", "exact", "recall_at_10", "results": [[{"id",
+    "distance", "metadata"}]]}`."""
     with paused_gc():
         results = [
             [
@@ -30,7 +31,14 @@ def search_response(result: SearchResult, metric: str, temperature: float) -> Re
         ]
         # Non-finite distances as null, as pydantic writes a model's floats.
         body = pydantic_core.to_json(
-            {"metric": metric, "temperature": temperature, "results": results}, inf_nan_mode="null"
+            {
+                "metric": metric,
+                "temperature": temperature,
+                "exact": result.exact,
+                "recall_at_10": result.recall_at_10,
+                "results": results,
+            },
+            inf_nan_mode="null",
         )
         del results
     return Response(body, media_type="application/json")

@@ -170,6 +170,14 @@ class SearchRequest(Strict):
         description='Exact match on metadata fields (JSON types: 3 matches 3.0, not "3"; a value that some items '
         'hold as the other type, 7 and "7", is a 422); "predicted" matches the argmax class',
     )
+    exact: bool = Field(False, description="On an approximate (hnsw, ivf) index: answer by the exact scan")
+    target_recall: float | None = Field(
+        None,
+        gt=0,
+        le=1,
+        description="On an approximate index: the recall@10 the answer must have been measured to reach (default: "
+        "the index's target_recall); where none was, the answer is exact",
+    )
 
     @model_validator(mode="after")
     def _one_batch(self) -> Self:
@@ -230,6 +238,14 @@ class Neighbor(BaseModel):
 class SearchResponse(BaseModel):
     metric: str
     temperature: float
+    exact: bool = Field(
+        True,
+        description="Whether these are the exact top k; an approximate index's answers have exact distances and "
+        "approximate membership",
+    )
+    recall_at_10: float | None = Field(
+        None, description="Approximate answers: the recall@10 measured on this index for this metric and T"
+    )
     results: list[list[Neighbor]]
 
 
@@ -331,6 +347,12 @@ class InfoResponse(BaseModel):
     limits: Limits
 
 
+class AnnParameters(Strict):
+    m: int | None = Field(None, ge=4, le=256, description="HNSW links per node (default 16; 32 from 500 classes)")
+    ef_construction: int | None = Field(None, ge=8, le=4096, description="HNSW build effort (default 64)")
+    nlist: int | None = Field(None, ge=1, le=65536, description="IVF lists (default about 2√N, a power of two)")
+
+
 class IndexCreateRequest(Strict):
     name: str = Field(description="1-63 lowercase letters, digits, '_' or '-', starting with a letter or digit")
     model: str = Field(description="The model whose logits the index holds (GET /v1/models lists them)")
@@ -339,13 +361,31 @@ class IndexCreateRequest(Strict):
         description="Where the vectors live: faiss (embedded, the default) or pgvector (PostgreSQL at PG_URL)",
     )
     index_type: str = Field(
-        "flat", description="flat: exact search under every metric; hnsw (pgvector): approximate l2, ce and kl"
+        "flat",
+        description="flat: exact search under every metric; hnsw or ivf (faiss): approximate search of the declared "
+        "metrics and temperatures, re-ranked exactly; hnsw (pgvector): approximate l2, ce and kl",
     )
     temperatures: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(
         None,
         min_length=1,
         max_length=16,
-        description="pgvector: the temperatures its ce/kl/kl_reverse/js/tri searches may use (default [1.0])",
+        description="pgvector: the temperatures its ce/kl/kl_reverse/js/tri searches may use (default [1.0]); faiss "
+        "hnsw/ivf: those served approximately (ce and kl over the whole range, js and tri at each; default [1.0])",
+    )
+    metrics: list[str] | None = Field(
+        None,
+        min_length=1,
+        description="faiss hnsw/ivf: the metrics served approximately, of l2, l2_centered, cosine, ce, kl, js, tri "
+        "(default l2, ce, kl); the others are answered exactly",
+    )
+    codec: Literal["float32", "float16", "sq8"] = Field(
+        "float32", description="faiss hnsw/ivf: how candidate vectors are stored (sq8: 8-bit scalar quantiser)"
+    )
+    target_recall: float = Field(
+        0.95, gt=0, le=1, description="faiss hnsw/ivf: the recall@10 searches reach by default, measured on the index"
+    )
+    parameters: AnnParameters | None = Field(
+        None, description="faiss hnsw/ivf: build parameters (default: chosen from the number of items and classes)"
     )
     thumbnails: bool = Field(True, description="Keep a thumbnail with each item added from an image")
 
@@ -367,8 +407,13 @@ class IndexDescription(BaseModel):
     device: str | None
     recall_at_10: dict[str, float] | None = Field(
         None,
-        description="HNSW (GET /v1/indexes/{name} only): recall@10 of its l2 and ce searches against exact ones, "
-        "on a sample of its items; null for exact indexes",
+        description="HNSW and IVF (GET /v1/indexes/{name} only): recall@10 of its approximate searches against exact "
+        "ones per metric, on a sample of its items (the lowest over temperatures); null for exact indexes",
+    )
+    approximate: dict[str, Any] | None = Field(
+        None,
+        description="faiss hnsw/ivf (GET /v1/indexes/{name} only): options, build status, structures with bytes per "
+        "item, and per metric and T the recall@10 measured, the search parameters chosen and when",
     )
 
 

@@ -8,8 +8,9 @@ and its items in the database.
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from indexes.ann import AnnOptions
 from indexes.durable import DurableIndex
-from indexes.errors import StoreUnavailableError
+from indexes.errors import InvalidInputError, StoreUnavailableError
 from indexes.store import VectorStore
 from models import ModelSpec
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from indexes.pg import PgDatabase
 
 STORES = ("faiss", "pgvector")
-INDEX_TYPES = {"faiss": ("flat",), "pgvector": ("flat", "hnsw")}
+INDEX_TYPES = {"faiss": ("flat", "hnsw", "ivf"), "pgvector": ("flat", "hnsw")}
 DEFAULT_TEMPERATURES = (1.0,)
 
 
@@ -38,13 +39,40 @@ def check_store_options(settings: Settings, store: str, index_type: str, tempera
             "store 'pgvector' needs a PostgreSQL server: start the service with LOGITSEARCH_PG_URL set "
             "(postgresql://user:password@host:5432/db), or create the index in store 'faiss'"
         )
-    if store == "faiss" and temperatures is not None:
-        raise InvalidIndexError("temperatures apply to store 'pgvector'; a faiss index answers every temperature")
+    if store == "faiss" and index_type == "flat" and temperatures is not None:
+        raise InvalidIndexError(
+            "temperatures apply to store 'pgvector' and to approximate faiss indexes (index_type hnsw or ivf); a flat "
+            "faiss index answers every temperature exactly"
+        )
     if temperatures is not None:
         if not temperatures or any(not t > 0 or t == float("inf") for t in temperatures):
             raise InvalidIndexError(f"temperatures must be finite numbers > 0, at least one; got {temperatures}")
         if len(set(temperatures)) != len(temperatures):
             raise InvalidIndexError(f"temperatures must be distinct; got {temperatures}")
+
+
+def approximate_options(entry: Any) -> AnnOptions | None:
+    """The approximate structures a faiss index's entry asks for, or None for a flat (or pgvector) index.
+
+    Raises:
+        InvalidIndexError: options that do not make an index (422 at creation).
+    """
+    if entry.store != "faiss" or entry.index_type == "flat":
+        return None
+    parameters = entry.parameters or {}
+    try:
+        return AnnOptions(
+            entry.index_type,
+            metrics=tuple(entry.metrics) if entry.metrics else AnnOptions.metrics,
+            temperatures=tuple(entry.temperatures or DEFAULT_TEMPERATURES),
+            codec=entry.codec,
+            target_recall=entry.target_recall,
+            m=parameters.get("m"),
+            ef_construction=parameters.get("ef_construction"),
+            nlist=parameters.get("nlist"),
+        )
+    except InvalidInputError as exc:
+        raise InvalidIndexError(str(exc)) from exc
 
 
 def open_database(settings: Settings) -> "PgDatabase | None":
@@ -94,7 +122,12 @@ def create_store(
 
         return PgVectorStore.create(_need(database, entry.name), _pg_spec(entry, spec), distributed=settings.pg_citus)
     return DurableIndex.open(
-        path, name=entry.name, model_name=spec.name, model_sha256=spec.sha256, dim=spec.num_classes
+        path,
+        name=entry.name,
+        model_name=spec.name,
+        model_sha256=spec.sha256,
+        dim=spec.num_classes,
+        approximate=approximate_options(entry),
     )
 
 
@@ -113,6 +146,7 @@ def open_store(
         model_sha256=spec.sha256,
         dim=spec.num_classes,
         gpu_resources=gpu_resources,
+        approximate=approximate_options(entry),
     )
 
 

@@ -80,3 +80,12 @@ def brute_force(metric: str, queries: np.ndarray, items: np.ndarray, temperature
 def _xlog_diff(p: np.ndarray, log_p: np.ndarray, log_q: np.ndarray) -> np.ndarray:
     """`Σ p (log p − log q)` over the last axis, terms with p = 0 counting 0."""
     return np.where(p > 0, p * (log_p - log_q), 0.0).sum(-1)
+
+
+def class_logits(rng: np.random.Generator, n: int, num_classes: int, spread: float = 1.5) -> np.ndarray:
+    """`(n, C)` float32 logits shaped like a trained classifier's: each row near its class's prototype (one large
+    logit, a random pattern of confusions), with Gaussian noise of std `spread`."""
+    prototypes = rng.normal(0.0, 2.0, (num_classes, num_classes))
+    prototypes[np.arange(num_classes), np.arange(num_classes)] += 8.0
+    classes = rng.integers(0, num_classes, n)
+    return (prototypes[classes] + rng.normal(0.0, spread, (n, num_classes))).astype(np.float32)

@@ -256,6 +256,8 @@ class PgVectorStore:
         metric: str = "l2",
         temperature: float = 1.0,
         filter: Filter | None = None,
+        exact: bool = False,
+        target_recall: float | None = None,
     ) -> SearchResult:
         """Exact k nearest neighbours of each query row under `metric` (approximate for HNSW's metrics).
 
@@ -265,12 +267,22 @@ class PgVectorStore:
             metric: one of `SEARCH_METRICS`.
             temperature: one of the index's temperatures, for `ce`, `kl`, `kl_reverse`, `js` and `tri`.
             filter: exact-match metadata conditions (jsonb containment), `"predicted"` for the argmax class.
+            exact: on an HNSW index, answer by the exact scan.
+            target_recall: on an HNSW index, answer exactly unless the recall@10 last measured for `metric` (see
+                `recall_at_10`) reaches it.
         """
         if metric not in SEARCH_METRICS:
             raise UnknownMetricError(f"unknown metric {metric!r}; choose one of {', '.join(SEARCH_METRICS)}")
+        if target_recall is not None and not 0 < target_recall <= 1:
+            raise InvalidInputError(f"target_recall must be in (0, 1]; got {target_recall}")
         array = check_vectors(queries, self.dim, name="query logits", dtype=np.float64)
-        approximate = self.index_type == "hnsw" and metric in HNSW_METRICS
-        return self._search(array, check_k(k), metric, check_temperature(temperature), filter, approximate)
+        approximate = self.index_type == "hnsw" and metric in HNSW_METRICS and not exact
+        measured = self._recall[1].get(metric) if self._recall is not None else None
+        if approximate and target_recall is not None and (measured is None or measured < target_recall):
+            approximate = False
+        result = self._search(array, check_k(k), metric, check_temperature(temperature), filter, approximate)
+        result.exact, result.recall_at_10 = not approximate, measured if approximate else None
+        return result
 
     def search_now(
         self,
@@ -280,6 +292,8 @@ class PgVectorStore:
         metric: str = "l2",
         temperature: float = 1.0,
         filter: Filter | None = None,
+        exact: bool = False,
+        target_recall: float | None = None,
         max_values: int,
     ) -> SearchResult | None:
         """None: every search here waits on the server."""
@@ -341,6 +355,10 @@ class PgVectorStore:
             recall[metric] = recall_without_self(ann, exact, own)
         self._recall = (count, recall)
         return recall
+
+    def approximate_info(self) -> dict[str, Any] | None:
+        """None: an HNSW index here shows its recall in `recall_at_10`."""
+        return None
 
     def save(self, path: Path | None = None) -> None:
         """Nothing to do: every acknowledged write is committed in PostgreSQL."""

@@ -56,9 +56,28 @@ def build_parser() -> argparse.ArgumentParser:
     index.add_argument(
         "--store", choices=["faiss", "pgvector"], default="faiss", help="where a new index lives (pgvector: --pg-url)"
     )
-    index.add_argument("--index-type", choices=["flat", "hnsw"], default="flat", help="hnsw: pgvector only")
     index.add_argument(
-        "--temperatures", type=temperatures, help="pgvector: comma-separated temperatures it searches at (default 1.0)"
+        "--index-type",
+        choices=["flat", "hnsw", "ivf"],
+        default="flat",
+        help="flat: exact (default); hnsw or ivf: approximate search, re-ranked exactly (ivf: faiss only)",
+    )
+    index.add_argument(
+        "--temperatures",
+        type=temperatures,
+        help="comma-separated; pgvector: the temperatures it searches at; faiss hnsw/ivf: those served approximately "
+        "(ce and kl over their whole range, js and tri at each); default 1.0",
+    )
+    index.add_argument(
+        "--ann-metrics",
+        type=lambda text: [m.strip() for m in text.split(",") if m.strip()],
+        help="faiss hnsw/ivf: comma-separated metrics served approximately (default l2,ce,kl)",
+    )
+    index.add_argument(
+        "--codec", choices=["float32", "float16", "sq8"], default="float32", help="faiss hnsw/ivf: candidate codec"
+    )
+    index.add_argument(
+        "--target-recall", type=float, default=0.95, help="faiss hnsw/ivf: recall@10 searches reach (default 0.95)"
     )
     index.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
     index.add_argument(

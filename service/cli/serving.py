@@ -63,7 +63,16 @@ def build_index(args: argparse.Namespace) -> int:
             catalog.drop(name)
         if name not in catalog:
             catalog.models.get(model, progress=True)  # the embedded default model is trained here on a first run
-            catalog.create(name, model, args.store, args.index_type, args.temperatures)
+            catalog.create(
+                name,
+                model,
+                args.store,
+                args.index_type,
+                args.temperatures,
+                metrics=args.ann_metrics,
+                codec=args.codec,
+                target_recall=args.target_recall,
+            )
         index, classifier = catalog.store(name), catalog.index_model(name)
         thumbnails = catalog.entry(name).thumbnails
         options = IngestOptions(args.batch_size, args.workers, args.precision, thumbnails=thumbnails)

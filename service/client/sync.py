@@ -126,9 +126,26 @@ class Client(ClientBase):
         store: str | None = None,
         index_type: str | None = None,
         thumbnails: bool | None = None,
+        temperatures: Sequence[float] | None = None,
+        metrics: Sequence[str] | None = None,
+        codec: str | None = None,
+        target_recall: float | None = None,
+        parameters: dict[str, int] | None = None,
     ) -> IndexDescription:
-        """Create an empty index bound to `model` (`Conflict` if it exists)."""
-        options = {"name": name, "model": model, "store": store, "index_type": index_type, "thumbnails": thumbnails}
+        """Create an empty index bound to `model` (`Conflict` if it exists); `index_type` "hnsw" or "ivf" with the
+        metrics and temperatures it serves approximately (POST /v1/indexes)."""
+        options = {
+            "name": name,
+            "model": model,
+            "store": store,
+            "index_type": index_type,
+            "thumbnails": thumbnails,
+            "temperatures": list(temperatures) if temperatures is not None else None,
+            "metrics": list(metrics) if metrics is not None else None,
+            "codec": codec,
+            "target_recall": target_recall,
+            "parameters": parameters,
+        }
         return self._send(calls.create_index(options))
 
     def drop_index(self, name: str) -> DropResponse:
@@ -199,9 +216,19 @@ class Client(ClientBase):
         temperature: float = 1.0,
         filter: Filter | None = None,
         index: str | None = None,
+        exact: bool | None = None,
+        target_recall: float | None = None,
     ) -> SearchResponse:
-        """The k nearest items of each query: logits `(C,)` or `(n, C)`, stored `ids`, or `images`."""
-        body = {"queries": calls.queries(logits, ids, images), "k": k, "metric": metric, "temperature": temperature}
+        """The k nearest items of each query: logits `(C,)` or `(n, C)`, stored `ids`, or `images`; on an
+        approximate index, `exact=True` forces the exact scan and `target_recall` asks for another recall@10."""
+        body = {
+            "queries": calls.queries(logits, ids, images),
+            "k": k,
+            "metric": metric,
+            "temperature": temperature,
+            "exact": exact,
+            "target_recall": target_recall,
+        }
         return self._send(calls.search({**body, "filter": dict(filter) if filter else None}, index))
 
     def search_image(

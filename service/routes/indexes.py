@@ -32,6 +32,7 @@ def describe(index: IndexStatus) -> IndexDescription:
         dim=index.dim,
         device=index.device,
         recall_at_10=index.recall_at_10,
+        approximate=index.approximate,
     )
 
 
@@ -54,7 +55,16 @@ def list_indexes(catalog: CatalogDep) -> IndexList:
 def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescription:
     """Create an empty index bound to a model."""
     created = catalog.create(
-        body.name, body.model, body.store, body.index_type, body.temperatures, thumbnails=body.thumbnails
+        body.name,
+        body.model,
+        body.store,
+        body.index_type,
+        body.temperatures,
+        thumbnails=body.thumbnails,
+        metrics=body.metrics,
+        codec=body.codec,
+        target_recall=body.target_recall,
+        parameters=body.parameters.model_dump() if body.parameters else None,
     )
     return describe(created)
 

@@ -52,7 +52,7 @@ async def search_neighbors(
         queries = _query_vectors(body, classifier, index, settings)  # decoding only: no model, no store
         result = index.search_now(
             queries, body.k, metric=body.metric, temperature=body.temperature, filter=body.filter,
-            max_values=INLINE_VALUES,
+            exact=body.exact, target_recall=body.target_recall, max_values=INLINE_VALUES,
         )  # fmt: skip
     if result is None:
         result = await run_in_threadpool(_search, body, queries, classifier, index, settings)
@@ -66,7 +66,15 @@ def _search(
     """The search in the thread pool, with the query vectors when they are already decoded."""
     if queries is None:
         queries = _query_vectors(body, classifier, index, settings)
-    return index.search(queries, body.k, metric=body.metric, temperature=body.temperature, filter=body.filter)
+    return index.search(
+        queries,
+        body.k,
+        metric=body.metric,
+        temperature=body.temperature,
+        filter=body.filter,
+        exact=body.exact,
+        target_recall=body.target_recall,
+    )
 
 
 @router.post("/image", response_model=SearchResponse)

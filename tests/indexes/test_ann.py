@@ -1,0 +1,226 @@
+"""Approximate indexes (HNSW, IVF) on the FAISS store: recall against the exact oracle, exact distances, writes,
+deletes, filters, the declared temperatures, and a crash during a background build."""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from indexes.ann import AnnOptions, encode_items, encode_queries, ladder
+from indexes.durable import DurableIndex
+from indexes.errors import InvalidInputError
+from tests.helpers import brute_force, class_logits
+
+N, C = 3000, 20
+ALL = ("l2", "l2_centered", "cosine", "ce", "kl", "js", "tri")
+
+
+def _open(path: Path, options: AnnOptions) -> DurableIndex:
+    return DurableIndex.open(
+        path, name="ann", model_name="m", model_sha256="ab" * 32, dim=C, approximate=options, settle_s=0.05
+    )
+
+
+def _ids(n: int, prefix: str = "i") -> list[str]:
+    return [f"{prefix}{i}" for i in range(n)]
+
+
+@pytest.fixture(scope="module", params=["hnsw", "ivf"])
+def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[DurableIndex, np.ndarray]:
+    """An approximate index over N seeded class-shaped logits, every metric served at T = 0.5, 1 and 4."""
+    items = class_logits(np.random.default_rng(1), N, C)
+    options = AnnOptions(request.param, metrics=ALL, temperatures=(0.5, 1.0, 4.0))
+    index = _open(tmp_path_factory.mktemp(request.param), options)
+    index.upsert(_ids(N), items, [{"label": int(i % 3)} for i in range(N)])
+    assert index.wait_for_approximate(timeout=300)
+    yield index, items
+    index.close()
+
+
+def _queries(n: int = 20) -> np.ndarray:
+    return class_logits(np.random.default_rng(2), n, C)  # outputs of inputs not stored
+
+
+@pytest.mark.parametrize(
+    ("metric", "temperature"),
+    [("l2", 1.0), ("l2_centered", 1.0), ("cosine", 1.0), ("ce", 1.0), ("ce", 4.0), ("kl", 0.5), ("kl", 2.3),
+     ("js", 1.0), ("tri", 4.0)],
+)  # fmt: skip
+def test_approximate_search_recall_against_the_oracle_with_exact_distances(
+    built: tuple[DurableIndex, np.ndarray], metric: str, temperature: float
+) -> None:
+    index, items = built
+    queries = _queries()
+    result = index.search(queries, 10, metric=metric, temperature=temperature)
+    assert not result.exact and result.recall_at_10 is not None and result.recall_at_10 >= 0.95
+    truth = brute_force(metric, queries, items, temperature)
+    found = [[int(i[1:]) for i in hits.ids] for hits in result.columns()]
+    recall = np.mean(
+        [len(set(f) & set(np.argsort(row)[:10].tolist())) / 10 for f, row in zip(found, truth, strict=True)]
+    )
+    assert recall >= 0.85, recall  # measured on other queries than the calibration's stored items
+    for rows, hits, row in zip(found, result.columns(), truth, strict=True):
+        np.testing.assert_allclose(hits.distances, row[rows], rtol=1e-9, atol=1e-12)  # exact, only membership is not
+        assert np.all(np.diff(hits.distances) >= 0)
+
+
+def test_exact_flag_undeclared_temperatures_and_kl_reverse_are_answered_exactly(
+    built: tuple[DurableIndex, np.ndarray],
+) -> None:
+    index, items = built
+    queries = _queries(5)
+    for metric, temperature, exact in [("ce", 1.0, True), ("ce", 0.3, False), ("ce", 8.0, False),
+                                       ("js", 2.0, False), ("kl_reverse", 1.0, False)]:  # fmt: skip
+        result = index.search(queries, 10, metric=metric, temperature=temperature, exact=exact)
+        assert result.exact and result.recall_at_10 is None
+        truth = brute_force(metric, queries, items, temperature)
+        for hits, row in zip(result.columns(), truth, strict=True):
+            np.testing.assert_allclose(hits.distances, np.sort(row)[:10], rtol=1e-9, atol=1e-12)
+
+
+def test_a_target_recall_no_step_reached_is_answered_exactly(built: tuple[DurableIndex, np.ndarray]) -> None:
+    index, _ = built
+    info = index.approximate_info()
+    assert info is not None
+    ce = next(r for r in info["recall"] if r["metric"] == "ce" and r["temperature"] == 1.0)
+    best = max(step["recall_at_10"] for step in ce["steps"])
+    low = index.search(_queries(3), 10, metric="ce", target_recall=0.5)
+    assert not low.exact and low.recall_at_10 is not None and low.recall_at_10 >= 0.5
+    if best < 1.0:
+        assert index.search(_queries(3), 10, metric="ce", target_recall=min(1.0, best + 1e-6)).exact
+
+
+def test_info_shows_recall_parameters_and_bytes_per_item(built: tuple[DurableIndex, np.ndarray]) -> None:
+    index, _ = built
+    info = index.approximate_info()
+    assert info is not None and info["status"] == "ready" and info["items_built"] == N
+    families = {(s["family"], s["temperature"]) for s in info["structures"]}
+    assert families == {("l2", None), ("l2_centered", None), ("cosine", None), ("ce", None),
+                        ("js", 0.5), ("js", 1.0), ("js", 4.0)}  # fmt: skip
+    assert all(s["bytes_per_item"] > 0 for s in info["structures"])
+    measured = {(r["metric"], r["temperature"]) for r in info["recall"]}
+    assert {("ce", 0.5), ("ce", 1.0), ("ce", 4.0), ("js", 1.0), ("tri", 0.5), ("l2", None)} <= measured
+    param = "ef_search" if info["index_type"] == "hnsw" else "nprobe"
+    for row in info["recall"]:
+        assert row["measured_at"] and row["queries"] == 200 and row["items"] == N
+        if row["reaches_target"]:
+            assert row["recall_at_10"] >= 0.95 and row[param] >= 1 and row["candidates"] >= 16
+    recall = index.recall_at_10()
+    assert recall is not None and set(recall) == {"l2", "l2_centered", "cosine", "ce", "js", "tri"}
+
+
+def test_the_ce_grid_encoding_is_minus_t_times_ce_at_grid_temperatures(rng: np.random.Generator) -> None:
+    options = AnnOptions("hnsw", temperatures=(0.5, 4.0))
+    grid = options.grid()
+    items, queries = class_logits(rng, 50, C), class_logits(rng, 4, C).astype(np.float64)
+    encoded = encode_items(("ce", None), items, grid).astype(np.float64)
+    for t in grid.tolist():
+        scores = encode_queries(("ce", None), queries, t, grid).astype(np.float64) @ encoded.T
+        # p·z_c − b_T = −T·CE: equal up to float32 rounding of the two operands
+        np.testing.assert_allclose(scores, -t * brute_force("ce", queries, items, t), atol=2e-4 * max(1.0, t))
+
+
+def test_ladders_end_at_the_exhaustive_ivf_scan() -> None:
+    assert ladder("ivf", 100)[-1][0] == 100
+    assert [p for p, _ in ladder("hnsw", 1)] == [16, 32, 64, 128, 256, 512, 1024, 2048]
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"metrics": ("kl_reverse",)}, {"metrics": ()}, {"codec": "pq4"}, {"target_recall": 0.0},
+     {"temperatures": (0.0,)}, {"m": 2}],
+)  # fmt: skip
+def test_options_that_make_no_index_are_refused(options: dict[str, object]) -> None:
+    with pytest.raises(InvalidInputError):
+        AnnOptions("hnsw", **options)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("index_type", ["hnsw", "ivf"])
+def test_writes_are_visible_at_once_deletes_never_come_back_and_filters_return_k(
+    tmp_path: Path, index_type: str
+) -> None:
+    rng = np.random.default_rng(3)
+    items = class_logits(rng, 2000, C)
+    index = _open(tmp_path, AnnOptions(index_type, metrics=("l2", "ce"), temperatures=(1.0,)))
+    index.upsert(_ids(2000), items, [{"label": int(i % 4)} for i in range(2000)])
+    assert index.wait_for_approximate(timeout=120)
+    try:
+        fresh = class_logits(rng, 50, C) + 3.0
+        index.upsert(_ids(50, "new"), fresh, [{"label": 9}] * 50)  # in the delta until the next build
+        index.upsert(["i7"], fresh[:1] * 2.0, [{"label": 9}])  # a replaced item: its new vector counts
+        gone = [f"i{i}" for i in range(0, 2000, 5)]
+        for item_id in gone:
+            index.delete(item_id)
+        for metric in ("l2", "ce"):
+            result = index.search(fresh[:10], 10, metric=metric)
+            assert not result.exact
+            assert [hits.ids[0] for hits in result.columns()] == _ids(10, "new")
+            assert index.search(fresh[:1] * 2.0, 1, metric=metric).columns()[0].ids == ["i7"]
+            everything = index.search(items[:100], 10, metric=metric).columns()
+            assert not {i for hits in everything for i in hits.ids} & set(gone)
+            filtered = index.search(items[:20], 10, metric=metric, filter={"label": 2})
+            assert not filtered.exact
+            for hits in filtered.columns():
+                assert len(hits.ids) == 10 and all(m["label"] == 2 for m in hits.metadata)
+            rare = index.search(items[:5], 10, metric=metric, filter={"label": 9})  # 51 items: under 5 %
+            assert rare.exact and all(len(hits.ids) == 10 for hits in rare.columns())
+        assert index.wait_for_approximate(timeout=120)  # enough writes: built again, the delta folded in
+        info = index.approximate_info()
+        assert info is not None and info["items_built"] == index.count() and info["items_in_delta"] == 0
+        assert index.search(fresh[:1], 1, metric="ce").columns()[0].ids == ["new0"]
+    finally:
+        index.close()
+
+
+KILLED_DURING_BUILD = """
+import sys, time
+from pathlib import Path
+import numpy as np
+from indexes.ann import AnnOptions
+from indexes.durable import DurableIndex
+from tests.helpers import class_logits
+index = DurableIndex.open(Path(sys.argv[1]), name="ann", model_name="m", model_sha256="ab" * 32, dim=20,
+                          approximate=AnnOptions("hnsw", metrics=("l2", "ce", "js")), settle_s=0.0)
+items = class_logits(np.random.default_rng(4), 60000, 20)
+for start in range(0, len(items), 10000):
+    index.upsert([f"i{i}" for i in range(start, start + 10000)], items[start : start + 10000])
+    print("acknowledged", start + 10000, flush=True)
+while index.approximate_info()["status"] != "building":
+    time.sleep(0.01)
+print("building", flush=True)
+time.sleep(60)
+"""
+
+
+def test_a_crash_during_a_background_build_loses_nothing(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-c", KILLED_DURING_BUILD, str(tmp_path)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
+    acknowledged = 0
+    try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            if line.startswith(b"acknowledged"):
+                acknowledged = int(line.split()[1])
+            if line == b"building\n":
+                break
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait(timeout=30)
+    assert acknowledged == 60000
+    index = _open(tmp_path, AnnOptions("hnsw", metrics=("l2",)))
+    try:
+        assert index.count() == acknowledged
+        items = class_logits(np.random.default_rng(4), 60000, 20)
+        assert np.array_equal(index.get("i59999").logits, items[-1])
+        assert index.search(items[:3], 1, exact=True).columns()[0].ids == ["i0"]
+    finally:
+        index.close(compact=False)
