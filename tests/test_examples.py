@@ -91,6 +91,6 @@ def test_pgvector_example_runs(custom_data_dir: Path, request: pytest.FixtureReq
     server: PostgresServer = request.getfixturevalue("pg_server")  # the session's server (tests/conftest.py)
     settings = custom_settings(custom_data_dir, pg_url=server.url)
     with TestClient(create_app(settings)) as http, Client(http=http) as client:
-        found = load_example("pgvector").run(client, num_items=100)
+        found = load_example("pgvector_index").run(client, num_items=100)
     assert [ids[0] for ids in found["l2"]] == ["item-0", "item-1", "item-2", "item-3"]
     assert set(found) == {"l2", "ce"}

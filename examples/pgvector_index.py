@@ -3,7 +3,7 @@
 Against a running service that knows a PostgreSQL server with the pgvector extension (the `pg` extra installed):
 
     LOGITSEARCH_PG_URL=postgresql://user:password@host:5432/db logitsearch serve
-    python examples/pgvector.py [--url http://127.0.0.1:8000]
+    python examples/pgvector_index.py [--url http://127.0.0.1:8000]
 
 It creates two indexes bound to the default index's model, `example-pg` (store pgvector) and `example-faiss`
 (store faiss), puts the same random logits in both, checks that both return the same exact top-k under l2 and
