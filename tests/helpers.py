@@ -1,5 +1,11 @@
 """Test oracles shared by the test packages."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from indexes.store import SearchResult
@@ -80,3 +86,17 @@ def brute_force(metric: str, queries: np.ndarray, items: np.ndarray, temperature
 def _xlog_diff(p: np.ndarray, log_p: np.ndarray, log_q: np.ndarray) -> np.ndarray:
     """`Σ p (log p − log q)` over the last axis, terms with p = 0 counting 0."""
     return np.where(p > 0, p * (log_p - log_q), 0.0).sum(-1)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def modules_after(code: str) -> list[str]:
+    """`sys.modules` after running `code` in a fresh Python with this tree first on its path, in import order."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(list(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    modules: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return modules

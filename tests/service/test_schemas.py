@@ -2,12 +2,7 @@
 
 import base64
 import dataclasses
-import json
-import os
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,38 +14,28 @@ from indexes.divergences import EXTRA_MEASURES, MEASURES
 from indexes.metrics import SEARCH_METRICS
 from indexes.validation import MAX_ID_LENGTH
 from service import schemas
+from tests.helpers import ROOT, modules_after
 
-ROOT = Path(__file__).resolve().parents[2]
 HEAVY = ("torch", "numba", "faiss", "sklearn", "scipy", "matplotlib", "indexes", "evaluation", "models")
-
-_PROBE = """
-import json, sys
-import service.client
-print(json.dumps({"file": service.client.__file__, "modules": sorted(sys.modules)}))
-"""
+_PROBE = "import service.client\nassert Path(service.client.__file__).is_relative_to(ROOT)  # this tree's client"
 
 
-def _loaded_by(code: str) -> tuple[str, set[str]]:
-    """The file of `service.client` and the top-level packages in `sys.modules` after `code`, in a fresh Python."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
-    done = subprocess.run(
-        [sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
-    )
-    answer = json.loads(done.stdout.splitlines()[-1])
-    return answer["file"], {name.partition(".")[0] for name in answer["modules"]}
+def _packages_after(code: str) -> set[str]:
+    return {
+        name.partition(".")[0]
+        for name in modules_after(f"from pathlib import Path\nROOT = Path({str(ROOT)!r})\n{code}")
+    }
 
 
 def test_client_import_loads_no_heavy_package() -> None:
-    client_file, loaded = _loaded_by(_PROBE)
-    assert Path(client_file).is_relative_to(ROOT)  # this tree's client, not an installed copy
+    loaded = _packages_after(_PROBE)
     assert loaded.isdisjoint(HEAVY), f"import service.client loaded {sorted(loaded & set(HEAVY))}"
     assert {"httpx", "pydantic", "numpy"} <= loaded
 
 
 def test_client_import_probe_sees_heavy_packages() -> None:
-    # The check above can fail: the same probe run after importing the library reports it.
-    _, loaded = _loaded_by("import indexes.metrics\n" + _PROBE)
-    assert "indexes" in loaded
+    # The check above can fail: the same probe run after importing a library module reports it.
+    assert "indexes" in _packages_after("import indexes.metrics\n" + _PROBE)
 
 
 def test_schemas_names_and_limits_agree_with_the_libraries() -> None:
