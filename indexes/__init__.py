@@ -1,4 +1,3 @@
 """Vector store over classifier logits: FAISS index with string ids and metadata, divergences, search."""
-
-# torch before faiss, which the submodules import: both bundle OpenMP, and this order is the tested one.
-import torch  # noqa: F401, E402
+# Importing the package loads nothing heavy (its errors are light to import): each module that imports faiss
+# imports torch just before it, since both bundle OpenMP and that order is the tested one.

@@ -28,6 +28,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
+import torch  # noqa: F401 - before faiss: both bundle OpenMP, and this order is the tested one
+
+# isort: split
 import faiss
 import numpy as np
 

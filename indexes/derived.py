@@ -5,6 +5,9 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import torch  # noqa: F401 - before faiss: both bundle OpenMP, and this order is the tested one
+
+# isort: split
 import faiss
 import numpy as np
 

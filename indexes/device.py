@@ -2,13 +2,15 @@
 
 from typing import Any
 
+import torch  # before faiss: both bundle OpenMP, and this order is the tested one
+
+# isort: split
 import faiss
-import torch
 from threadpoolctl import threadpool_limits
 
 from . import divergences
 from .errors import IndexError_
-from .scan import batch_gemm
+from .scan import batch_gemm, load_kernel
 
 
 def faiss_gpu_available() -> bool:
@@ -39,8 +41,8 @@ def create_gpu_resources(setting: str) -> Any | None:
 
 def configure_cpu(num_threads: int) -> None:
     """Set the CPU threads of FAISS (OpenMP), of numpy's and torch's BLAS (the scans of `indexes.scan`) and of the
-    divergence kernels, make batched searches use BLAS, and measure which BLAS the batch scan uses (once per process, at
-    these thread counts, before any request).
+    divergence kernels, make batched searches use BLAS, measure which BLAS the batch scan uses (once per process, at
+    these thread counts) and load the scan's compiled kernel, all before any request.
 
     FAISS 1.15 only switches to BLAS when `num_queries * dim >= 128000`, so a batch of 256 queries over
     100 classes stays on a kernel 4-8x slower (PERF-NOTES.md); the older threshold of 20 queries fixes it.
@@ -51,3 +53,4 @@ def configure_cpu(num_threads: int) -> None:
     divergences.set_num_threads(num_threads)
     faiss.cvar.distance_compute_blas_threshold = 20
     batch_gemm()
+    load_kernel()

@@ -5,6 +5,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import torch  # noqa: F401 - before faiss: both bundle OpenMP, and this order is the tested one
+
+# isort: split
 import faiss
 import numpy as np
 

@@ -17,9 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Literal
 
-import numba
 import numpy as np
-import torch
 
 logger = logging.getLogger(__name__)
 
@@ -97,6 +95,7 @@ def _best_in_blocks(
     scores = np.empty((num_queries, block_rows), np.float32)
     zeros = np.zeros(block_rows if norms is None else 0, np.float32)
     gemm = None if num_queries == 1 else batch_gemm()(matrix, weights)
+    offer = load_kernel()
     for start in range(0, len(matrix), block_rows):
         block = matrix[start : start + block_rows]
         out = scores if len(block) == block_rows else np.empty((num_queries, len(block)), np.float32)
@@ -107,7 +106,7 @@ def _best_in_blocks(
         offsets = zeros[: len(block)] if norms is None else norms[start : start + len(block)]
         if mask is not None:
             offsets = np.where(mask[start : start + len(block)], offsets, np.float32(np.inf))
-        _offer(out, offsets, start, heap_costs, heap_rows)
+        offer(out, offsets, start, heap_costs, heap_rows)
     order = np.argsort(heap_costs, axis=1, kind="stable")
     return np.take_along_axis(heap_costs, order, axis=1), np.take_along_axis(heap_rows, order, axis=1)
 
@@ -123,6 +122,8 @@ def numpy_gemm(matrix: np.ndarray, weights: np.ndarray) -> BlockGemm:
 
 def torch_gemm(matrix: np.ndarray, weights: np.ndarray) -> BlockGemm:
     """Blocks of `matrix` `(n, D)` scored against `weights` `(q, D)` by torch's BLAS (MKL on x86), without copies."""
+    import torch
+
     rows, queries = torch.from_numpy(matrix), torch.from_numpy(weights)
 
     def run(start: int, stop: int, out: np.ndarray) -> object:
@@ -208,6 +209,8 @@ def _offer_rows(  # pragma: no cover - compiled by numba; a test runs this Pytho
 def _compile(function: Callable[..., None]) -> Any:
     """`function` compiled for the arrays `_best_in_blocks` passes, cached on disk where the package is writable
     (or in the user's cache directory); compiled in memory, about a second per process, where neither is."""
+    import numba
+
     signature = "void(float32[:, ::1], float32[::1], int64, float32[:, ::1], int64[:, ::1])"
     options: dict[str, Any] = {"nogil": True, "boundscheck": False}
     try:
@@ -217,4 +220,14 @@ def _compile(function: Callable[..., None]) -> Any:
         return numba.njit(signature, **options)(function)
 
 
-_offer = _compile(_offer_rows)
+@functools.cache
+def load_kernel() -> Callable[[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray], None]:
+    """The compiled `_offer_rows`, compiled or loaded from numba's cache on the first call (numba's import and the
+    load take a fraction of a second, a compile about a second): importing this module stays light."""
+    kernel: Callable[[np.ndarray, np.ndarray, int, np.ndarray, np.ndarray], None] = _compile(_offer_rows)
+    return kernel
+
+
+def _offer(scores: np.ndarray, offsets: np.ndarray, start: int, heap_costs: np.ndarray, heap_rows: np.ndarray) -> None:
+    """`_offer_rows`, compiled."""
+    load_kernel()(scores, offsets, start, heap_costs, heap_rows)

@@ -27,6 +27,9 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+import torch  # noqa: F401 - before faiss: both bundle OpenMP, and this order is the tested one
+
+# isort: split
 import faiss
 import numpy as np
 

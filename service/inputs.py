@@ -13,6 +13,7 @@ from indexes.store import VectorStore
 from indexes.validation import MAX_THUMBNAIL_BYTES, check_vectors
 from models import Classifier, ImageDecodeError, ImageError, decode_image, make_thumbnail, preprocess
 
+from . import schemas
 from .config import Settings
 from .errors import InvalidVectorsError, LimitExceededError
 from .schemas import ItemIn, Query
@@ -52,31 +53,15 @@ def decode_one(item: str | bytes, settings: Settings, where: str) -> Image.Image
 
 
 def decode_vectors(text: str, shape: tuple[int, int], where: str) -> np.ndarray:
-    """The `logits_b64` encoding: base64 of `n x C` little-endian float32, row after row.
-
-    Args:
-        text: the base64 string (line breaks are ignored).
-        shape: `(n, C)` the values must fill.
-        where: the field, for messages.
+    """`schemas.decode_vectors`, its errors as `InvalidVectorsError` (422).
 
     Returns:
         `(n, C)` float32 (not yet checked for finiteness or the model's C).
-
-    Raises:
-        InvalidVectorsError: not base64, or not `n x C x 4` bytes.
     """
     try:
-        data = base64.b64decode("".join(text.split()), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise InvalidVectorsError(
-            f"{where} is not valid base64 ({exc}): send the logits' little-endian float32 bytes, base64-encoded"
-        ) from exc
-    needed = 4 * shape[0] * shape[1]
-    if len(data) != needed:
-        raise InvalidVectorsError(
-            f"{where} holds {len(data)} bytes, but shape {list(shape)} needs {needed} (4 bytes per float32)"
-        )
-    return np.frombuffer(data, dtype="<f4").reshape(shape)
+        return schemas.decode_vectors(text, shape, where)
+    except ValueError as exc:
+        raise InvalidVectorsError(str(exc)) from exc
 
 
 #: Decoded pixels held at once while embedding a batch: images are decoded, resized to the model's input and

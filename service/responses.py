@@ -7,9 +7,6 @@ declare `SearchResponse` for the OpenAPI schema and write the same JSON here fro
 serialiser and the collector paused.
 """
 
-import base64
-
-import numpy as np
 import pydantic_core
 from starlette.responses import Response
 
@@ -42,8 +39,3 @@ def search_response(result: SearchResult, metric: str, temperature: float) -> Re
         )
         del results
     return Response(body, media_type="application/json")
-
-
-def encode_vectors(vectors: np.ndarray) -> str:
-    """`(n, C)` values -> base64 of their little-endian float32 bytes (the `logits_b64` encoding)."""
-    return base64.b64encode(np.ascontiguousarray(vectors, dtype="<f4").tobytes()).decode("ascii")

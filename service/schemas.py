@@ -1,15 +1,70 @@
-"""Request and response bodies of the REST API (DESIGN.md)."""
+"""The wire: request and response bodies of the REST API (DESIGN.md), their names and limits, the `logits_b64` codec.
 
+A leaf: it imports pydantic and numpy only, so that the Python client (and anything else that speaks to the
+service) loads no torch, FAISS or numba. tests/service/test_schemas.py keeps it so.
+"""
+
+import base64
+import binascii
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Self
 
+import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
-from indexes.divergences import EXTRA_MEASURES, MEASURES
-from indexes.metrics import SEARCH_METRICS
-from indexes.validation import MAX_ID_LENGTH
-
-if TYPE_CHECKING:  # the Python client imports these schemas: keep torch out of its imports
+if TYPE_CHECKING:
     from models import ModelSpec
+
+# The names and limits the API takes. The libraries that implement them keep their own definitions, since
+# imports flow service -> {indexes, evaluation} and never back; tests/service/test_schemas.py asserts they agree.
+#: Search metrics (indexes.metrics.SEARCH_METRICS).
+SEARCH_METRICS: tuple[str, ...] = ("l2", "l2_centered", "ce", "kl", "kl_reverse", "js", "tri", "cosine")
+#: Divergence measures, the default set of `/v1/divergence` (indexes.divergences.MEASURES).
+MEASURES: tuple[str, ...] = ("ce", "kl", "kl_reverse", "js", "tri", "euclidean")
+#: Measures `/v1/divergence` computes on request only (indexes.divergences.EXTRA_MEASURES).
+EXTRA_MEASURES: tuple[str, ...] = ("l2", "l2_centered", "cosine")
+#: Characters in an item id (indexes.validation.MAX_ID_LENGTH).
+MAX_ID_LENGTH = 256
+#: Metrics an evaluation ranks against the exact CE ranking (evaluation.measures.RANKING_METRICS).
+RANKING_METRICS: tuple[str, ...] = ("l2", "l2_centered", "kl", "js", "tri", "cosine")
+#: An evaluation's temperatures by default, and at most how many (evaluation.options).
+DEFAULT_TEMPERATURES: tuple[float, ...] = (0.1, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 100.0)
+MAX_TEMPERATURES = 16
+#: An evaluation's largest k (evaluation.options.MAX_K).
+MAX_EVAL_K = 1000
+
+
+def encode_vectors(vectors: np.ndarray) -> str:
+    """`(n, C)` values -> the `logits_b64` encoding: base64 of their little-endian float32 bytes, row after row."""
+    return base64.b64encode(np.ascontiguousarray(vectors, dtype="<f4").tobytes()).decode("ascii")
+
+
+def decode_vectors(text: str, shape: tuple[int, int], where: str) -> np.ndarray:
+    """The values of a `logits_b64` encoding of `shape` `(n, C)`.
+
+    Args:
+        text: the base64 string (line breaks are ignored).
+        shape: `(n, C)` the values must fill.
+        where: the field, for messages.
+
+    Returns:
+        `(n, C)` float32, read-only (not checked for finiteness).
+
+    Raises:
+        ValueError: not base64, or not `n x C x 4` bytes; the message says what to send.
+    """
+    try:
+        data = base64.b64decode("".join(text.split()), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise ValueError(
+            f"{where} is not valid base64 ({exc}): send the logits' little-endian float32 bytes, base64-encoded"
+        ) from exc
+    needed = 4 * shape[0] * shape[1]
+    if len(data) != needed:
+        raise ValueError(
+            f"{where} holds {len(data)} bytes, but shape {list(shape)} needs {needed} (4 bytes per float32)"
+        )
+    return np.frombuffer(data, dtype="<f4").reshape(shape)
+
 
 Temperature = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Softmax temperature T > 0")]
 Base64Image = Annotated[str, Field(min_length=1, description="Base64 image bytes (a data: URL prefix is accepted)")]
@@ -453,3 +508,85 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
     507: {"model": ErrorResponse, "description": "The disk is full: nothing was stored"},
 }
+
+
+# -- POST /v1/evaluate: the response is the JSON of ``report.json`` -----------------------------------------------
+
+EvalTemperature = Annotated[float, Field(gt=0, allow_inf_nan=False, description="Softmax temperature T > 0")]
+
+
+class EvaluateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    num_queries: int = Field(
+        200, ge=1, description="Queries sampled from the index (test split first), 1..MAX_EVAL_QUERIES"
+    )
+    temperatures: list[EvalTemperature] = Field(
+        default_factory=lambda: list(DEFAULT_TEMPERATURES), min_length=1, max_length=MAX_TEMPERATURES
+    )
+    k: int = Field(10, ge=1, le=MAX_EVAL_K, description="Neighbours for overlap, recall, nDCG and label precision")
+    metrics: list[Annotated[str, Field(json_schema_extra={"enum": list(RANKING_METRICS)})]] = Field(
+        default_factory=lambda: list(RANKING_METRICS), min_length=1, description=f"From {', '.join(RANKING_METRICS)}"
+    )
+    seed: int = Field(0, ge=0, le=2**63 - 1, description="Seeds every sample: same seed, same report")
+    num_items: int | None = Field(
+        None, ge=2, description="Rank each query against a seeded sample of this many items (default: all, capped)"
+    )
+    logits: list[list[float]] | None = Field(
+        None, min_length=1, description="Query logits to use instead of sampled items (then num_queries is ignored)"
+    )
+
+
+class RankingRow(BaseModel):
+    """Agreement of one metric with the CE ranking at one temperature: means and (population) std over queries.
+
+    ``label_precision_at_k`` is None when no query has a label; ``*_std`` are the spreads of the ``*_mean`` or
+    plain-named means next to them.
+    """
+
+    # The fields of evaluation.evaluator.RankingRow, which computes the rows (a test asserts they agree).
+    metric: str
+    temperature: float
+    k: int
+    num_queries: int
+    spearman_mean: float | None
+    spearman_std: float | None
+    kendall_mean: float | None
+    kendall_std: float | None
+    overlap_at_k: float | None
+    overlap_at_k_std: float | None
+    recall_at_k: float | None
+    recall_at_k_std: float | None
+    ndcg_at_k: float | None
+    ndcg_at_k_std: float | None
+    label_precision_at_k: float | None
+    label_precision_at_k_std: float | None
+
+
+class PairwiseRowOut(BaseModel):
+    temperature: float
+    a: str
+    b: str
+    pearson: float | None
+    spearman: float | None
+
+
+class SeparabilityRowOut(BaseModel):
+    model_config = ConfigDict(extra="allow")  # test_accuracy, intra_mean, inter_mean when the trajectory has them
+
+    epoch: int | None
+    loss: float | None
+    p_inter_gt_intra: float
+
+
+class EvaluateResponse(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    config: dict[str, Any]
+    primary_metric: dict[str, Any]
+    ranking: list[RankingRow]
+    reference: list[dict[str, Any]]
+    pairwise: list[PairwiseRowOut]
+    separability: list[SeparabilityRowOut]
+    separability_index: dict[str, Any] | None
+    notes: list[str]

@@ -1,5 +1,11 @@
 """Test oracles shared by the test packages."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 
 from indexes.store import SearchResult
@@ -89,3 +95,17 @@ def class_logits(rng: np.random.Generator, n: int, num_classes: int, spread: flo
     prototypes[np.arange(num_classes), np.arange(num_classes)] += 8.0
     classes = rng.integers(0, num_classes, n)
     return (prototypes[classes] + rng.normal(0.0, spread, (n, num_classes))).astype(np.float32)
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def modules_after(code: str) -> list[str]:
+    """`sys.modules` after running `code` in a fresh Python with this tree first on its path, in import order."""
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(list(sys.modules)))"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=True
+    )
+    modules: list[str] = json.loads(done.stdout.splitlines()[-1])
+    return modules

@@ -3,49 +3,31 @@
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import httpx
 from pydantic import ValidationError
 
-from indexes.errors import IndexError_
-from models.errors import ModelError
-
-from ..errors import ServiceError
 from ..logs import configure_logging
 from .experiments import (
-    add_compare_parser,
-    add_evaluate_parser,
-    add_train_parser,
+    add_compare_options,
+    add_evaluate_options,
+    add_train_options,
     compare_training,
     evaluate_index,
     train_model,
 )
 from .options import add_settings_flags, settings_from_args, temperatures
-from .serving import add_models_parser, build_index, list_indexes, manage_models, search_service, serve_api
+from .serving import add_models_options, build_index, list_indexes, manage_models, search_service, serve_api
 
 __all__ = ["build_parser", "main", "settings_from_args"]
 
 logger = logging.getLogger(__name__)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def _add_index_options(index: argparse.ArgumentParser) -> None:
     from models.loader import PRECISIONS
 
-    parser = argparse.ArgumentParser(prog="logitsearch", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    serve = sub.add_parser("serve", help="serve the REST API (builds the embedded default on first start)")
-    add_settings_flags(serve)
-
-    add_train_parser(sub)
-    add_compare_parser(sub)
-
-    index = sub.add_parser(
-        "index",
-        help="build or extend an index (--index NAME, created bound to --model when absent) from images or the digits",
-    )
     source = index.add_mutually_exclusive_group()
     source.add_argument("--images", type=Path, help="folder of images (sub-folder = label); default: the digits")
     source.add_argument(
@@ -88,11 +70,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_settings_flags(index)
 
-    indexes = sub.add_parser("indexes", help="the indexes under DATA_DIR/indexes")
+
+def _add_indexes_options(indexes: argparse.ArgumentParser) -> None:
     indexes_sub = indexes.add_subparsers(dest="indexes_command", required=True)
     add_settings_flags(indexes_sub.add_parser("list", help="print every index with its model, size and status"))
 
-    search = sub.add_parser("search", help="query a running service and print a table")
+
+def _add_search_options(search: argparse.ArgumentParser) -> None:
     source = search.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", type=Path, help="query image file")
     source.add_argument("--id", help="stored item id")
@@ -105,8 +89,32 @@ def build_parser() -> argparse.ArgumentParser:
     search.add_argument("--api-key")
     search.add_argument("--timeout", type=float, default=30.0)
 
-    add_evaluate_parser(sub)
-    add_models_parser(sub)
+
+#: Each command: its help line, and what adds its options (which may import the library code they name).
+_COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
+    "serve": ("serve the REST API (builds the embedded default on first start)", add_settings_flags),
+    "train": ("train on the digits or an image folder; save under DATA_DIR/models", add_train_options),
+    "compare-training": ("train every loss variant on the same data and seeds; report", add_compare_options),
+    "index": (
+        "build or extend an index (--index NAME, created bound to --model when absent) from images or the digits",
+        _add_index_options,
+    ),
+    "indexes": ("the indexes under DATA_DIR/indexes", _add_indexes_options),
+    "search": ("query a running service and print a table", _add_search_options),
+    "evaluate": ("compare search metrics with the cross-entropy ranking; write a report", add_evaluate_options),
+    "models": ("the models under DATA_DIR/models, and pretrained ones to install", add_models_options),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command, or, given `command`, of that one only: the others keep their name and help but
+    get no options, so that `logitsearch --help` and `logitsearch search` import no model or index code."""
+    parser = argparse.ArgumentParser(prog="logitsearch", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (help_line, add_options) in _COMMANDS.items():
+        options = sub.add_parser(name, help=help_line)
+        if command is None or command == name:
+            add_options(options)
     return parser
 
 
@@ -130,19 +138,36 @@ def _dispatch(args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one command; an error is one log line and exit code 2, never a traceback."""
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv[0] if argv else "").parse_args(argv)
     level = getattr(args, "log_level", None) or "info"
     configure_logging(level)
     try:
         return _dispatch(args)
-    except httpx.TransportError as exc:
-        logger.error("cannot reach the service (%s); is `logitsearch serve` running at --url?", exc)
-    except (ModelError, IndexError_, ServiceError, ValidationError, OSError) as exc:
-        logger.error("%s", " ".join(str(exc).split()))
     except KeyboardInterrupt:
         logger.error("interrupted")
         return 130
+    except Exception as exc:
+        if not _is_domain_error(exc):
+            raise
+        logger.error("%s", " ".join(str(exc).split()))
     return 2
+
+
+#: The libraries' error classes, reported as one line: looked up only in modules already imported (an error of a
+#: module that was never imported cannot have been raised), so that the CLI imports none of them up front.
+_DOMAIN_ERRORS = (
+    ("models.errors", "ModelError"),
+    ("indexes.errors", "IndexError_"),
+    ("service.errors", "ServiceError"),
+)
+
+
+def _is_domain_error(exc: Exception) -> bool:
+    if isinstance(exc, ValidationError | OSError):
+        return True
+    loaded = (getattr(sys.modules[module], name) for module, name in _DOMAIN_ERRORS if module in sys.modules)
+    return any(isinstance(exc, error) for error in loaded)
 
 
 if __name__ == "__main__":

@@ -42,10 +42,9 @@ def train_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_train_parser(sub: Any) -> None:
+def add_train_options(train: argparse.ArgumentParser) -> None:
     from models.losses import ACTIVATIONS, LOSS_NAMES, REDUCTIONS
 
-    train = sub.add_parser("train", help="train on the digits or an image folder; save under DATA_DIR/models")
     train.add_argument("--name", required=True, help="model name: DATA_DIR/models/NAME.safetensors + NAME.json")
     train.add_argument(
         "--data", help="'digits' (default), 'fashion-mnist' (Debian's package) or a folder of one sub-folder per class"
@@ -85,10 +84,9 @@ def compare_training(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_compare_parser(sub: Any) -> None:
+def add_compare_options(compare: argparse.ArgumentParser) -> None:
     from models.comparison import VARIANTS
 
-    compare = sub.add_parser("compare-training", help="train every loss variant on the same data and seeds; report")
     compare.add_argument("--out", type=Path, required=True, help="writes OUT/results.json, results.md and PNG plots")
     compare.add_argument("--seeds", type=ints, help="comma-separated seeds (default 0,1,2)")
     compare.add_argument("--epochs", type=int, help="epochs per run (default 12)")
@@ -124,11 +122,10 @@ def evaluate_index(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_evaluate_parser(sub: Any) -> None:
+def add_evaluate_options(evaluate: argparse.ArgumentParser) -> None:
     def numbers(kind: type) -> Any:
         return lambda text: tuple(kind(v) for v in text.split(",") if v.strip())
 
-    evaluate = sub.add_parser("evaluate", help="compare search metrics with the cross-entropy ranking; write a report")
     evaluate.add_argument("--out", type=Path, required=True, help="writes OUT/report.json, report.md and PNG plots")
     evaluate.add_argument("--num-queries", type=int, help="queries sampled (test split first); default 200")
     evaluate.add_argument("--temperatures", type=numbers(float), help="comma-separated; default 0.1,0.5,1,...,100")

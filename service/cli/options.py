@@ -5,7 +5,6 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Settings
-from ..errors import MissingExtraError
 
 
 def add_settings_flags(parser: argparse.ArgumentParser) -> None:
@@ -55,6 +54,8 @@ def temperatures(text: str) -> list[float]:
 
 def require_matplotlib(command: str) -> None:
     """Fail before any work when the plots of `command` cannot be drawn."""
+    from ..errors import MissingExtraError
+
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:

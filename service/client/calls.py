@@ -25,6 +25,7 @@ from ..schemas import (
     ModelList,
     SearchResponse,
     UpsertResponse,
+    encode_vectors,
 )
 from .encoding import (
     ImageLike,
@@ -35,7 +36,6 @@ from .encoding import (
     image_files,
     logits_matrix,
     logits_rows,
-    vectors_base64,
 )
 
 T = TypeVar("T")
@@ -172,7 +172,7 @@ def upsert(items: list[dict[str, Any]], index: str | None) -> Call[UpsertRespons
         matrix = np.stack([item["logits"] for item in items])
         body: dict[str, Any] = {
             "ids": [item["id"] for item in items],
-            "logits_b64": vectors_base64(matrix),
+            "logits_b64": encode_vectors(matrix),
             "shape": list(matrix.shape),
             "metadata": [item["metadata"] for item in items],
         }

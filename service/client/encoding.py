@@ -5,14 +5,18 @@ import io
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-from PIL import Image
+
+if TYPE_CHECKING:
+    from PIL.Image import Image as PILImage
+else:  # Pillow loads when an array or a PIL image is encoded: the client needs it for nothing else
+    PILImage = Any
 
 #: An image as the client takes it: a file path, the file's bytes, a PIL image, or a uint8 array
 #: `(H, W)` grayscale, `(H, W, 3)` RGB or `(H, W, 4)` RGBA.
-ImageLike: TypeAlias = str | os.PathLike[str] | bytes | Image.Image | np.ndarray
+ImageLike: TypeAlias = str | os.PathLike[str] | bytes | PILImage | np.ndarray
 #: Logits: one vector `(C,)` or a batch `(n, C)`, as a numpy array or nested sequences of numbers.
 LogitsLike: TypeAlias = np.ndarray | Sequence[float] | Sequence[Sequence[float]]
 
@@ -36,11 +40,6 @@ def logits_rows(logits: LogitsLike, what: str = "logits") -> list[list[float]]:
     return rows
 
 
-def vectors_base64(vectors: np.ndarray) -> str:
-    """`(n, C)` values as the `logits_b64` encoding: base64 of little-endian float32, row after row."""
-    return base64.b64encode(np.ascontiguousarray(vectors, dtype="<f4").tobytes()).decode("ascii")
-
-
 def image_bytes(image: ImageLike) -> tuple[str, bytes, str]:
     """`(file name, encoded bytes, media type)` of an image; arrays and PIL images are encoded as PNG."""
     if isinstance(image, bytes):
@@ -48,6 +47,8 @@ def image_bytes(image: ImageLike) -> tuple[str, bytes, str]:
     if isinstance(image, str | os.PathLike):
         path = Path(image)
         return path.name, path.read_bytes(), "application/octet-stream"
+    from PIL import Image
+
     if isinstance(image, np.ndarray):
         if image.dtype != np.uint8 or image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
             raise ValueError(

@@ -17,9 +17,8 @@ from ..config import Settings
 from ..deps import ClassifierDep, SettingsDep
 from ..errors import LimitExceededError
 from ..inputs import check_batch, embed_encoded
-from ..responses import encode_vectors
 from ..routing import OffLoopRoute
-from ..schemas import EmbedRequest, EmbedResponse
+from ..schemas import EmbedRequest, EmbedResponse, encode_vectors
 
 router = APIRouter(route_class=OffLoopRoute, tags=["embed"])
 

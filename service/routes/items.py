@@ -12,7 +12,6 @@ from models import thumbnail_media_type
 from ..deps import ClassifierDep, EntryDep, IndexDep, MetricsDep, SettingsDep, require_write_key
 from ..errors import ThumbnailNotFoundError
 from ..inputs import check_batch, decode_vectors, resolve_vectors
-from ..responses import encode_vectors
 from ..routing import OffLoopRoute
 from ..schemas import (
     WRITE_RESPONSES,
@@ -23,6 +22,7 @@ from ..schemas import (
     ItemsPage,
     UpsertRequest,
     UpsertResponse,
+    encode_vectors,
 )
 
 router = APIRouter(route_class=OffLoopRoute, prefix="/items", tags=["items"])

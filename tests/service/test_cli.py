@@ -13,6 +13,7 @@ from models import load_classifier
 from service.bootstrap import load_model
 from service.cli import build_parser, main, settings_from_args
 from service.config import Settings
+from tests.helpers import modules_after
 
 
 def _write_folder(root: Path, rng: np.random.Generator) -> None:
@@ -146,3 +147,29 @@ def test_training_into_a_model_being_trained_is_refused(settings: Settings, capl
         assert main(["train", "--name", "busy", "--epochs", "1", "--data-dir", str(settings.data_dir)]) == 2
         assert "model 'busy'" in _last_error(caplog) and "in use by process" in _last_error(caplog)
     assert not (settings.models_dir / "busy.safetensors").exists()
+
+
+HEAVY = {"torch", "numba", "faiss", "sklearn", "scipy", "matplotlib", "indexes", "evaluation", "models", "fastapi"}
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "from service.cli import main\ntry:\n    main(['--help'])\nexcept SystemExit:\n    pass",
+        "from service.cli import build_parser\nbuild_parser('search').parse_args(['search', '--id', 'x'])",
+    ],
+)
+def test_cli_help_and_search_load_no_library(code: str) -> None:
+    loaded = {name.partition(".")[0] for name in modules_after(code)}
+    assert loaded.isdisjoint(HEAVY), sorted(loaded & HEAVY)
+
+
+@pytest.mark.parametrize(
+    "command", ["serve", "train", "compare-training", "index", "indexes", "search", "evaluate", "models"]
+)
+def test_cli_parser_of_one_command_has_the_same_options(command: str, capsys: pytest.CaptureFixture[str]) -> None:
+    for parser in (build_parser(), build_parser(command)):
+        with pytest.raises(SystemExit):
+            parser.parse_args([command, "--help"])
+    full, alone = capsys.readouterr().out.split("usage: logitsearch")[1:]
+    assert full == alone and "--" in alone
