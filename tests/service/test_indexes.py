@@ -61,7 +61,7 @@ def test_three_indexes_two_models_over_http(settings2: Settings) -> None:
         assert created.json() | {"created_at": None} == {
             "name": "mlp-digits", "model": MLP, "store": "faiss", "index_type": "flat", "temperatures": None,
             "created_at": None, "status": "ready", "reason": None, "count": 0, "dim": 10, "device": "cpu",
-            "recall_at_10": None, "thumbnails": True,
+            "recall_at_10": None, "approximate": None, "thumbnails": True,
         }  # fmt: skip
         assert http.post("/v1/indexes", json={"name": "cnn-extra", "model": "digits-cnn"}).status_code == 201
         listed = _names(http)
@@ -132,8 +132,12 @@ def test_three_indexes_two_models_over_http(settings2: Settings) -> None:
         ({"name": "a/b", "model": "digits-cnn"}, 422, "invalid index name"),
         ({"name": "pg", "model": "digits-cnn", "store": "pgvector"}, 422, "LOGITSEARCH_PG_URL"),
         ({"name": "q", "model": "digits-cnn", "store": "qdrant"}, 422, "choose one of faiss, pgvector"),
-        ({"name": "ivf", "model": "digits-cnn", "index_type": "ivf"}, 422, "choose one of flat"),
-        ({"name": "t", "model": "digits-cnn", "temperatures": [1.0]}, 422, "a faiss index answers every temperature"),
+        ({"name": "annoy", "model": "digits-cnn", "index_type": "annoy"}, 422, "choose one of flat, hnsw, ivf"),
+        (
+            {"name": "t", "model": "digits-cnn", "temperatures": [1.0]},
+            422,
+            "a flat faiss index answers every temperature",
+        ),
     ],
 )
 def test_create_refuses_clearly(client: TestClient, body: dict[str, str], status: int, message: str) -> None:
@@ -310,7 +314,7 @@ def test_cli_index_binds_the_model_lists_and_searches(
         assert client.get("/v1/indexes/pets").json() | {"created_at": None} == {
             "name": "pets", "model": "digits-cnn", "store": "faiss", "index_type": "flat", "temperatures": None,
             "created_at": None, "thumbnails": True,
-            "status": "ready", "reason": None, "count": 4, "dim": 10, "device": "cpu", "recall_at_10": None,
+            "status": "ready", "reason": None, "count": 4, "dim": 10, "device": "cpu", "recall_at_10": None, "approximate": None,
         }  # fmt: skip
         thumbnail = client.get("/v1/indexes/pets/items/2/a.png/thumbnail")  # `index --images` keeps them
         assert thumbnail.status_code == 200 and thumbnail.content == client.get("/v1/items/digits-2/thumbnail").content

@@ -53,7 +53,7 @@ def test_pgvector_index_answers_like_faiss_and_survives_restart(
         assert created.json() | {"created_at": None} == {
             "name": pg, "model": "digits-cnn", "store": "pgvector", "index_type": "flat", "temperatures": [1.0, 0.5],
             "created_at": None, "status": "ready", "reason": None, "count": 0, "dim": 10, "device": "cpu",
-            "recall_at_10": None, "thumbnails": True,
+            "recall_at_10": None, "approximate": None, "thumbnails": True,
         }  # fmt: skip
         assert http.post("/v1/indexes", json={"name": "fs", "model": "digits-cnn"}).status_code == 201
         for name in (pg, "fs"):
@@ -83,8 +83,10 @@ def test_pgvector_index_answers_like_faiss_and_survives_restart(
 def test_pgvector_without_pg_url_is_refused(client: TestClient) -> None:
     response = client.post("/v1/indexes", json={"name": "pg", "model": "digits-cnn", "store": "pgvector"})
     assert response.status_code == 422 and "LOGITSEARCH_PG_URL" in response.json()["detail"]
-    hnsw = client.post("/v1/indexes", json={"name": "h", "model": "digits-cnn", "index_type": "hnsw"})
-    assert hnsw.status_code == 422 and "not available in store 'faiss'" in hnsw.json()["detail"]
+    ivf = client.post(
+        "/v1/indexes", json={"name": "h", "model": "digits-cnn", "store": "pgvector", "index_type": "ivf"}
+    )
+    assert ivf.status_code == 422 and "not available in store 'pgvector'" in ivf.json()["detail"]
 
 
 def test_database_down_is_503_with_the_reason(pg_settings: Settings, rng: np.random.Generator) -> None:
