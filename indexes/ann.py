@@ -55,9 +55,16 @@ FAMILY_METRICS: dict[str, tuple[str, ...]] = {
 _FAMILY_OF = {metric: family for family, metrics in FAMILY_METRICS.items() for metric in metrics}
 #: Steps of the ce/kl temperature grid between the lowest and the highest declared T.
 GRID_STEP = math.sqrt(2.0)
+#: From this many queries a search is a batch: the exact scan runs as a GEMM then, and an approximate step is used
+#: only if it measured faster than that (`Calibration.beats_exact_in_batches`).
+BATCH_QUERIES = 20
 #: Calibration: stored items searched as queries, and the neighbours compared.
 CALIBRATION_QUERIES = 200
 RECALL_K = 10
+#: The most results FAISS's GPU indexes return per query (as `faiss_index.GPU_MAX_K`).
+GPU_MAX_K = 2048
+#: Rows encoded at a time.
+ENCODE_CHUNK = 1 << 15
 #: Rows added to a structure at a time while it is built (a build can be cancelled between chunks).
 BUILD_CHUNK = 16_384
 #: Ladder of search effort: step i searches with efSearch 16·2^i (HNSW, 8 steps) or nprobe 2^i (IVF, up to every
@@ -194,7 +201,18 @@ def _biases(z: np.ndarray, grid: np.ndarray) -> np.ndarray:
 
 
 def encode_items(family: FamilyKey, z: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """`(n, C)` logits -> `(n, D)` float32 item vectors of a family's structure."""
+    """`(n, C)` logits -> `(n, D)` float32 item vectors of a family's structure, computed in row chunks (the
+    float64 intermediates stay small)."""
+    if family[0] == "l2":
+        return np.ascontiguousarray(z, dtype=np.float32)
+    first = _encode_rows(family, z[:1], grid)
+    out = np.empty((len(z), first.shape[1]), np.float32)
+    for start in range(0, len(z), ENCODE_CHUNK):
+        out[start : start + ENCODE_CHUNK] = _encode_rows(family, z[start : start + ENCODE_CHUNK], grid)
+    return out
+
+
+def _encode_rows(family: FamilyKey, z: np.ndarray, grid: np.ndarray) -> np.ndarray:
     name, temperature = family
     if name == "l2":
         encoded = z
@@ -250,6 +268,7 @@ class Structure:
             then get a 0 there).
         build_s: seconds the build took.
         bytes_per_item: resident bytes per item of the structure (codes, graph links or list ids).
+        gpu: a copy of an IVF on the GPU (searches without a selector run there), or None.
     """
 
     family: FamilyKey
@@ -257,6 +276,7 @@ class Structure:
     augmented: bool
     build_s: float
     bytes_per_item: float
+    gpu: Any = None
 
     def search(self, encoded: np.ndarray, r: int, param: int, labels: np.ndarray | None) -> np.ndarray:
         """Labels `(q, r)` of each query's r best candidates (-1 where fewer), searching with efSearch or nprobe
@@ -271,7 +291,9 @@ class Structure:
             params.nprobe = param
         if labels is not None:
             params.sel = faiss.IDSelectorBitmap(self.index.ntotal, faiss.swig_ptr(labels))
-        _, found = self.index.search(np.ascontiguousarray(encoded), r, params=params)
+        # FAISS's GPU IVF takes no selector, and at most GPU_MAX_K results and lists: those run on the CPU copy.
+        on_gpu = self.gpu is not None and labels is None and max(r, param) <= GPU_MAX_K
+        _, found = (self.gpu if on_gpu else self.index).search(np.ascontiguousarray(encoded), r, params=params)
         result: np.ndarray = found
         return result
 
@@ -293,11 +315,16 @@ def default_nlist(options: AnnOptions, num_items: int) -> int:
 
 
 def build_structure(
-    options: AnnOptions, family: FamilyKey, z: np.ndarray, cancelled: Callable[[], bool] = lambda: False
+    options: AnnOptions,
+    family: FamilyKey,
+    z: np.ndarray,
+    cancelled: Callable[[], bool] = lambda: False,
+    gpu_resources: Any = None,
 ) -> Structure | None:
     """Build one family's structure over the logits `z` `(n, C)` float32 (labels = row positions in `z`).
 
-    Returns None when `cancelled()` turned true between chunks.
+    With `gpu_resources` (a `faiss.StandardGpuResources`), an IVF is also copied to the GPU, where the searches
+    without a selector run; HNSW stays on the CPU. Returns None when `cancelled()` turned true between chunks.
     """
     began = time.perf_counter()
     grid = options.grid()
@@ -313,6 +340,9 @@ def build_structure(
     index: Any = faiss.index_factory(vectors.shape[1], _factory(options, vectors.shape[1], len(vectors)), metric)
     if options.index_type == "hnsw":
         index.hnsw.efConstruction = options.ef_construction or 64
+    gpu = None
+    if gpu_resources is not None and options.index_type == "ivf":  # trained and filled on the GPU
+        gpu = index = cast(Any, faiss).index_cpu_to_gpu(gpu_resources, 0, index)  # only in faiss-gpu's module
     if not index.is_trained:
         sample = min(len(vectors), max(256 * getattr(index, "nlist", 1), 50_000))
         rows = np.sort(np.random.default_rng(0).choice(len(vectors), sample, replace=False))
@@ -321,7 +351,9 @@ def build_structure(
         if cancelled():
             return None
         index.add(vectors[start : start + BUILD_CHUNK])
-    return Structure(family, index, augmented, time.perf_counter() - began, _bytes_per_item(index, len(vectors)))
+    if gpu is not None:  # the CPU copy answers searches with a selector, which FAISS's GPU IVF does not take
+        index = cast(Any, faiss).index_gpu_to_cpu(gpu)
+    return Structure(family, index, augmented, time.perf_counter() - began, _bytes_per_item(index, len(vectors)), gpu)
 
 
 def _bytes_per_item(index: Any, num_items: int) -> float:
@@ -408,7 +440,13 @@ class Calibration:
     steps: list[tuple[int, int, float]]  # (efSearch or nprobe, R, recall@10)
     queries: int
     items: int
+    seconds: list[float] = field(default_factory=list)  # per query of each step, searched as one batch
+    exact_seconds: float = math.inf  # per query of the exact scan, searched as one batch
     measured_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def beats_exact_in_batches(self, step: int) -> bool:
+        """Whether the step searched a batch faster than the exact scan did (flat BLAS scans of batches are fast)."""
+        return step >= len(self.seconds) or self.seconds[step] < self.exact_seconds
 
     def first_reaching(self, target: float) -> int | None:
         """Index of the cheapest step whose recall reaches `target`, or None."""
@@ -522,9 +560,10 @@ class Approximate:
     def calibration_key(self, metric: str) -> str:
         return "ce" if metric == "kl" and "ce" in self.options.metrics else metric
 
-    def plan(self, metric: str, temperature: float, target: float | None) -> Plan | None:
+    def plan(self, metric: str, temperature: float, target: float | None, num_queries: int = 1) -> Plan | None:
         """The cheapest measured way to reach `target` recall (the index's by default) for `metric` at T, or None
-        when none does, when nothing serves that metric and T, or while it is not measured yet."""
+        when none does, when nothing serves that metric and T, while it is not measured yet, or for a batch
+        (`BATCH_QUERIES` queries or more) when that step searched a batch more slowly than the exact scan."""
         points = bracket(self.options, metric, temperature)
         structure = self.structures.get(family_of(metric, temperature)) if points is not None else None
         if points is None or structure is None:
@@ -539,6 +578,8 @@ class Approximate:
         if any(step is None for step in steps):
             return None
         step = max(s for s in steps if s is not None)
+        if num_queries >= BATCH_QUERIES and not all(c.beats_exact_in_batches(step) for c in calibrations):
+            return None
         param, candidates = max((c.steps[min(step, len(c.steps) - 1)][:2] for c in calibrations), key=lambda s: s[1])
         recall = min(c.steps[min(step, len(c.steps) - 1)][2] for c in calibrations)
         return Plan(structure, param, candidates, recall, self.options.grid())

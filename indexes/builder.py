@@ -3,7 +3,8 @@
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Protocol
 
 logger = logging.getLogger(__name__)
@@ -20,8 +21,8 @@ class Maintained(Protocol):
 
 
 class Builder:
-    """Runs `target.maintain` on its own thread after writes, once they have paused for `settle_s` (so a bulk
-    load builds once, at its end), and at start.
+    """Runs `target.maintain` on its own thread after writes, once none is under way and they have paused for
+    `settle_s` (so a bulk load builds once, at its end), and at start.
 
     Searches never wait for it: until a build is installed and measured they are answered exactly.
 
@@ -37,7 +38,8 @@ class Builder:
         self._idle = threading.Event()
         self._stopping = False
         self._last_write = time.monotonic()
-        self._writes = 0  # notified so far; the builder is idle once it finished a pass that began after the last
+        self._writes = 0  # finished so far; the builder is idle once it finished a pass that began after the last
+        self._in_flight = 0  # writes under way: no build starts while one is
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"ann-builder-{target.name}", daemon=True)
 
@@ -45,13 +47,20 @@ class Builder:
         self._wake.set()
         self._thread.start()
 
-    def notify(self) -> None:
-        """A write happened: build again once writes pause (if the index then needs it)."""
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Around a write: no build starts while it runs, and the next one waits until writes pause."""
         with self._lock:
-            self._last_write = time.monotonic()
-            self._writes += 1
+            self._in_flight += 1
             self._idle.clear()
-        self._wake.set()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._in_flight -= 1
+                self._writes += 1
+                self._last_write = time.monotonic()
+            self._wake.set()
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until nothing is due (built and measured for the writes so far); False on timeout."""
@@ -71,8 +80,8 @@ class Builder:
         while not self._stopping:
             self._wake.wait()
             self._wake.clear()
-            while not self._stopping and (left := self._last_write + self._settle_s - time.monotonic()) > 0:
-                time.sleep(min(left, 0.1))
+            while not self._stopping and (self._in_flight or self._last_write + self._settle_s > time.monotonic()):
+                time.sleep(min(self._settle_s, 0.1))
             if self._stopping:
                 break
             with self._lock:

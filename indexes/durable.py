@@ -4,7 +4,7 @@ import dataclasses
 import errno
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -227,6 +227,10 @@ class DurableIndex:
     def index_type(self) -> str:
         return self._index.index_type if self._options is None else self._options.index_type
 
+    def _writing(self) -> AbstractContextManager[None]:
+        """Tells the builder of an approximate index that a write is under way (nothing for a flat index)."""
+        return nullcontext() if self._builder is None else self._builder.writing()
+
     @contextmanager
     def _locked(self, write: bool) -> Iterator[None]:
         """Hold the lock (shared for reads, alone for writes) of an index that is still open."""
@@ -270,20 +274,18 @@ class DurableIndex:
         }
         if (field := log_field(thumbs)) is not None:
             record["thumbnails"] = field
-        with self._locked(write=True):
+        with self._writing(), self._locked(write=True):
             with _storage_errors("nothing of this request was stored"):
                 self._wal.append(record)
             written = self._index.upsert(checked_ids, array, metas)
             self._thumbnails.set(checked_ids, thumbs)
             self._maybe_compact()
-        if self._builder is not None:
-            self._builder.notify()
         return written
 
     def delete(self, item_id: str) -> None:
         """Remove an item; raises `ItemNotFoundError` (and logs nothing) if it is not stored."""
         check_id(item_id)
-        with self._locked(write=True):
+        with self._writing(), self._locked(write=True):
             if item_id not in self._index:
                 raise ItemNotFoundError(f"no item with id {item_id!r}")
             with _storage_errors("the item was not deleted"):
@@ -291,8 +293,6 @@ class DurableIndex:
             self._index.delete(item_id)
             self._thumbnails.remove(item_id)
             self._maybe_compact()
-        if self._builder is not None:
-            self._builder.notify()
 
     def get(self, item_id: str) -> Item:
         check_id(item_id)
@@ -427,7 +427,11 @@ class DurableIndex:
                         "measured_at": calibration.measured_at,
                         "queries": calibration.queries,
                         "items": calibration.items,
-                        "steps": [{param_name: p, "candidates": r, "recall_at_10": v} for p, r, v in calibration.steps],
+                        "exact_ms_per_query": round(calibration.exact_seconds * 1e3, 4),
+                        "steps": [
+                            {param_name: p, "candidates": r, "recall_at_10": v, "ms_per_query": round(ms * 1e3, 4)}
+                            for (p, r, v), ms in zip(calibration.steps, calibration.seconds, strict=True)
+                        ],
                     }
                 )
             info["recall"] = recall
@@ -455,7 +459,7 @@ class DurableIndex:
                 logger.info("index %r: building %s structures over %d items", self.name, options.index_type, count)
                 structures = {}
                 for family in options.families():
-                    built = build_structure(options, family, vectors, cancelled)
+                    built = build_structure(options, family, vectors, cancelled, self._index.gpu_resources)
                     if built is None:
                         return
                     structures[family] = built

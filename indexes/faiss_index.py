@@ -1,6 +1,7 @@
 """In-memory FAISS flat L2 index with string ids and metadata, on CPU or mirrored on a GPU."""
 
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -11,6 +12,7 @@ import torch  # noqa: F401 - before faiss: both bundle OpenMP, and this order is
 import faiss
 import numpy as np
 
+from . import ann
 from .ann import RECALL_K, AnnOptions, Approximate, Calibration, LabelMap, Plan, Structure, family_of, recall_at_10
 from .columns import GrowableArray, MetadataColumn
 from .derived import DerivedIndexCache
@@ -24,7 +26,7 @@ from .store import Filter, Item, Metadata, QueryHits, SearchResult
 logger = logging.getLogger(__name__)
 
 #: Largest k a GPU flat index answers; larger k is served from the CPU copy.
-GPU_MAX_K = 2048
+GPU_MAX_K = ann.GPU_MAX_K
 
 
 #: A filtered search on an approximate index matching at most this share of the items is answered exactly: a scan
@@ -94,6 +96,11 @@ class FaissIndex:
     @property
     def on_gpu(self) -> bool:
         return self._gpu is not None
+
+    @property
+    def gpu_resources(self) -> Any | None:
+        """The `faiss.StandardGpuResources` of an index on a GPU, else None."""
+        return self._gpu_resources
 
     @property
     def vectors(self) -> np.ndarray:
@@ -238,7 +245,7 @@ class FaissIndex:
         selection = self._select(filter)
         if selection.num_matches == 0:
             return SearchResult([[] for _ in range(len(queries))])
-        plan = None if exact else self._plan(metric, temperature, target_recall, selection)
+        plan = None if exact else self._plan(metric, temperature, target_recall, selection, len(queries))
         if plan is None:
             source = _FaissCandidates(self, selection, metric, temperature)
             top = exact_top(source, queries, k, metric, temperature, num_matches=selection.num_matches)
@@ -253,11 +260,13 @@ class FaissIndex:
             hits.append(QueryHits([ids[p] for p in rows], distances, metadata.take(rows)))
         return SearchResult.from_columns(hits, exact=recall is None, recall_at_10=recall)
 
-    def _plan(self, metric: str, temperature: float, target: float | None, selection: "_Selection") -> Plan | None:
+    def _plan(
+        self, metric: str, temperature: float, target: float | None, selection: "_Selection", num_queries: int
+    ) -> Plan | None:
         approximate = self._approximate
         if approximate is None or selection.num_matches <= EXACT_FILTER_FRACTION * self.count():
             return None
-        return approximate.plan(metric, temperature, target)
+        return approximate.plan(metric, temperature, target, num_queries)
 
     def _search_planned(
         self, queries: np.ndarray, k: int, metric: str, temperature: float, plan: Plan, selection: "_Selection"
@@ -304,17 +313,20 @@ class FaissIndex:
         queries = self.vectors[rows].astype(np.float64)
         own = [self._ids[r] for r in rows.tolist()]
         everything = _Selection(None, self.count())
-        truth = [
-            hits.ids for hits in self.search(queries, RECALL_K + 1, metric=metric, temperature=t, exact=True).columns()
-        ]
-        steps = []
+        began = time.perf_counter()
+        exact = self.search(queries, RECALL_K + 1, metric=metric, temperature=t, exact=True)
+        exact_seconds = (time.perf_counter() - began) / len(rows)
+        truth = [hits.ids for hits in exact.columns()]
+        steps, seconds = [], []
         for plan in approximate.steps(family_of(metric, t)):
+            began = time.perf_counter()
             found = self._search_planned(queries, RECALL_K + 1, metric, t, plan, everything).columns()
+            seconds.append((time.perf_counter() - began) / len(rows))
             recall = recall_at_10([hits.ids for hits in found], truth, own)
             steps.append((plan.param, plan.candidates, recall))
             if recall >= 1.0:
                 break
-        return Calibration(metric, temperature, steps, len(rows), self.count())
+        return Calibration(metric, temperature, steps, len(rows), self.count(), seconds, exact_seconds)
 
     def _select(self, filter: Filter | None) -> _Selection:
         """The rows matching `filter` and FAISS search parameters restricted to them (no mask: every row)."""

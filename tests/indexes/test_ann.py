@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexes.ann import AnnOptions, encode_items, encode_queries, ladder
+from indexes.ann import BATCH_QUERIES, AnnOptions, encode_items, encode_queries, ladder
 from indexes.durable import DurableIndex
 from indexes.errors import InvalidInputError
 from tests.helpers import brute_force, class_logits
@@ -41,7 +41,7 @@ def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     index.close()
 
 
-def _queries(n: int = 20) -> np.ndarray:
+def _queries(n: int = 15) -> np.ndarray:  # under BATCH_QUERIES: a batch may go exact where the flat scan is faster
     return class_logits(np.random.default_rng(2), n, C)  # outputs of inputs not stored
 
 
@@ -92,6 +92,22 @@ def test_a_target_recall_no_step_reached_is_answered_exactly(built: tuple[Durabl
     assert not low.exact and low.recall_at_10 is not None and low.recall_at_10 >= 0.5
     if best < 1.0:
         assert index.search(_queries(3), 10, metric="ce", target_recall=min(1.0, best + 1e-6)).exact
+
+
+def test_a_batch_is_exact_where_the_flat_scan_measured_faster(built: tuple[DurableIndex, np.ndarray]) -> None:
+    index, _ = built
+    state = index._index.approximate
+    assert state is not None
+    calibration = state.calibrations[("l2", None)]
+    measured = calibration.exact_seconds
+    try:
+        calibration.exact_seconds = 0.0  # the flat scan "measured" faster than any step
+        assert index.search(_queries(BATCH_QUERIES), 10).exact
+        assert not index.search(_queries(BATCH_QUERIES - 1), 10).exact  # single queries and small batches: not
+        calibration.exact_seconds = np.inf
+        assert not index.search(_queries(BATCH_QUERIES), 10).exact
+    finally:
+        calibration.exact_seconds = measured
 
 
 def test_info_shows_recall_parameters_and_bytes_per_item(built: tuple[DurableIndex, np.ndarray]) -> None:

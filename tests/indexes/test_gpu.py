@@ -59,3 +59,32 @@ def test_gpu_divergence_metrics_match_brute_force(tmp_path: Path, rng: np.random
     for k in (10, GPU_MAX_K + 100):
         result = index.search(queries, k, metric=metric, temperature=2.0)
         assert_matches_brute_force(result, brute_force(metric, queries, vectors, 2.0), ids, k, tol=1e-5)
+
+
+def test_an_approximate_ivf_index_searches_on_the_gpu_with_exact_distances(tmp_path: Path) -> None:
+    from indexes.ann import AnnOptions
+    from tests.helpers import class_logits
+
+    items = class_logits(np.random.default_rng(7), 20_000, DIM)
+    index = DurableIndex.open(
+        tmp_path, name="g", model_name="m", model_sha256="0" * 64, dim=DIM, gpu_resources=create_gpu_resources("true"),
+        approximate=AnnOptions("ivf", metrics=("l2", "ce", "js"), temperatures=(1.0,)), settle_s=0.05,
+    )  # fmt: skip
+    try:
+        index.upsert([f"i{i}" for i in range(len(items))], items)
+        assert index.wait_for_approximate(timeout=300)
+        state = index._index.approximate
+        assert state is not None and all(s.gpu is not None for s in state.structures.values())
+        queries = class_logits(np.random.default_rng(8), 50, DIM)
+        for metric in ("l2", "ce", "js"):
+            result = index.search(queries, 10, metric=metric)
+            truth = brute_force(metric, queries, items)
+            found = [[int(i[1:]) for i in hits.ids] for hits in result.columns()]
+            recall = np.mean(
+                [len(set(f) & set(np.argsort(t)[:10].tolist())) / 10 for f, t in zip(found, truth, strict=True)]
+            )
+            assert result.exact or (result.recall_at_10 is not None and recall >= 0.85)
+            for rows, hits, row in zip(found, result.columns(), truth, strict=True):
+                np.testing.assert_allclose(hits.distances, row[rows], rtol=1e-9, atol=1e-12)
+    finally:
+        index.close()
