@@ -403,8 +403,12 @@ class InfoResponse(BaseModel):
 
 
 class AnnParameters(Strict):
-    m: int | None = Field(None, ge=4, le=256, description="HNSW links per node (default 16; 32 from 500 classes)")
-    ef_construction: int | None = Field(None, ge=8, le=4096, description="HNSW build effort (default 64)")
+    m: int | None = Field(
+        None, ge=4, le=256, description="HNSW links per node (default 16; 32 for ce and kl, and from 500 classes)"
+    )
+    ef_construction: int | None = Field(
+        None, ge=8, le=4096, description="HNSW build effort (default 64; 128 for ce and kl)"
+    )
     nlist: int | None = Field(None, ge=1, le=65536, description="IVF lists (default about 2√N, a power of two)")
 
 
