@@ -31,7 +31,7 @@ import torch  # before faiss: both bundle OpenMP, and this order is the tested o
 import faiss
 import numpy as np
 
-from indexes.ann import AnnOptions, build_structure, sample_rows
+from indexes.ann import AnnOptions, build_structure, row_hashes, sample_rows
 from indexes.device import create_gpu_resources
 from indexes.faiss_index import FaissIndex
 
@@ -81,7 +81,7 @@ def bench(metric: str, num_items: int, args: argparse.Namespace, resources: obje
         assert structure is not None and structure.gpu is not None
         structures[family] = structure
     build_s = time.perf_counter() - built
-    index.install_approximate(options, structures, ids, index.vectors)
+    index.install_approximate(options, structures, ids, row_hashes(index.vectors))
     state = index.approximate
     assert state is not None
     temperature = None if metric == "l2" else 1.0

@@ -371,6 +371,18 @@ def _bytes_per_item(index: Any, num_items: int) -> float:
     return float(cast(Any, index).code_size + 8)
 
 
+def row_hashes(vectors: np.ndarray) -> np.ndarray:
+    """`(n, C)` float32 -> `(n,)` uint64: a seeded multiply-add hash of each row's bits, to tell which rows changed
+    since a build (a changed row keeps its hash with probability about 2^-64)."""
+    bits = np.ascontiguousarray(vectors, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    weights = np.random.default_rng(0x5EED).integers(1, 2**63, vectors.shape[1], dtype=np.uint64) | np.uint64(1)
+    with np.errstate(over="ignore"):
+        mixed = bits * weights  # wraps modulo 2^64
+        hashes: np.ndarray = mixed.sum(axis=1, dtype=np.uint64)
+        hashes ^= hashes >> np.uint64(31)
+    return hashes
+
+
 # -- label maps -------------------------------------------------------------------------------------------------
 
 
@@ -552,12 +564,16 @@ class Approximate:
         num_built: items in the snapshot.
         built_at: when the build finished (ISO 8601).
         calibrations: by (metric, T) (T None for the metrics without one); kl's are ce's when both are served.
+        label_ids: the id of each label's item.
+        label_hashes: `(L,)` uint64 `row_hashes` of each label's logits when built.
     """
 
     options: AnnOptions
     structures: dict[FamilyKey, Structure]
     labels: LabelMap
     num_built: int
+    label_ids: list[str] = field(default_factory=list)
+    label_hashes: np.ndarray = field(default_factory=lambda: np.empty(0, np.uint64))
     built_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     calibrations: dict[tuple[str, float | None], Calibration] = field(default_factory=dict)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from .ann import FAMILY_METRICS, AnnOptions, build_structure, recall_points, sample_rows
+from .ann import FAMILY_METRICS, AnnOptions, Approximate, build_structure, recall_points, row_hashes, sample_rows
 from .builder import Builder
 from .errors import (
     IndexClosedError,
@@ -26,6 +26,7 @@ from .filters import check_filter
 from .lock import ReadWriteLock
 from .metrics import SEARCH_METRICS
 from .ownership import OwnerLock
+from .saved import load_build, save_build
 from .snapshot import (
     MANIFEST,
     IndexManifest,
@@ -106,6 +107,7 @@ class DurableIndex:
         self._options = approximate
         self._phase = "waiting"  # of the approximate structures: waiting, building, measuring, ready or failed: ...
         self._builder: Builder | None = None
+        self._saved: Approximate | None = None  # the build last saved beside the index
         if approximate is not None:
             self._builder = Builder(self, settle_s)  # started by `open`
 
@@ -144,6 +146,13 @@ class DurableIndex:
         except BaseException:
             owner.release()
             raise
+        if approximate is not None:
+            saved = load_build(directory, approximate, gpu_resources)
+            if saved is not None:
+                opened._index.install_approximate(approximate, **saved)
+                opened._saved = opened._index.approximate
+                opened._phase = "ready"
+                logger.info("index %r: serving its saved %s build", name, approximate.index_type)
         if opened._builder is not None:
             opened._builder.start()
         return opened
@@ -454,6 +463,7 @@ class DurableIndex:
                 due = count > 0 and (current is None or current.needs_rebuild(count, REBUILD_FRACTION, REBUILD_MINIMUM))
                 if due:
                     ids, vectors = list(self._index.ids), self._index.vectors.copy()
+                    hashes = row_hashes(vectors)
             if due:
                 self._phase = "building"
                 logger.info("index %r: building %s structures over %d items", self.name, options.index_type, count)
@@ -463,15 +473,33 @@ class DurableIndex:
                     if built is None:
                         return
                     structures[family] = built
-                with self._locked(write=True):
-                    self._index.install_approximate(options, structures, ids, vectors)
                 del vectors
+                with self._locked(write=True):
+                    self._index.install_approximate(options, structures, ids, hashes)
             self._measure(options, cancelled)
+            self._save_build()
         except IndexClosedError:
             return
         except Exception as exc:
             self._phase = f"failed: {exc}"
             raise
+
+    def _save_build(self) -> None:
+        """Save the measured build beside the index (derived data: a failure only costs a build at the next start).
+
+        Runs on the builder thread, which alone changes a build once installed; writes wait only for the lock."""
+        approximate = self._index.approximate
+        if approximate is None or approximate is self._saved or self._phase != "ready":
+            return
+        try:
+            save_build(self.directory, approximate)
+        except OSError as exc:
+            logger.warning(
+                "index %r: its approximate build was not saved (%s); it is built again at start", self.name, exc
+            )
+        else:
+            self._saved = approximate
+            logger.info("index %r: saved its %s build", self.name, approximate.options.index_type)
 
     def _measure(self, options: AnnOptions, cancelled: Callable[[], bool]) -> None:
         """Measure the recall of every (metric, T) not measured since the last build."""

@@ -13,7 +13,18 @@ import faiss
 import numpy as np
 
 from . import ann
-from .ann import RECALL_K, AnnOptions, Approximate, Calibration, LabelMap, Plan, Structure, family_of, recall_at_10
+from .ann import (
+    RECALL_K,
+    AnnOptions,
+    Approximate,
+    Calibration,
+    LabelMap,
+    Plan,
+    Structure,
+    family_of,
+    recall_at_10,
+    row_hashes,
+)
 from .columns import GrowableArray, MetadataColumn
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
@@ -291,18 +302,28 @@ class FaissIndex:
         return self._approximate
 
     def install_approximate(
-        self, options: AnnOptions, structures: dict[Any, Structure], ids: list[str], vectors: np.ndarray
+        self,
+        options: AnnOptions,
+        structures: dict[Any, Structure],
+        ids: list[str],
+        hashes: np.ndarray,
+        built_at: str | None = None,
+        calibrations: dict[tuple[str, float | None], Calibration] | None = None,
     ) -> None:
-        """Serve searches from `structures`, built over the snapshot `ids`, `vectors` `(L, dim)`: a label whose
-        item was deleted or written since is masked, and rows no label covers are scanned exactly (the delta)."""
+        """Serve searches from `structures`, built over the items `ids` whose logits had `row_hashes` `hashes`
+        `(L,)`: a label whose item was deleted or written since is masked, and rows no label covers are scanned
+        exactly (the delta). `built_at` and `calibrations` come with a saved build."""
         rows = np.fromiter((self._positions.get(i, -1) for i in ids), np.int64, len(ids))
         present = np.flatnonzero(rows >= 0)
         current = self.vectors
-        for start in range(0, len(present), 65_536):  # unchanged since the snapshot, compared in chunks
+        for start in range(0, len(present), 65_536):  # unchanged since the build, compared in chunks
             chunk = present[start : start + 65_536]
-            same = np.all(current[rows[chunk]] == vectors[chunk], axis=1)
-            rows[chunk[~same]] = -1
-        self._approximate = Approximate(options, structures, LabelMap(rows, self.count()), len(ids))
+            rows[chunk[row_hashes(current[rows[chunk]]) != hashes[chunk]]] = -1
+        approximate = Approximate(options, structures, LabelMap(rows, self.count()), len(ids), list(ids), hashes)
+        if built_at is not None:
+            approximate.built_at = built_at
+        approximate.calibrations.update(calibrations or {})
+        self._approximate = approximate
 
     def measure_recall(self, metric: str, temperature: float | None, rows: np.ndarray) -> Calibration:
         """Recall@10 of every ladder step of the structure serving `metric` at T, against the exact scan, with the
