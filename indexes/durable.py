@@ -11,7 +11,8 @@ from typing import Any
 import numpy as np
 
 from .ann import FAMILY_METRICS, AnnOptions, Approximate, build_structure, recall_points, row_hashes, sample_rows
-from .builder import Builder
+from .ann.builder import Builder
+from .ann.saved import load_build, save_build
 from .errors import (
     IndexClosedError,
     IndexCorruptedError,
@@ -26,7 +27,6 @@ from .filters import check_filter
 from .lock import ReadWriteLock
 from .metrics import SEARCH_METRICS
 from .ownership import OwnerLock
-from .saved import load_build, save_build
 from .snapshot import (
     MANIFEST,
     IndexManifest,

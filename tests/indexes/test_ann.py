@@ -178,7 +178,7 @@ def test_writes_are_visible_at_once_deletes_never_come_back_and_filters_return_k
             assert index.search(fresh[:1] * 2.0, 1, metric=metric).columns()[0].ids == ["i7"]
             everything = index.search(items[:100], 10, metric=metric).columns()
             assert not {i for hits in everything for i in hits.ids} & set(gone)
-            filtered = index.search(items[:20], 10, metric=metric, filter={"label": 2})
+            filtered = index.search(items[:15], 10, metric=metric, filter={"label": 2})
             assert not filtered.exact
             for hits in filtered.columns():
                 assert len(hits.ids) == 10 and all(m["label"] == 2 for m in hits.metadata)

@@ -21,8 +21,11 @@ import torch  # noqa: F401 - before faiss: both bundle OpenMP, and this order is
 import faiss
 import numpy as np
 
-from .ann import AnnOptions, Approximate, Calibration, FamilyKey, Structure
-from .snapshot import fsync_directory
+from ..snapshot import fsync_directory
+from .options import AnnOptions, FamilyKey
+from .recall import Calibration
+from .state import Approximate
+from .structures import Structure
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,91 @@
+"""Recall measured on the index: the calibration of each (metric, T) on the ladder, and where it is measured."""
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import numpy as np
+
+from .encodings import interpolation
+from .options import _FAMILY_OF, CALIBRATION_QUERIES, RECALL_K, AnnOptions
+
+
+@dataclass
+class Calibration:
+    """Recall@10 of one metric at one T, at every step of the ladder, measured against the exact scan."""
+
+    metric: str
+    temperature: float | None
+    steps: list[tuple[int, int, float]]  # (efSearch or nprobe, R, recall@10)
+    queries: int
+    items: int
+    seconds: list[float] = field(default_factory=list)  # per query of each step, searched as one batch
+    exact_seconds: float = math.inf  # per query of the exact scan, searched as one batch
+    measured_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def beats_exact_in_batches(self, step: int) -> bool:
+        """Whether the step searched a batch faster than the exact scan did (flat BLAS scans of batches are fast)."""
+        return step >= len(self.seconds) or self.seconds[step] < self.exact_seconds
+
+    def first_reaching(self, target: float) -> int | None:
+        """Index of the cheapest step whose recall reaches `target`, or None."""
+        return next((i for i, (_, _, recall) in enumerate(self.steps) if recall >= target - 1e-12), None)
+
+
+def recall_at_10(approximate: list[list[str]], exact: list[list[str]], own: list[str]) -> float:
+    """Mean share of each query's exact top 10 found by the approximate search, each query's own item left out of
+    both lists (stored items as queries, searched for 11)."""
+    hits = []
+    for me, found, truth in zip(own, approximate, exact, strict=True):
+        true_ten = [item for item in truth if item != me][:RECALL_K]
+        if true_ten:
+            hits.append(len(set(found) & set(true_ten)) / len(true_ten))
+    return float(np.mean(hits)) if hits else 1.0
+
+
+def calibration_points(options: AnnOptions, metric: str) -> list[float | None]:
+    """The temperatures a metric's recall is measured at: none for l2, l2_centered and cosine; each declared T for
+    js and tri; for ce and kl every grid T and each interval's geometric midpoint (interpolation is worst there)."""
+    family = _FAMILY_OF[metric]
+    if family in ("l2", "l2_centered", "cosine"):
+        return [None]
+    if family == "js":
+        return [float(t) for t in sorted(set(options.temperatures))]
+    grid: list[float] = options.grid().tolist()
+    points: list[float | None] = [*sorted(grid + [math.sqrt(a * b) for a, b in zip(grid, grid[1:], strict=False)])]
+    return points
+
+
+def sample_rows(num_rows: int, size: int = CALIBRATION_QUERIES, seed: int = 0) -> np.ndarray:
+    """A seeded sample of row positions, ascending."""
+    size = min(size, num_rows)
+    return np.sort(np.random.default_rng(seed).choice(num_rows, size, replace=False))
+
+
+def recall_points(options: AnnOptions) -> list[tuple[str, float | None]]:
+    """Every (metric, T) whose recall an index measures (kl shares ce's: it ranks the same)."""
+    points: list[tuple[str, float | None]] = []
+    for metric in options.metrics:
+        if metric == "kl" and "ce" in options.metrics:
+            continue
+        points.extend((metric, t) for t in calibration_points(options, metric))
+    return points
+
+
+def bracket(options: AnnOptions, metric: str, temperature: float) -> list[float | None] | None:
+    """The calibration temperatures whose recall bounds a search's at T, or None when T is not served."""
+    family = _FAMILY_OF.get(metric)
+    if family is None or metric not in options.metrics:
+        return None
+    if family in ("l2", "l2_centered", "cosine"):
+        return [None]
+    if family == "js":
+        return [temperature] if temperature in options.temperatures else None
+    grid = options.grid()
+    weights = interpolation(grid, temperature)
+    if weights is None:
+        return None
+    used: list[float] = grid[weights > 0].tolist()
+    if len(used) == 1:
+        return [used[0]]
+    return [used[0], math.sqrt(used[0] * used[1]), used[1]]
