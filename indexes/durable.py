@@ -408,7 +408,7 @@ class DurableIndex:
             param_name = "ef_search" if self._options.index_type == "hnsw" else "nprobe"
             info["built_at"] = approximate.built_at
             info["items_built"] = approximate.num_built
-            info["items_in_delta"] = int(approximate.labels.delta_mask().sum())
+            info["items_in_delta"] = approximate.labels.num_delta
             info["items_stale"] = approximate.labels.num_stale
             info["structures"] = [
                 {

@@ -461,15 +461,15 @@ class _ApproximateCandidates:
             index, selection, metric, temperature, plan, k
         )  # fmt: skip
         self.label_rows = approximate.labels.label_rows
-        delta = approximate.labels.delta_mask()
+        labels = approximate.labels
         if selection.mask is None:
-            self.labels = approximate.labels.live_labels()
+            self.labels = labels.live_labels()
+            self.delta = _Selection(labels.delta_mask(), labels.num_delta)
         else:
             rows = self.label_rows
-            keep = (rows >= 0) & selection.mask[np.maximum(rows, 0)]
-            self.labels = np.packbits(keep, bitorder="little")
-            delta = delta & selection.mask
-        self.delta = _Selection(delta, int(np.count_nonzero(delta)))
+            self.labels = np.packbits((rows >= 0) & selection.mask[np.maximum(rows, 0)], bitorder="little")
+            delta = labels.delta_mask() & selection.mask
+            self.delta = _Selection(delta, int(np.count_nonzero(delta)))
         self.width = max(plan.candidates, 2 * k) + (k if self.delta.num_matches else 0)
 
     def candidates(self, queries: np.ndarray, m: int) -> Candidates:

@@ -28,10 +28,23 @@ class LabelMap:
         self.row_labels[label_rows[valid]] = np.flatnonzero(valid)
         self._delta: np.ndarray | None = None
         self._live: np.ndarray | None = None
+        self._num_stale: int | None = None
+        self._num_delta: int | None = None
 
+    # Searches read these; they are computed once after each write (O(n)), not per search.
     @property
     def num_stale(self) -> int:
-        return int(np.count_nonzero(self.label_rows < 0))
+        """Labels deleted or replaced since the build."""
+        if self._num_stale is None:
+            self._num_stale = int(np.count_nonzero(self.label_rows < 0))
+        return self._num_stale
+
+    @property
+    def num_delta(self) -> int:
+        """Rows no structure covers."""
+        if self._num_delta is None:
+            self._num_delta = int(np.count_nonzero(self.delta_mask()))
+        return self._num_delta
 
     def delta_mask(self) -> np.ndarray:
         """`(n,)` bool: rows no structure covers."""
@@ -47,6 +60,7 @@ class LabelMap:
 
     def _changed(self) -> None:
         self._delta = self._live = None
+        self._num_stale = self._num_delta = None
 
     def replaced(self, positions: Sequence[int]) -> None:
         rows = np.asarray(positions, np.int64)
@@ -148,5 +162,5 @@ class Approximate:
 
     def needs_rebuild(self, num_rows: int, fraction: float, minimum: int) -> bool:
         """Whether enough was written since the build (rows in the delta, labels gone stale) to build again."""
-        changed = int(np.count_nonzero(self.labels.delta_mask())) + self.labels.num_stale
+        changed = self.labels.num_delta + self.labels.num_stale
         return changed >= max(minimum, fraction * max(self.num_built, 1)) or (self.num_built == 0 and num_rows > 0)
