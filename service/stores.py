@@ -102,7 +102,9 @@ def _pg_spec(entry: Any, spec: ModelSpec) -> Any:
     from indexes.pg import PgIndexSpec
 
     temperatures = tuple(entry.temperatures or DEFAULT_TEMPERATURES)
-    return PgIndexSpec(entry.name, spec.name, spec.sha256, spec.num_classes, temperatures, entry.index_type)
+    return PgIndexSpec(
+        entry.name, spec.name, spec.sha256, spec.num_classes, temperatures, entry.index_type, entry.target_recall
+    )
 
 
 def _need(database: "PgDatabase | None", name: str) -> "PgDatabase":

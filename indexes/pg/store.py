@@ -11,6 +11,7 @@ import psycopg
 from pgvector import Vector
 from psycopg.types.json import Jsonb
 
+from ..ann.recall import Calibration, recall_at_10
 from ..errors import (
     IndexClosedError,
     IndexCorruptedError,
@@ -52,6 +53,8 @@ logger = logging.getLogger(__name__)
 Connection = psycopg.Connection[Any]
 #: An approximate search re-ranks the best 2 × max(100, 3k) HNSW candidates (at most 1000: pgvector's ef_search).
 HNSW_MIN_WANTED, HNSW_MAX_WANTED = 100, 500
+#: ef_search of an HNSW index's searches before it has measured its recall ladder.
+HNSW_DEFAULT_EF = 200
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,13 @@ class PgIndexSpec:
     dim: int
     temperatures: tuple[float, ...] = (1.0,)
     index_type: str = "flat"
+    target_recall: float = 0.95
+
+
+#: HNSW search effort (hnsw.ef_search) and candidates re-ranked (R) at each step of the recall ladder.
+PG_LADDER = ((40, 32), (80, 32), (160, 64), (320, 128), (640, 256), (1000, 500))
+#: Stored items searched as queries when an HNSW index measures its recall (each a round trip to the server).
+PG_CALIBRATION_QUERIES = 50
 
 
 class PgVectorStore:
@@ -81,7 +91,8 @@ class PgVectorStore:
         self._lock = ReadWriteLock()  # close waits for the operations under way
         self._closed = False
         self._checked = False
-        self._recall: tuple[int, dict[str, float]] | None = None  # (count when measured, recall@10 per metric)
+        # (count when measured, the recall ladder of l2 and of ce at each temperature); kl ranks as ce does
+        self._calibrations: tuple[int, dict[tuple[str, float | None], Calibration]] | None = None
 
     @classmethod
     def create(cls, db: PgDatabase, spec: PgIndexSpec, *, distributed: bool = False) -> "PgVectorStore":
@@ -276,13 +287,28 @@ class PgVectorStore:
         if target_recall is not None and not 0 < target_recall <= 1:
             raise InvalidInputError(f"target_recall must be in (0, 1]; got {target_recall}")
         array = check_vectors(queries, self.dim, name="query logits", dtype=np.float64)
-        approximate = self.index_type == "hnsw" and metric in HNSW_METRICS and not exact
-        measured = self._recall[1].get(metric) if self._recall is not None else None
-        if approximate and target_recall is not None and (measured is None or measured < target_recall):
-            approximate = False
-        result = self._search(array, check_k(k), metric, check_temperature(temperature), filter, approximate)
-        result.exact, result.recall_at_10 = not approximate, measured if approximate else None
+        k, temperature = check_k(k), check_temperature(temperature)
+        step: tuple[int, int, float | None] | None = None  # (ef_search, R, recall@10 measured)
+        if self.index_type == "hnsw" and metric in HNSW_METRICS and not exact:
+            step = self._step(metric, temperature, self._spec.target_recall if target_recall is None else target_recall)
+        result = self._search(array, k, metric, temperature, filter, step)
+        result.exact, result.recall_at_10 = step is None, None if step is None else step[2]
         return result
+
+    def _step(self, metric: str, temperature: float, target: float) -> tuple[int, int, float | None] | None:
+        """The ladder step reaching `target` (None: none does, answer exactly); the default step, with no recall,
+        while the index has not measured one."""
+        measured = self._calibrations
+        if measured is None:
+            return HNSW_DEFAULT_EF, HNSW_MIN_WANTED, None
+        calibration = measured[1].get(("l2", None) if metric == "l2" else ("ce", temperature))
+        if calibration is None:
+            return None
+        i = calibration.first_reaching(target)
+        if i is None:
+            return None
+        ef, candidates, recall = calibration.steps[i]
+        return ef, candidates, recall
 
     def search_now(
         self,
@@ -300,24 +326,32 @@ class PgVectorStore:
         return None
 
     def _search(
-        self, queries: np.ndarray, k: int, metric: str, temperature: float, filter: Filter | None, approximate: bool
+        self,
+        queries: np.ndarray,
+        k: int,
+        metric: str,
+        temperature: float,
+        filter: Filter | None,
+        step: tuple[int, int, float | None] | None,
     ) -> SearchResult:
-        """Candidates from SQL (an HNSW graph when `approximate`, else a scan), re-ranked exactly in float64."""
+        """Candidates from SQL (an HNSW graph searched with the `step`'s ef_search and R, else a scan), re-ranked
+        exactly in float64."""
+        approximate = step is not None
         if approximate:
             column, operator = self._layout.graph_column_for(metric, temperature), "<->"
         else:
             column, operator = self._layout.column_for(metric, temperature)
         checked = check_filter(filter)
         where, params = statements.where(checked)
-        # HNSW orders candidates by float32 distances that cannot tell apart close CE values: fetch many more
-        # (at least 200) and let the exact re-rank pick the k best (CE recall@10 on digits: 0.67 -> 1.0).
-        wanted = max(k, min(HNSW_MAX_WANTED, max(HNSW_MIN_WANTED, 3 * k))) if approximate else k
+        # HNSW orders candidates by float32 distances that cannot tell apart close CE values: fetch R of them and
+        # let the exact re-rank pick the k best.
+        wanted = max(k, min(HNSW_MAX_WANTED, step[1])) if step is not None else k
 
         def work(conn: Connection) -> SearchResult:
             refuse_mixed_types(conn, self._layout, checked)
             source = SqlCandidates(conn, self._layout, column, operator, where, params, not approximate, temperature)
-            if approximate:
-                tune_hnsw(conn, wanted + max(wanted, 32))
+            if step is not None:
+                tune_hnsw(conn, max(step[0], wanted))
             top = [(keys[:k], values[:k]) for keys, values in exact_top(source, queries, wanted, metric, temperature)]
             ids = [[source.ids[key] for key in keys.tolist()] for keys, _ in top]
             metadata = source.metadata_of({item_id for row in ids for item_id in row})
@@ -330,35 +364,83 @@ class PgVectorStore:
         result: SearchResult = self._read(work)
         return result
 
-    def recall_at_10(self, num_queries: int = 20) -> dict[str, float] | None:
-        """For an HNSW index, the recall@10 of its approximate `l2` and `ce` searches against exact ones.
+    def recall_at_10(self) -> dict[str, float] | None:
+        """For an HNSW index, per metric (l2, ce; kl ranks as ce), the recall@10 measured at the step its searches use
+        (the lowest over its temperatures; the best measured where no step reaches the target); None for a flat
+        index or one with fewer than 11 items. Measured on demand (`calibrate`)."""
+        calibrations = self.calibrate()
+        if calibrations is None:
+            return None
+        recall: dict[str, float] = {}
+        for (metric, _), calibration in calibrations.items():
+            i = calibration.first_reaching(self._spec.target_recall)
+            value = calibration.steps[-1][2] if i is None else calibration.steps[i][2]
+            recall[metric] = min(recall.get(metric, 1.0), value)
+        return recall
 
-        The queries are stored items (a sample by hash of the id); each one's own hit is left out of both lists. The
-        value is cached until the count changes by a tenth. None for a flat index or one with fewer than 11 items.
+    def calibrate(self) -> dict[tuple[str, float | None], Calibration] | None:
+        """The recall ladder of the HNSW searches (`PG_LADDER`) against exact ones, for l2 and for ce at each
+        temperature, with stored items as queries (a sample by hash of the id; each one's own hit left out).
+
+        Cached until the count changes by a tenth. None for a flat index or one with fewer than 11 items.
         """
         if self.index_type != "hnsw":
             return None
         count = self.count()
-        cached = self._recall
+        cached = self._calibrations
         if cached is not None and abs(cached[0] - count) <= count // 10:
             return cached[1]
         if count < 11:
             return None
         rows = self._read(
-            lambda conn: conn.cursor(binary=True).execute(statements.sample(self._layout), (num_queries,)).fetchall()
+            lambda conn: (
+                conn.cursor(binary=True).execute(statements.sample(self._layout), (PG_CALIBRATION_QUERIES,)).fetchall()
+            )
         )
         own = [item_id for item_id, _ in rows]
         queries = np.array([logits.to_numpy() for _, logits in rows], dtype=np.float64)
-        recall = {}
-        for metric in ("l2", "ce"):
-            ann, exact = (self._search(queries, 11, metric, self.temperatures[0], None, a) for a in (True, False))
-            recall[metric] = recall_without_self(ann, exact, own)
-        self._recall = (count, recall)
-        return recall
+        calibrations: dict[tuple[str, float | None], Calibration] = {}
+        for metric, temperature in [("l2", None), *(("ce", t) for t in self.temperatures)]:
+            t = 1.0 if temperature is None else temperature
+            exact = [hits.ids for hits in self._search(queries, 11, metric, t, None, None).columns()]
+            steps = []
+            for ef, candidates in PG_LADDER:
+                found = self._search(queries, 11, metric, t, None, (ef, candidates, None)).columns()
+                steps.append((ef, candidates, recall_at_10([hits.ids for hits in found], exact, own)))
+                if steps[-1][2] >= 1.0:
+                    break
+            calibrations[(metric, temperature)] = Calibration(metric, temperature, steps, len(rows), count)
+        self._calibrations = (count, calibrations)
+        return calibrations
 
     def approximate_info(self) -> dict[str, Any] | None:
-        """None: an HNSW index here shows its recall in `recall_at_10`."""
-        return None
+        """An HNSW index's recall ladder per (metric, T) as last measured (`calibrate`), with the ef_search and R its
+        searches use for the target; None for a flat index."""
+        if self.index_type != "hnsw":
+            return None
+        info: dict[str, Any] = {"index_type": "hnsw", "target_recall": self._spec.target_recall}
+        measured = self._calibrations
+        info["status"] = "waiting" if measured is None else "ready"
+        rows = []
+        for (metric, temperature), calibration in (measured[1] if measured else {}).items():
+            i = calibration.first_reaching(self._spec.target_recall)
+            chosen = calibration.steps[i] if i is not None else None
+            rows.append(
+                {
+                    "metric": metric,
+                    "temperature": temperature,
+                    "recall_at_10": chosen[2] if chosen else calibration.steps[-1][2],
+                    "reaches_target": chosen is not None,
+                    "ef_search": chosen[0] if chosen else None,
+                    "candidates": chosen[1] if chosen else None,
+                    "measured_at": calibration.measured_at,
+                    "queries": calibration.queries,
+                    "items": calibration.items,
+                    "steps": [{"ef_search": e, "candidates": r, "recall_at_10": v} for e, r, v in calibration.steps],
+                }
+            )
+        info["recall"] = rows
+        return info
 
     def save(self, path: Path | None = None) -> None:
         """Nothing to do: every acknowledged write is committed in PostgreSQL."""
@@ -380,13 +462,3 @@ class PgVectorStore:
 def _item(row: tuple[Any, ...]) -> Item:
     item_id, logits, metadata = row
     return Item(item_id, logits.to_numpy().astype(np.float32), metadata)
-
-
-def recall_without_self(approximate: SearchResult, exact: SearchResult, own: list[str]) -> float:
-    """Mean share of each query's exact top 10 that the approximate search found, the query's own item left out
-    of both (searches for 11 with stored items as queries)."""
-    hits = []
-    for me, found, truth in zip(own, approximate.neighbors, exact.neighbors, strict=True):
-        true_ten = [n.id for n in truth if n.id != me][:10]
-        hits.append(len({n.id for n in found} & set(true_ten)) / 10)
-    return float(np.mean(hits))

@@ -19,6 +19,7 @@ from indexes.errors import (
 )
 from indexes.pg import PgDatabase, PgIndexSpec, PgOptions, PgVectorStore
 from indexes.pg.schema import Layout, create_statements
+from indexes.pg.store import PG_CALIBRATION_QUERIES
 from tests.helpers import brute_force
 from tests.postgres import PostgresServer, start_primary
 
@@ -125,20 +126,33 @@ def test_hnsw_reports_the_recall_it_delivers(pg_database: PgDatabase, rng: np.ra
         vectors = _clustered(rng, 1500)
         ids = [f"h{i}" for i in range(len(vectors))]
         store.upsert(ids, vectors, [{"part": i % 50} for i in range(len(vectors))])
+        before = store.search(vectors[:2], 5, metric="ce")
+        assert not before.exact and before.recall_at_10 is None  # approximate, and nothing measured yet to say
         recall = store.recall_at_10()
         assert recall is not None and set(recall) == {"l2", "ce"}
-        # The same measurement, independently: the 20 items first in md5 order, brute-force neighbours.
-        sample = sorted(range(len(ids)), key=lambda i: hashlib.md5(ids[i].encode()).hexdigest())[:20]
+        info = store.approximate_info()
+        assert info is not None and {(r["metric"], r["temperature"]) for r in info["recall"]} == {
+            ("l2", None),
+            ("ce", 1.0),
+        }
+        # The same measurement, independently: the 50 items first in md5 order, brute-force neighbours, searched at
+        # the step the index chose for its target (0.95).
+        sample = sorted(range(len(ids)), key=lambda i: hashlib.md5(ids[i].encode()).hexdigest())[
+            :PG_CALIBRATION_QUERIES
+        ]
         for metric, value in recall.items():
             truth = brute_force(metric, vectors[sample], vectors)
-            found = store.search(vectors[sample], 11, metric=metric).neighbors
+            result = store.search(vectors[sample], 11, metric=metric)
+            if result.exact:  # no step of the ladder reached the target: answered exactly, and said so
+                assert value < 0.95 and result.recall_at_10 is None
+                continue
             hits = [
                 len({n.id for n in row if n.id != ids[i]} & {ids[j] for j in np.argsort(truth[r])[:11] if j != i}) / 10
-                for r, (i, row) in enumerate(zip(sample, found, strict=True))
+                for r, (i, row) in enumerate(zip(sample, result.neighbors, strict=True))
             ]
-            assert value == pytest.approx(np.mean(hits)) and value >= 0.8, metric
+            assert value == result.recall_at_10 == pytest.approx(np.mean(hits)) and value >= 0.95, metric
         # Filtered HNSW searches keep scanning the graph (iterative scan): k come back when k match.
-        result = store.search(vectors[:3], 25, metric="ce", filter={"part": 7})
+        result = store.search(vectors[:3], 25, metric="ce", filter={"part": 7}, exact=False, target_recall=0.5)
         assert [len(row) for row in result.neighbors] == [25, 25, 25]
         truth = brute_force("ce", vectors[:3], vectors)
         for q, row in enumerate(result.neighbors):  # re-ranked exactly: the true values, sorted
