@@ -8,7 +8,7 @@ from indexes.metrics import SEARCH_METRICS, exact_distances
 from indexes.store import Filter, VectorStore
 
 from .errors import EvaluationConfigError
-from .metrics import spearman_rows
+from .ranking import spearman_rows
 
 
 @dataclass(frozen=True)

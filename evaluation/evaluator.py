@@ -15,7 +15,8 @@ from indexes.metrics import order_breaking_ties
 
 from .errors import EvaluationConfigError
 from .measures import RANKING_METRICS, TEMPERATURE_FREE, check_metrics, compute_distances, cross_entropy
-from .metrics import (
+from .options import MAX_K, check_temperatures
+from .ranking import (
     kendall_rows,
     label_precision_at_k,
     ndcg_at_k,
@@ -25,7 +26,6 @@ from .metrics import (
     recall_at_k,
     top_k,
 )
-from .options import MAX_K, check_temperatures
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class RetrievalEvaluator:
     For each query ``x`` and temperature T the ground truth is ``CE(softmax(x / T), softmax(z / T))`` over every
     item ``z``, computed by `evaluation.measures.cross_entropy`. Each metric's distances to the same items give
     per-query Spearman (all items) and Kendall (seeded samples of ``kendall_items`` items and ``kendall_queries``
-    queries) correlations with it, overlap@k, recall@k and nDCG@k against the CE top-k (see `evaluation.metrics`),
+    queries) correlations with it, overlap@k, recall@k and nDCG@k against the CE top-k (see `evaluation.ranking`),
     and label precision@k.
 
     Example:

@@ -10,7 +10,7 @@ import numpy.typing as npt
 from indexes.divergences import compute_divergence, compute_divergences
 
 from .measures import center_rows
-from .metrics import pearson_rows, spearman_rows
+from .ranking import pearson_rows, spearman_rows
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]

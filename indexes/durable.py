@@ -217,10 +217,6 @@ class DurableIndex:
             raise IndexCorruptedError(f"unknown log operation {record['op']!r} at seq {record['seq']}")
 
     @property
-    def manifest(self) -> IndexManifest:
-        return dataclasses.replace(self._manifest, count=self.count())
-
-    @property
     def name(self) -> str:
         return self._manifest.name
 

@@ -38,7 +38,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "isbe-hardtanh": {"loss": "isbe", "activation": "hardtanh"},
 }
 BASELINE = "ce-mean"
-ROW_KEYS = ("arch", "loss", "activation", "seed", "test_accuracy", "forward_s", "loss_s", "backward_s")
 
 
 @dataclass(frozen=True)
@@ -91,7 +90,8 @@ def run_comparison(config: ComparisonConfig, *, progress: bool = False) -> list[
         progress: Show a tqdm bar per run.
 
     Returns:
-        Rows with the keys of ``ROW_KEYS`` plus ``variant``, ``reduction``, ``label_smoothing``, ``gamma``,
+        Rows with the keys ``arch``, ``loss``, ``activation``, ``seed``, ``test_accuracy``, ``forward_s``, ``loss_s``,
+        ``backward_s``, plus ``variant``, ``reduction``, ``label_smoothing``, ``gamma``,
         ``epochs``, ``optimizer_s``, ``train_seconds``, median milliseconds per step (``forward_ms_median``,
         ``loss_ms_median``, ``backward_ms_median``, and ``step_ms_median`` of their per-step sum), ``l2_ce_spearman`` (mean per-query Spearman correlation
         between L2 and CE distances over the test split, see ``correlate_l2_with_ce``), ``p_inter_gt_intra`` and

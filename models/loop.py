@@ -4,18 +4,41 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 from torch import nn
 from tqdm import tqdm  # no stubs in the dev extra
 
 from .datasets import LabeledImages
-from .losses import Objective, create_objective
+from .losses import LossConfig, Objective, create_objective
 from .separability import SEPARABILITY_KEYS, separability
 
-if TYPE_CHECKING:
-    from .training import TrainConfig
+
+class LoopConfig(Protocol):
+    """What the loop reads of a training configuration (`training.TrainConfig` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def loss_config(self) -> LossConfig: ...
+
+    @property
+    def lr(self) -> float: ...
+
+    @property
+    def weight_decay(self) -> float: ...
+
+    @property
+    def seed(self) -> int: ...
+
+    @property
+    def epochs(self) -> int: ...
+
+    @property
+    def batch_size(self) -> int: ...
+
 
 logger = logging.getLogger(__name__)
 
@@ -49,7 +72,7 @@ class FitResult:
 
 
 def run_epochs(
-    module: nn.Module, data: LabeledImages, config: "TrainConfig", device: torch.device, progress: bool
+    module: nn.Module, data: LabeledImages, config: LoopConfig, device: torch.device, progress: bool
 ) -> FitResult:
     """Train ``module`` in place with AdamW on the train split; evaluate on the test split after every epoch.
 

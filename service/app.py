@@ -8,6 +8,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, FastAPI, Path
 from fastapi.concurrency import run_in_threadpool
+from fastapi.routing import APIRoute
 
 from indexes.device import configure_cpu, create_gpu_resources
 
@@ -18,10 +19,10 @@ from .config import Settings, get_settings
 from .dispatch import DirectRoutes
 from .errors import register_error_handlers
 from .limits import BodySizeLimit, RequestTimeout
-from .metrics import install_metrics
 from .routes import divergence, embed, evaluate, health, indexes, info, items, models, search
 from .routes.web import install_web
 from .schemas import ERROR_RESPONSES, ErrorResponse
+from .telemetry import install_metrics
 
 logger = logging.getLogger(__name__)
 
@@ -75,6 +76,15 @@ async def _model_in_path(model_name: Annotated[str, Path(description="Model name
     """Declares the `{model_name}` path parameter of /v1/models/{model_name}/embed for OpenAPI."""
 
 
+def operation_id(route: APIRoute) -> str:
+    """`<tag>-<handler>` (`search-search_neighbors`), readable in generated clients, instead of FastAPI's
+    `<handler>_<path>_<method>`; `-in_index` and `-with_model` for the same routes under an index or a model."""
+    name = f"{route.tags[0]}-{route.name}" if route.tags else route.name
+    if route.path.startswith("/v1/indexes/{index_name}/"):
+        return f"{name}-in_index"
+    return f"{name}-with_model" if route.path.startswith("/v1/models/{model_name}/") else name
+
+
 def create_app(settings: Settings | None = None, catalog: Catalog | None = None) -> FastAPI:
     """Build the app; nothing heavy happens until the lifespan starts.
 
@@ -90,6 +100,7 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         lifespan=lifespan,
         docs_url=None,  # served by routes.web with local assets instead of a CDN's
         redoc_url=None,
+        generate_unique_id_function=operation_id,
     )
     app.state.settings = settings or get_settings()
     app.state.opened_catalog = catalog

@@ -351,13 +351,6 @@ class Catalog:
 
     # -- models -------------------------------------------------------------------------------------------
 
-    @property
-    def default_model(self) -> str:
-        """The model of the default index (`LOGITSEARCH_MODEL` until that index exists)."""
-        with self._lock:
-            slot = self._slots.get(self.settings.index)
-        return slot.entry.model if slot is not None and slot.entry.model else self.settings.model
-
     def index_model(self, index: str) -> Classifier:
         """The model of index `index`, checked to be the one its store was opened against."""
         with self._lock:

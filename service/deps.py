@@ -16,10 +16,10 @@ from .catalog import Catalog
 from .config import Settings
 from .entries import IndexEntry
 from .errors import ServiceNotReadyError
-from .metrics import Metrics
+from .telemetry import Metrics
 
 
-async def get_settings(request: Request) -> Settings:
+async def request_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -79,7 +79,7 @@ async def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
-SettingsDep = Annotated[Settings, Depends(get_settings)]
+SettingsDep = Annotated[Settings, Depends(request_settings)]
 CatalogDep = Annotated[Catalog, Depends(get_catalog)]
 SpecDep = Annotated[ModelSpec, Depends(get_spec)]
 ClassifierDep = Annotated[Classifier, Depends(get_classifier)]

@@ -27,7 +27,7 @@ def check_batch(size: int, settings: Settings, what: str) -> None:
         )
 
 
-def check_k(k: int, settings: Settings) -> None:
+def check_max_k(k: int, settings: Settings) -> None:
     """Refuse `k` above `max_k`."""
     if k > settings.max_k:
         raise LimitExceededError(f"k = {k} is above the limit of {settings.max_k} (LOGITSEARCH_MAX_K)")

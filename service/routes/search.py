@@ -14,7 +14,7 @@ from models import Classifier
 
 from ..config import Settings
 from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep
-from ..inputs import check_batch, check_k, check_results, decode_one, decode_vectors, resolve_vectors
+from ..inputs import check_batch, check_max_k, check_results, decode_one, decode_vectors, resolve_vectors
 from ..responses import search_response
 from ..routing import OffLoopRoute
 from ..schemas import AgreementRequest, AgreementResponse, ErrorResponse, SearchRequest, SearchResponse, Temperature
@@ -45,7 +45,7 @@ async def search_neighbors(
 ) -> Response:
     """The k nearest stored items of each query, closest first."""
     check_batch(body.num_queries, settings, "queries")
-    check_k(body.k, settings)
+    check_max_k(body.k, settings)
     check_results(body.k, body.num_queries, settings)
     queries, result = None, None
     if body.queries is None or all(query.image is None and query.id is None for query in body.queries):
@@ -89,7 +89,7 @@ def search_image(
     temperature: Annotated[Temperature, Form()] = 1.0,
 ) -> Response:
     """Shortcut: the k nearest stored items of one uploaded image."""
-    check_k(k, settings)
+    check_max_k(k, settings)
     image = decode_one(file.file.read(settings.max_image_bytes + 1), settings, "file")
     result = index.search(classifier.logits_from_images([image]), k, metric=metric, temperature=temperature)
     metrics.queries.labels(index.name, metric).inc()
@@ -101,7 +101,7 @@ def check_search_agreement(
     body: AgreementRequest, classifier: ClassifierDep, index: IndexDep, settings: SettingsDep
 ) -> AgreementResponse:
     """Does the metric follow CE here: its top-k against the exact reference top-k for one query."""
-    check_k(body.k, settings)
+    check_max_k(body.k, settings)
     query = resolve_vectors([body.query], classifier, index, settings, where="query")[0]
     found = check_agreement(index, query, body.k, body.metric, body.reference, body.temperature, body.filter)
     return AgreementResponse.model_validate(found, from_attributes=True)

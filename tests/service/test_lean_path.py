@@ -9,7 +9,7 @@ from fastapi import routing as fastapi_routing
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from service.deps import get_settings
+from service.deps import request_settings
 
 
 @pytest.fixture
@@ -43,7 +43,7 @@ def routed(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
 def _through_fastapi(client: TestClient, path: str, bodies: list[dict[str, object]]) -> list[Response]:
     """The answers to `bodies` with a dependency overridden, which sends every request FastAPI's way."""
     overrides = client.app.dependency_overrides  # type: ignore[attr-defined]
-    overrides[get_settings] = get_settings
+    overrides[request_settings] = request_settings
     try:
         return [client.post(path, json=body) for body in bodies]
     finally:

@@ -62,3 +62,11 @@ def test_parse_errors_and_upload_sizes_are_documented() -> None:
     schema = OPENAPI["components"]["schemas"][upload["schema"]["$ref"].rsplit("/", 1)[1]]
     assert schema["properties"]["file"]["minLength"] == 1
     assert "507" in OPENAPI["paths"]["/v1/items"]["post"]["responses"]
+
+
+def test_operation_ids_are_readable_and_unique() -> None:
+    operations = [op for path in OPENAPI["paths"].values() for op in path.values()]
+    ids = [op["operationId"] for op in operations]
+    assert len(ids) == len(set(ids))
+    assert "search-search_neighbors" in ids and "search-search_neighbors-in_index" in ids
+    assert "embed-embed_images-with_model" in ids and all("_post" not in i and "_get" not in i for i in ids)

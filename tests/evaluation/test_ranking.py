@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from evaluation.metrics import (
+from evaluation.ranking import (
     kendall_rows,
     label_precision_at_k,
     ndcg_at_k,
