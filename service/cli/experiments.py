@@ -5,7 +5,16 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .options import add_settings_flags, floats, ints, require_matplotlib, settings_from_args, strings
+from .options import (
+    INDEX_SETTINGS,
+    TRAIN_SETTINGS,
+    add_settings_flags,
+    floats,
+    ints,
+    require_matplotlib,
+    settings_from_args,
+    strings,
+)
 
 logger = logging.getLogger("service.cli")
 
@@ -56,11 +65,11 @@ def add_train_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--label-smoothing", type=float, help="target blurring in [0, 1) (default 0)")
     train.add_argument("--class-weights", type=floats, help="comma-separated positive weight per class")
     train.add_argument("--gamma", type=float, help="focal loss gamma >= 0 (default 2)")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--seed", type=int)
-    add_settings_flags(train)
+    train.add_argument("--epochs", type=int, help="passes over the train split (default 30)")
+    train.add_argument("--batch-size", type=int, help="images per optimiser step (default 64)")
+    train.add_argument("--lr", type=float, help="AdamW learning rate (default 0.001)")
+    train.add_argument("--seed", type=int, help="seeds weight init, dropout and shuffling (default 0)")
+    add_settings_flags(train, TRAIN_SETTINGS)
 
 
 def compare_training(args: argparse.Namespace) -> int:
@@ -139,4 +148,4 @@ def add_evaluate_options(evaluate: argparse.ArgumentParser) -> None:
         "--kendall-items", type=int, help="Kendall tau over a sample of this many items; default 2000"
     )
     evaluate.add_argument("--num-pairs", type=int, help="random pairs for the measure correlations; default 10000")
-    add_settings_flags(evaluate)
+    add_settings_flags(evaluate, INDEX_SETTINGS)

