@@ -1,5 +1,6 @@
 """The CLI in-process through `main([...])`: index a folder of images, train a model, settings flags."""
 
+import logging
 import os
 from pathlib import Path
 
@@ -168,6 +169,41 @@ def test_cli_refuses_an_index_another_process_owns(settings: Settings, caplog: p
         assert holder.store("default").count() == 1797  # the rebuild did not touch it
     finally:
         holder.close()
+
+
+def test_a_second_serve_on_the_data_dir_exits_at_once_naming_the_first(
+    settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from service.cli.serving import hold_data_dir
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server: None)  # were it to start, it would return at once
+    first = hold_data_dir(settings)  # as the first `serve` does
+    try:
+        assert main(["serve", "--data-dir", str(settings.data_dir), "--device", "cpu", "--port", "9"]) == 2
+        assert f"data directory {settings.data_dir} (served) is in use by process {os.getpid()}" in _last_error(caplog)
+    finally:
+        first.release()
+
+
+def test_indexes_list_beside_a_running_service_shows_its_indexes_as_served(
+    settings: Settings, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.catalog import Catalog
+    from service.cli.serving import hold_data_dir
+
+    owner, service = hold_data_dir(settings), Catalog(settings)
+    service.open()  # the data directory and its indexes held as `serve` holds them
+    try:
+        assert main(["indexes", "list", "--data-dir", str(settings.data_dir)]) == 0
+    finally:
+        service.close()
+        owner.release()
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[1].split()[:3] == ["default", "digits-cnn", "faiss"], rows
+    assert rows[1].endswith(f"served by process {os.getpid()}"), rows
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_training_into_a_model_being_trained_is_refused(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
