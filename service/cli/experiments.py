@@ -5,6 +5,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
+from ..config import Settings
 from .options import (
     INDEX_SETTINGS,
     TRAIN_SETTINGS,
@@ -39,6 +40,8 @@ def train_model(args: argparse.Namespace) -> int:
         data = load_dataset(config.data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
         device = resolve_device(settings.device)
         with training_lock(settings.models_dir, config.name):
+            if not _may_replace(settings, config.name, args.force):
+                return 2
             classifier = train_classifier(config, settings.models_dir, device=device, data=data)
     except TrainingConfigError as e:
         logger.error("cannot train %s: %s", args.name, e)
@@ -51,10 +54,43 @@ def train_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _may_replace(settings: Settings, name: str, force: bool) -> bool:
+    """Whether model `name` may be trained over: it is absent, no index holds its logits, or `force`, in which
+    case its weights are kept aside first and the indexes bound to it stay unavailable until rebuilt."""
+    from models import model_exists
+    from models.classifier import keep_model_copy
+
+    from ..entries import bound_indexes
+
+    bound = bound_indexes(settings.indexes_dir, name) if model_exists(settings.models_dir, name) else []
+    if not bound:
+        return True
+    indexes = ("index " if len(bound) == 1 else "indexes ") + ", ".join(repr(index) for index in bound)
+    if not force:
+        logger.error(
+            "model %r exists and %s holds its logits; train under another --name, or add --force to replace "
+            "it (its weights are kept under %s, and %s stays unavailable until rebuilt)",
+            name, indexes, settings.models_dir / "replaced", indexes,
+        )  # fmt: skip
+        return False
+    kept = keep_model_copy(settings.models_dir, name)
+    logger.warning(
+        "replacing model %r: its weights are kept in %s; %s holds their logits and is unavailable until "
+        "rebuilt (logitsearch index --index NAME --rebuild) or until those files are copied back",
+        name, kept, indexes,
+    )  # fmt: skip
+    return True
+
+
 def add_train_options(train: argparse.ArgumentParser) -> None:
     from models.losses import ACTIVATIONS, LOSS_NAMES, REDUCTIONS
 
     train.add_argument("--name", required=True, help="model name: DATA_DIR/models/NAME.safetensors + NAME.json")
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a model that indexes are bound to (its weights are kept under DATA_DIR/models/replaced/)",
+    )
     train.add_argument(
         "--data", help="'digits' (default), 'fashion-mnist' (Debian's package) or a folder of one sub-folder per class"
     )

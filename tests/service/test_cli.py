@@ -206,6 +206,30 @@ def test_indexes_list_beside_a_running_service_shows_its_indexes_as_served(
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+def test_train_over_a_model_an_index_is_bound_to_needs_force_and_keeps_the_old_weights(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from service.catalog import Catalog
+
+    weights = settings.models_dir / "digits-cnn.safetensors"
+    old = weights.read_bytes()
+    train = ["train", "--name", "digits-cnn", "--arch", "mlp", "--epochs", "1", "--data-dir", str(settings.data_dir)]
+    assert main(train) == 2
+    assert "index 'default' holds its logits" in _last_error(caplog) and "--force" in _last_error(caplog)
+    assert weights.read_bytes() == old
+    assert main([*train, "--force"]) == 0
+    assert weights.read_bytes() != old
+    (kept,) = (settings.models_dir / "replaced").iterdir()
+    assert (kept / "digits-cnn.safetensors").read_bytes() == old and (kept / "digits-cnn.json").is_file()
+    catalog = Catalog(settings)
+    catalog.open()  # the index of the old weights is not served with the new ones
+    try:
+        (status,) = catalog.statuses()
+        assert status.reason is not None and "--rebuild" in status.reason
+    finally:
+        catalog.close()
+
+
 def test_training_into_a_model_being_trained_is_refused(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     from service.bootstrap import training_lock
 
