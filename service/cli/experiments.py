@@ -124,7 +124,7 @@ def compare_training(args: argparse.Namespace) -> int:
         f"logitsearch compare-training --out {args.out} --seeds {','.join(map(str, config.seeds))} "
         f"--epochs {config.epochs} --archs {','.join(config.archs)} --data {config.data}"
     )
-    paths = write_report(run_comparison(config), config, args.out, command=command)
+    paths = write_report(run_comparison(config, progress=True), config, args.out, command=command)
     logger.info("wrote %s", ", ".join(str(p) for p in paths))
     return 0
 
