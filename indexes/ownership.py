@@ -49,6 +49,28 @@ class OwnerLock:
             self._fd = None
 
 
+def lock_holder(path: Path) -> str | None:
+    """The process id (as text) recorded in the lock file `path` while an `OwnerLock` holds it, else None.
+
+    Only looks: the file is neither created nor written, and no lock is kept.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError as exc:
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+                raise
+            return _read_holder(fd)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return None
+    finally:
+        os.close(fd)
+
+
 def _read_holder(fd: int) -> str:
     try:
         text = os.pread(fd, 32, 0).decode(errors="replace").strip()

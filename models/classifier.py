@@ -5,6 +5,7 @@ import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -166,6 +167,22 @@ def read_spec(models_dir: Path, name: str) -> ModelSpec:
     if not model_exists(models_dir, name):
         raise ModelNotFoundError(f"no model {name!r} in {models_dir}; train it with `logitsearch train --name {name}`")
     return _read_spec(_spec_path(models_dir, name), name)
+
+
+def keep_model_copy(models_dir: Path, name: str) -> Path:
+    """Copy the saved model ``name`` into ``models_dir/replaced/NAME-<sha256[:12]>/`` before it is overwritten.
+
+    The copy is a models directory of its own: copying its two files back into ``models_dir`` restores them.
+
+    Returns:
+        The directory that holds the copy.
+    """
+    spec = read_spec(models_dir, name)
+    kept = models_dir / "replaced" / f"{name}-{spec.sha256[:12]}"
+    kept.mkdir(parents=True, exist_ok=True)
+    for path in (_weights_path(models_dir, name), _spec_path(models_dir, name)):
+        shutil.copy2(path, kept / path.name)
+    return kept
 
 
 def saved_model_names(models_dir: Path) -> list[str]:

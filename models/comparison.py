@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from scipy.spatial.distance import cdist
 from scipy.stats import spearmanr
+from tqdm import tqdm
 
 from .datasets import LabeledImages, load_dataset
 from .errors import TrainingConfigError
@@ -87,7 +88,7 @@ def run_comparison(config: ComparisonConfig, *, progress: bool = False) -> list[
 
     Args:
         config: What to compare.
-        progress: Show a tqdm bar per run.
+        progress: Show a tqdm bar over the runs and one within each run (when stderr is a terminal).
 
     Returns:
         Rows with the keys ``arch``, ``loss``, ``activation``, ``seed``, ``test_accuracy``, ``forward_s``, ``loss_s``,
@@ -102,7 +103,8 @@ def run_comparison(config: ComparisonConfig, *, progress: bool = False) -> list[
         warm_up = replace(config.train_config(arch, BASELINE, 0), epochs=1)
         fit_classifier(warm_up, data)
     rows = []
-    for seed, arch, variant in _runs(config):
+    runs = tqdm(list(_runs(config)), desc="compare-training", unit="run", disable=None if progress else True)
+    for seed, arch, variant in runs:
         rows.append(_run_one(config.train_config(arch, variant, seed), variant, data, progress))
         logger.info("%s %s seed %d: test accuracy %.4f", arch, variant, seed, rows[-1]["test_accuracy"])
     return rows

@@ -81,7 +81,7 @@ def run_epochs(
         data: Dataset with its split.
         config: Training options (objective, epochs, batch size, optimiser, seed for shuffling).
         device: Where training runs.
-        progress: Show a tqdm bar over epochs.
+        progress: Show a tqdm bar over the batches of every epoch (when stderr is a terminal).
 
     Returns:
         The result (``seconds`` left at 0 for the caller to fill in).
@@ -94,17 +94,32 @@ def run_epochs(
     clock = _clock(device)
     step_seconds: dict[str, list[float]] = {phase: [] for phase in TIMED_PHASES}
     trajectory: list[dict[str, Any]] = []
-    bar = tqdm(range(1, config.epochs + 1), desc=f"train {config.name}", unit="epoch", disable=not progress)
-    for epoch in bar:
+    num_batches = -(-len(train_y) // config.batch_size)
+    # One bar over every batch of every epoch; disable=None: shown only on a terminal. leave=None: a bar nested
+    # in another (compare-training's runs) goes away when done.
+    bar = tqdm(
+        total=config.epochs * num_batches,
+        desc=f"train {config.name}",
+        unit="batch",
+        disable=None if progress else True,
+        leave=None,
+    )
+    for epoch in range(1, config.epochs + 1):
         module.train()
         total = 0.0
         for batch in torch.split(torch.randperm(len(train_y), generator=shuffle), config.batch_size):
             batch = batch.to(device)
             total += _train_step(module, objective, optimizer, (train_x[batch], train_y[batch]), clock, step_seconds)
+            bar.update(1)
         entry = {"epoch": epoch, "train_loss": total / len(train_y), **evaluate_logits(module, test_x, test_y)}
         trajectory.append(entry)
-        bar.set_postfix(loss=f"{entry['train_loss']:.4f}", test_acc=f"{entry['test_accuracy']:.4f}")
+        bar.set_postfix(
+            epoch=f"{epoch}/{config.epochs}",
+            loss=f"{entry['train_loss']:.4f}",
+            test_acc=f"{entry['test_accuracy']:.4f}",
+        )
         logger.debug("epoch %d/%d: %s", epoch, config.epochs, entry)
+    bar.close()
     module.eval()
     timings = {phase: sum(seconds) for phase, seconds in step_seconds.items()}
     return FitResult(module, trajectory, timings, torch.get_num_threads(), step_seconds)

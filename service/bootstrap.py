@@ -2,6 +2,8 @@
 
 import importlib
 import logging
+import os
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -43,12 +45,22 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".bmp", ".gif"}
 
 
 def import_plugins(names: list[str]) -> None:
-    """Import the modules named in `LOGITSEARCH_PLUGINS`, e.g. ones whose `@register_model` adds architectures."""
+    """Import the modules named in `LOGITSEARCH_PLUGINS`, e.g. ones whose `@register_model` adds architectures.
+
+    They are looked up on `sys.path` and in the working directory, as `python -m` would (the `logitsearch`
+    script alone does not put the working directory on `sys.path`).
+    """
+    cwd = os.getcwd()
+    if names and cwd not in sys.path and "" not in sys.path:
+        sys.path.append(cwd)
     for name in names:
         try:
             importlib.import_module(name)
         except ImportError as exc:
-            raise ModelError(f"cannot import plugin module {name!r} (LOGITSEARCH_PLUGINS): {exc}") from exc
+            raise ModelError(
+                f"cannot import plugin module {name!r} (LOGITSEARCH_PLUGINS): {exc}; run from the folder that "
+                f"holds {name.replace('.', '/')}.py or put that folder on PYTHONPATH"
+            ) from exc
         logger.info("imported plugin module %r", name)
 
 

@@ -80,13 +80,16 @@ class Catalog:
 
     # -- opening and closing ------------------------------------------------------------------------------
 
-    def open(self, names: Collection[str] | None = None) -> None:
-        """Open the indexes on disk (only `names`, when given); remove what unfinished creates and drops left."""
+    def open(self, names: Collection[str] | None = None, clean: bool = True) -> None:
+        """Open the indexes on disk (only `names`, when given); remove what unfinished creates and drops left,
+        unless `clean` is False (a running service may be creating or dropping them now)."""
         import_plugins(self.settings.plugins)
         if self._database is None:
             self._database = open_database(self.settings)
         self.indexes_dir.mkdir(parents=True, exist_ok=True)
         for path in sorted(self.indexes_dir.iterdir()):
+            if path.name.startswith((_CREATING, _DROPPED)) and not clean:
+                continue
             if path.name.startswith((_CREATING, _DROPPED)):
                 logger.info("removing %s, left by a create or drop that did not finish", path)
                 shutil.rmtree(path, ignore_errors=True)
@@ -318,9 +321,10 @@ class Catalog:
             slot = self._slot(name)
         return self._status(slot, measure=True)
 
-    def statuses(self) -> list[IndexStatus]:
+    def statuses(self, adopt: bool = True) -> list[IndexStatus]:
+        """Every index as listed; with `adopt`, those created on disk by another process since `open` too."""
         with self._lock:
-            for name in self._created_elsewhere():
+            for name in self._created_elsewhere() if adopt else []:
                 try:
                     self._adopt(name)
                 except IndexUnavailableError:

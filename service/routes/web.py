@@ -1,9 +1,11 @@
 """The web page (`GET /`, `/ui/...`) and the API docs (`/docs`, `/redoc`), served from installed files only.
 
 The page is plain HTML, CSS and JavaScript modules under `service/web/`; the docs' Swagger UI and ReDoc
-bundles come from the `fastapi-offline` package. Nothing is fetched from a CDN, so both work offline.
+bundles come from the `fastapi-offline` package. Nothing is fetched from a CDN, so both work offline: ReDoc's
+bundle draws its sidebar logo from cdn.redoc.ly, so `/docs/redoc.js` serves it with the local favicon instead.
 """
 
+from functools import lru_cache
 from importlib.resources import files
 from pathlib import Path
 
@@ -16,6 +18,8 @@ from starlette.types import Scope
 
 WEB_DIR = Path(__file__).resolve().parent.parent / "web"
 DOCS_ASSETS = "/docs/assets"
+#: What ReDoc's bundle loads from a CDN (its "API docs by Redocly" logo), and the local file drawn instead.
+REDOC_CDN_LOGO, REDOC_LOCAL_LOGO = "https://cdn.redoc.ly/redoc/logo-mini.svg", f"{DOCS_ASSETS}/favicon.png"
 #: The page runs only its own scripts and styles and talks only to this service.
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -69,10 +73,22 @@ def get_redoc() -> HTMLResponse:
     return get_redoc_html(
         openapi_url="/openapi.json",
         title="logit-search - API reference",
-        redoc_js_url=f"{DOCS_ASSETS}/redoc.standalone.js",
+        redoc_js_url="/docs/redoc.js",
         redoc_favicon_url=f"{DOCS_ASSETS}/favicon.png",
         with_google_fonts=False,
     )
+
+
+@router.get("/docs/redoc.js")
+def get_redoc_script() -> Response:
+    """ReDoc's bundle with its one CDN image replaced by a local one."""
+    return Response(_redoc_script(), media_type="text/javascript", headers={"Cache-Control": "no-cache"})
+
+
+@lru_cache(maxsize=1)
+def _redoc_script() -> bytes:
+    bundle = (docs_assets_dir() / "redoc.standalone.js").read_text(encoding="utf-8")
+    return bundle.replace(REDOC_CDN_LOGO, REDOC_LOCAL_LOGO).encode()
 
 
 def install_web(app: FastAPI) -> None:

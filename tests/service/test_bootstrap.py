@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 from models import ModelError, ModelNotFoundError, ModelSpec, create_model, save_classifier
-from service.bootstrap import load_model
+from service.bootstrap import import_plugins, load_model
 from service.catalog import Catalog
 from service.config import Settings
 
@@ -58,8 +58,20 @@ def test_plugin_module_registers_a_servable_model(tmp_path: Path, monkeypatch: p
 
 
 def test_unknown_plugin_fails_clearly(tmp_path: Path) -> None:
-    with pytest.raises(ModelError, match="no_such_module"):
+    with pytest.raises(ModelError, match="no_such_module.*put that folder on PYTHONPATH"):
         load_model(Settings(data_dir=tmp_path, plugins=["no_such_module"]))
+
+
+def test_import_plugins_finds_a_plugin_in_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "cwd_plugin.py").write_text("LOADED = True\n")
+    monkeypatch.chdir(tmp_path)
+    # As under the `logitsearch` script, which puts its own folder on sys.path, not the working directory.
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    monkeypatch.delitem(sys.modules, "cwd_plugin", raising=False)
+    import_plugins(["cwd_plugin"])
+    assert sys.modules.pop("cwd_plugin").LOADED
 
 
 def test_missing_custom_model_says_how_to_train(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """The CLI in-process through `main([...])`: index a folder of images, train a model, settings flags."""
 
+import logging
 import os
 from pathlib import Path
 
@@ -127,6 +128,36 @@ def test_cli_errors_are_one_line_and_exit_2(
     assert "index" in _last_error(caplog)
 
 
+def test_cli_settings_and_usage_errors_are_one_line_and_exit_2(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["serve", "--port", "70000", "--data-dir", str(tmp_path)]) == 2
+    message = _last_error(caplog)
+    assert "--port (LOGITSEARCH_PORT): Input should be less than or equal to 65535" in message
+    assert "pydantic.dev" not in message and "type=" not in message
+    with pytest.raises(SystemExit) as raised:
+        main(["search", "--logits", "1,two", "--url", "http://127.0.0.1:9"])
+    assert raised.value.code == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--logits" in error and error.startswith("logitsearch search: error:")
+
+
+def test_cli_help_lists_only_the_commands_options_with_defaults_and_choices(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    helps = {}
+    for command in (["train"], ["search"], ["index"], ["indexes", "list"], ["models", "list"], ["serve"]):
+        with pytest.raises(SystemExit):
+            main([*command, "--help"])
+        helps[" ".join(command)] = " ".join(capsys.readouterr().out.split())  # unwrapped
+    assert "--port" not in helps["train"] and "--pg-url" not in helps["train"] and "--api-key" not in helps["index"]
+    assert "--device {auto,cpu,cuda}" in helps["train"] and "(default: auto; LOGITSEARCH_DEVICE)" in helps["train"]
+    assert "--metric {l2," in helps["search"] and "(default: 10)" in helps["search"]
+    assert "(default: 256)" in helps["index"] and "--model MODEL" in helps["index"]
+    assert "--device" not in helps["indexes list"] and "--device" not in helps["models list"]
+    assert "--port PORT" in helps["serve"] and "(default: 8000; LOGITSEARCH_PORT)" in helps["serve"]
+
+
 def test_cli_refuses_an_index_another_process_owns(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     from service.catalog import Catalog
 
@@ -138,6 +169,65 @@ def test_cli_refuses_an_index_another_process_owns(settings: Settings, caplog: p
         assert holder.store("default").count() == 1797  # the rebuild did not touch it
     finally:
         holder.close()
+
+
+def test_a_second_serve_on_the_data_dir_exits_at_once_naming_the_first(
+    settings: Settings, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import uvicorn
+
+    from service.cli.serving import hold_data_dir
+
+    monkeypatch.setattr(uvicorn.Server, "run", lambda server: None)  # were it to start, it would return at once
+    first = hold_data_dir(settings)  # as the first `serve` does
+    try:
+        assert main(["serve", "--data-dir", str(settings.data_dir), "--device", "cpu", "--port", "9"]) == 2
+        assert f"data directory {settings.data_dir} (served) is in use by process {os.getpid()}" in _last_error(caplog)
+    finally:
+        first.release()
+
+
+def test_indexes_list_beside_a_running_service_shows_its_indexes_as_served(
+    settings: Settings, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from service.catalog import Catalog
+    from service.cli.serving import hold_data_dir
+
+    owner, service = hold_data_dir(settings), Catalog(settings)
+    service.open()  # the data directory and its indexes held as `serve` holds them
+    try:
+        assert main(["indexes", "list", "--data-dir", str(settings.data_dir)]) == 0
+    finally:
+        service.close()
+        owner.release()
+    rows = capsys.readouterr().out.splitlines()
+    assert rows[1].split()[:3] == ["default", "digits-cnn", "faiss"], rows
+    assert rows[1].endswith(f"served by process {os.getpid()}"), rows
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_train_over_a_model_an_index_is_bound_to_needs_force_and_keeps_the_old_weights(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    from service.catalog import Catalog
+
+    weights = settings.models_dir / "digits-cnn.safetensors"
+    old = weights.read_bytes()
+    train = ["train", "--name", "digits-cnn", "--arch", "mlp", "--epochs", "1", "--data-dir", str(settings.data_dir)]
+    assert main(train) == 2
+    assert "index 'default' holds its logits" in _last_error(caplog) and "--force" in _last_error(caplog)
+    assert weights.read_bytes() == old
+    assert main([*train, "--force"]) == 0
+    assert weights.read_bytes() != old
+    (kept,) = (settings.models_dir / "replaced").iterdir()
+    assert (kept / "digits-cnn.safetensors").read_bytes() == old and (kept / "digits-cnn.json").is_file()
+    catalog = Catalog(settings)
+    catalog.open()  # the index of the old weights is not served with the new ones
+    try:
+        (status,) = catalog.statuses()
+        assert status.reason is not None and "--rebuild" in status.reason
+    finally:
+        catalog.close()
 
 
 def test_training_into_a_model_being_trained_is_refused(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:

@@ -2,7 +2,9 @@
 
 import json
 import logging
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -99,3 +101,59 @@ def test_train_image_folder_applies_image_limits(tmp_path: Path, caplog: pytest.
     with caplog.at_level(logging.ERROR):
         assert main([*args, "--data-dir", str(tmp_path)]) == 2
     assert "left/0.png" in caplog.text and "limit is 10" in caplog.text
+
+
+class _Bars:
+    """Stands in for tqdm and records every bar: its options, and the units it advanced by."""
+
+    def __init__(self) -> None:
+        self.bars: list[dict[str, Any]] = []
+
+    def __call__(self, iterable: Any = None, **options: Any) -> "_Bars._Bar":
+        bar = _Bars._Bar(iterable, options)
+        self.bars.append(bar.__dict__)
+        return bar
+
+    class _Bar:
+        def __init__(self, iterable: Any, options: dict[str, Any]) -> None:
+            self.iterable, self.options, self.done = iterable, options, 0
+
+        def __iter__(self) -> Iterator[Any]:
+            for item in self.iterable:
+                yield item
+                self.done += 1
+
+        def update(self, n: int = 1) -> None:
+            self.done += n
+
+        def set_postfix(self, **values: Any) -> None:
+            pass
+
+        def close(self) -> None:
+            pass
+
+
+def test_train_shows_progress_within_epochs_on_a_terminal_only(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = ["train", "--name", "quick", "--arch", "mlp", "--epochs", "2", "--batch-size", "100"]
+    assert main([*args, "--data-dir", str(tmp_path / "plain")]) == 0
+    assert "%|" not in capsys.readouterr().err  # stderr is not a terminal here: no bar
+    bars = _Bars()
+    monkeypatch.setattr("models.loop.tqdm", bars)
+    assert main([*args, "--data-dir", str(tmp_path / "recorded")]) == 0
+    (bar,) = bars.bars
+    batches = -(-1437 // 100)  # the digits' train split in batches of 100
+    assert bar["options"]["total"] == bar["done"] == 2 * batches and bar["options"]["disable"] is None
+
+
+def test_compare_training_shows_progress_over_and_within_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runs, steps = _Bars(), _Bars()
+    monkeypatch.setattr("models.comparison.tqdm", runs)
+    monkeypatch.setattr("models.loop.tqdm", steps)
+    args = ["compare-training", "--out", str(tmp_path / "out"), "--seeds", "0", "--epochs", "1", "--archs", "mlp"]
+    assert main([*args, "--variants", "ce-mean,isbe-softmax"]) == 0
+    (bar,) = runs.bars
+    assert bar["done"] == 2 and bar["options"]["disable"] is None
+    shown = [bar for bar in steps.bars if bar["options"]["disable"] is None]  # not the untimed warm-up
+    assert len(shown) == 2 and all(bar["done"] == bar["options"]["total"] > 0 for bar in shown)

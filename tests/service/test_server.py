@@ -67,7 +67,9 @@ def test_add_search_restart_keeps_items(settings: Settings, rng: np.random.Gener
         assert after == before
 
 
-def test_cli_search_prints_table(settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_search_prints_table(
+    settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> None:
     image = tmp_path / "query.png"
     image.write_bytes(digit_png(9))
     with serving(settings) as url:
@@ -75,4 +77,9 @@ def test_cli_search_prints_table(settings: Settings, tmp_path: Path, capsys: pyt
         table = capsys.readouterr().out.splitlines()
         assert table[0].split() == ["rank", "distance", "id", "metadata"]
         assert table[1].split()[:3] == ["1", "0.0000", "digits-9"] and len(table) == 4
-        assert main(["search", "--id", "nope", "--url", url]) == 1
+        for failing, said in ((["--id", "nope"], "404"), (["--id", "digits-1", "-k", "0"], "422 body.k: ")):
+            caplog.clear()
+            assert main(["search", *failing, "--url", url]) == 2
+            errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+            assert len(errors) == 1 and said in errors[0] and "\n" not in errors[0], errors
+            assert "{" not in errors[0] and "type=" not in errors[0]  # no JSON or pydantic dump

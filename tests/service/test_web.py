@@ -29,6 +29,16 @@ def test_the_docs_use_local_assets_only(client: TestClient) -> None:
     assert "SwaggerUIBundle" in client.get("/docs/assets/swagger-ui-bundle.js").text
 
 
+def test_redoc_loads_nothing_from_a_cdn(client: TestClient) -> None:
+    scripts = re.findall(r'<script src="([^"]+)"', client.get("/redoc").text)
+    assert scripts
+    for path in scripts:
+        assert path.startswith("/"), path
+        script = client.get(path)
+        assert script.status_code == 200 and "redoc" in script.text.lower(), path
+        assert "cdn.redoc.ly" not in script.text and "fonts.googleapis" not in script.text, path
+
+
 def test_with_a_key_the_page_is_open_and_the_api_and_docs_are_not(settings: Settings) -> None:
     keyed = Settings(**(settings.model_dump() | {"api_key": "k"}))
     with TestClient(create_app(keyed)) as anonymous:
