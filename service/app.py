@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, FastAPI, Path
+from fastapi import Depends, FastAPI, Path
 from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute
 
@@ -16,7 +16,6 @@ from . import __version__
 from .access import AccessControl
 from .catalog import Catalog
 from .config import Settings, get_settings
-from .dispatch import DirectRoutes
 from .errors import register_error_handlers
 from .limits import BodySizeLimit, RequestTimeout
 from .routes import divergence, embed, evaluate, health, indexes, info, items, models, search
@@ -107,10 +106,8 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     register_error_handlers(app)
     app.include_router(health.router)
     install_web(app)
-    mounts: list[tuple[str, APIRouter]] = []
     for module in (info, embed, items, search, divergence, evaluate, indexes, models):
         app.include_router(module.router, prefix="/v1", responses=ERROR_RESPONSES)
-        mounts.append(("/v1", module.router))
     # The same routers again under an index or a model: the dependencies read the name from the path, so
     # `/v1/indexes/{index_name}/search` runs the very handler of `/v1/search`, on that index.
     for module in (items, search, evaluate):
@@ -120,7 +117,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
             dependencies=[Depends(_index_in_path)],
             responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse, "description": "No index of that name"}},
         )
-        mounts.append(("/v1/indexes/{index_name}", module.router))
     app.include_router(
         embed.router,
         prefix="/v1/models/{model_name}",
@@ -128,7 +124,6 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         responses={**ERROR_RESPONSES, 404: {"model": ErrorResponse, "description": "No model of that name"}},
     )
     # Each middleware added wraps the ones before it: metrics, added last, see the limits' 413 and 503 too.
-    app.add_middleware(DirectRoutes, mounts=mounts)
     app.add_middleware(BodySizeLimit, max_bytes=app.state.settings.max_body_bytes)
     app.add_middleware(RequestTimeout, seconds=app.state.settings.request_timeout_s)
     app.add_middleware(AccessControl, settings=app.state.settings)  # keys and Host before any body is read
