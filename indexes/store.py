@@ -7,7 +7,7 @@ the same protocol. Nothing here depends on FAISS types.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -156,22 +156,6 @@ class VectorStore(Protocol):
         `target_recall` asks it for another recall@10 than its own target."""
         ...
 
-    def search_now(
-        self,
-        queries: np.ndarray,
-        k: int,
-        *,
-        metric: str = "l2",
-        temperature: float = 1.0,
-        filter: Filter | None = None,
-        exact: bool = False,
-        target_recall: float | None = None,
-        max_values: int,
-    ) -> SearchResult | None:
-        """`search`, when it can run at once without waiting (on a lock, the disk or a server) and scans at most
-        `max_values` stored values (items x classes x queries); else None, having done nothing."""
-        ...
-
     def save(self, path: Path | None = None) -> None: ...
 
     def recall_at_10(self) -> dict[str, float] | None:
@@ -188,4 +172,26 @@ class VectorStore(Protocol):
 
         Operations under way finish first; later ones raise `IndexClosedError`.
         """
+        ...
+
+
+@runtime_checkable
+class InlineSearch(Protocol):
+    """A store that can answer a small search at once, without a thread (the FAISS store): the service then answers
+    it on the event loop."""
+
+    def search_now(
+        self,
+        queries: np.ndarray,
+        k: int,
+        *,
+        metric: str = "l2",
+        temperature: float = 1.0,
+        filter: Filter | None = None,
+        exact: bool = False,
+        target_recall: float | None = None,
+        max_values: int,
+    ) -> SearchResult | None:
+        """`VectorStore.search`, when it can run at once without waiting (on a lock, the disk or a server) and scans at most
+        `max_values` stored values (items x classes x queries); else None, having done nothing."""
         ...

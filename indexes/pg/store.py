@@ -310,21 +310,6 @@ class PgVectorStore:
         ef, candidates, recall = calibration.steps[i]
         return ef, candidates, recall
 
-    def search_now(
-        self,
-        queries: Any,
-        k: int,
-        *,
-        metric: str = "l2",
-        temperature: float = 1.0,
-        filter: Filter | None = None,
-        exact: bool = False,
-        target_recall: float | None = None,
-        max_values: int,
-    ) -> SearchResult | None:
-        """None: every search here waits on the server."""
-        return None
-
     def _search(
         self,
         queries: np.ndarray,

@@ -8,7 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from evaluation.agreement import check_agreement
-from indexes.store import SearchResult, VectorStore
+from indexes.store import InlineSearch, SearchResult, VectorStore
 from indexes.validation import check_vectors
 from models import Classifier
 
@@ -48,7 +48,8 @@ async def search_neighbors(
     check_max_k(body.k, settings)
     check_results(body.k, body.num_queries, settings)
     queries, result = None, None
-    if body.queries is None or all(query.image is None and query.id is None for query in body.queries):
+    small = body.queries is None or all(query.image is None and query.id is None for query in body.queries)
+    if small and isinstance(index, InlineSearch):
         queries = _query_vectors(body, classifier, index, settings)  # decoding only: no model, no store
         result = index.search_now(
             queries, body.k, metric=body.metric, temperature=body.temperature, filter=body.filter,
