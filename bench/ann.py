@@ -48,7 +48,7 @@ from bench.search import LeanClient, make_data_dir, start_server, time_per_query
 from indexes.ann import AnnOptions, Plan, encode_queries
 from indexes.device import configure_cpu
 from indexes.durable import DurableIndex
-from service.entries import IndexEntry, write_entry
+from service.catalog.entries import IndexEntry, write_entry
 
 logger = logging.getLogger("bench.ann")
 REAL_LOGITS = Path(__file__).parent / "results" / "real-networks" / "efficientnet-lite0" / "logits.npz"

@@ -2,7 +2,7 @@
 
 A folder of image files is written to a temporary directory: 8x8 digit PNGs for the digits CNN, and JPEG photos
 (crops of scikit-image's photos, 300-500 px a side) for EfficientNet-Lite0 when the `zoo` extra is installed. The
-pipeline is the real one (`service.bootstrap.add_image_folder`: DataLoader workers decode and preprocess, the model
+pipeline is the real one (`service.catalog.bootstrap.add_image_folder`: DataLoader workers decode and preprocess, the model
 embeds batches, each batch is upserted into a durable index on disk). The baseline, measured in the same run, is
 the model alone: every file decoded and preprocessed beforehand, then only ``module(batch)`` under
 ``inference_mode``. Goal: pipeline >= 80 % of the baseline on a CPU.
@@ -26,7 +26,7 @@ from PIL import Image
 from indexes.durable import DurableIndex
 from models import Classifier, decode_image, load_digit_images, preprocess
 from models.loader import default_workers
-from service.bootstrap import IngestOptions, add_image_folder, load_model
+from service.catalog.bootstrap import IngestOptions, add_image_folder, load_model
 from service.config import Settings
 
 logger = logging.getLogger("bench.ingest")

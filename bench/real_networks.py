@@ -27,8 +27,8 @@ from evaluation.report import evaluate_store, write_report
 from indexes.device import configure_cpu
 from models import model_exists
 from models.zoo import ZOO, install_model
-from service.bootstrap import add_fashion
-from service.catalog import Catalog
+from service.catalog.bootstrap import add_fashion
+from service.catalog.registry import Catalog
 from service.config import Settings
 
 logger = logging.getLogger("bench.real_networks")

@@ -1,6 +1,6 @@
 """What keeping thumbnails costs `logitsearch index --images`: images/s with the switch on, over off, same run.
 
-The pipeline is the real one (`service.bootstrap.add_image_folder`: DataLoader workers decode, preprocess and,
+The pipeline is the real one (`service.catalog.bootstrap.add_image_folder`: DataLoader workers decode, preprocess and,
 with thumbnails on, make each thumbnail; the digits CNN embeds; batches are upserted into a durable index on
 disk). Two folders: 8x8 digit PNGs (thumbnails: 96 px PNGs enlarged without blurring) and JPEG photos of
 300-500 px (thumbnails: 96 px WebP), both embedded by the digits CNN so that the model is not the cost.
@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import images_per_second, pipeline, write_digits, write_photos  # noqa: E402
 
 from models.loader import default_workers  # noqa: E402
-from service.bootstrap import IngestOptions, load_model  # noqa: E402
+from service.catalog.bootstrap import IngestOptions, load_model  # noqa: E402
 from service.config import Settings  # noqa: E402
 
 logger = logging.getLogger("bench.thumbnails")

@@ -30,7 +30,7 @@ def train_model(args: argparse.Namespace) -> int:
     from models import TrainConfig, TrainingConfigError, load_dataset, train_classifier
     from models.device import resolve_device
 
-    from ..bootstrap import training_lock
+    from ..catalog.bootstrap import training_lock
 
     settings = settings_from_args(args)
     options = {k: getattr(args, k) for k in _TRAIN_OPTIONS if getattr(args, k) is not None}
@@ -60,7 +60,7 @@ def _may_replace(settings: Settings, name: str, force: bool) -> bool:
     from models import model_exists
     from models.classifier import keep_model_copy
 
-    from ..entries import bound_indexes
+    from ..catalog.entries import bound_indexes
 
     bound = bound_indexes(settings.indexes_dir, name) if model_exists(settings.models_dir, name) else []
     if not bound:
@@ -148,7 +148,7 @@ def evaluate_index(args: argparse.Namespace) -> int:
     from evaluation.report import evaluate_store, write_report
     from indexes.device import configure_cpu
 
-    from ..catalog import Catalog
+    from ..catalog.registry import Catalog
 
     require_matplotlib("evaluate")
     options = EvaluationOptions(**{k: getattr(args, k) for k in _EVALUATE_OPTIONS if getattr(args, k) is not None})

@@ -35,8 +35,8 @@ def serve_api(args: argparse.Namespace) -> int:
     from indexes.device import create_gpu_resources
 
     from ..app import create_app
-    from ..catalog import Catalog
-    from ..server import server_config
+    from ..catalog.registry import Catalog
+    from ..http.server import server_config
 
     settings = settings_from_args(args)
     owner = hold_data_dir(settings)  # before anything else: a second service stops at once, naming the first
@@ -59,8 +59,8 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 
 
 def build_index(args: argparse.Namespace) -> int:
-    from ..bootstrap import IngestOptions, add_digits, add_fashion, add_image_folder
-    from ..catalog import Catalog
+    from ..catalog.bootstrap import IngestOptions, add_digits, add_fashion, add_image_folder
+    from ..catalog.registry import Catalog
 
     settings = settings_from_args(args)
     name = settings.index
@@ -112,7 +112,7 @@ def manage_models(args: argparse.Namespace, out: Any) -> int:
     from models import read_spec, saved_model_names
     from models.zoo import ZOO, install_model
 
-    from ..bootstrap import training_lock
+    from ..catalog.bootstrap import training_lock
 
     settings = settings_from_args(args)
     if args.models_command == "install":
@@ -156,7 +156,7 @@ def add_models_options(models: argparse.ArgumentParser) -> None:
 
 
 def list_indexes(args: argparse.Namespace, out: Any) -> int:
-    from ..catalog import Catalog
+    from ..catalog.registry import Catalog
 
     settings = settings_from_args(args)
     held = _held_indexes(settings)  # those a running service (or `index`) has open: listed, not opened
@@ -185,7 +185,7 @@ def _held_indexes(settings: Settings) -> dict[str, tuple[Any, None, None, str]]:
     from indexes.durable import OWNER_LOCK
     from indexes.ownership import lock_holder
 
-    from ..entries import read_entry
+    from ..catalog.entries import read_entry
 
     server = lock_holder(settings.data_dir / SERVE_LOCK)
     held = {}

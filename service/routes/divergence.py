@@ -7,9 +7,9 @@ from fastapi import APIRouter
 
 from indexes.divergences import compute_divergences
 
-from ..deps import SettingsDep
-from ..inputs import check_batch
-from ..routing import OffLoopRoute
+from ..http.deps import SettingsDep
+from ..http.inputs import check_batch
+from ..http.routing import OffLoopRoute
 from ..schemas import DivergenceRequest, DivergenceResponse
 
 router = APIRouter(route_class=OffLoopRoute, tags=["divergence"])

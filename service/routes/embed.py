@@ -14,10 +14,10 @@ from indexes.divergences import log_softmax
 from models import Classifier
 
 from ..config import Settings
-from ..deps import ClassifierDep, SettingsDep
+from ..http.deps import ClassifierDep, SettingsDep
 from ..errors import LimitExceededError
-from ..inputs import check_batch, embed_encoded
-from ..routing import OffLoopRoute
+from ..http.inputs import check_batch, embed_encoded
+from ..http.routing import OffLoopRoute
 from ..schemas import EmbedRequest, EmbedResponse, encode_vectors
 
 router = APIRouter(route_class=OffLoopRoute, tags=["embed"])

@@ -7,10 +7,10 @@ from fastapi import APIRouter, HTTPException, status
 from evaluation.options import EvaluationOptions
 from evaluation.report import evaluate_store
 
-from ..deps import IndexDep, SettingsDep, SpecDep
+from ..http.deps import IndexDep, SettingsDep, SpecDep
 from ..errors import LimitExceededError
 from ..evaluation_schemas import EvaluateRequest, EvaluateResponse
-from ..routing import OffLoopRoute
+from ..http.routing import OffLoopRoute
 
 router = APIRouter(route_class=OffLoopRoute, tags=["evaluation"])
 

@@ -4,9 +4,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ..catalog import Catalog
-from ..deps import MetricsDep
-from ..routing import OffLoopRoute
+from ..catalog.registry import Catalog
+from ..http.deps import MetricsDep
+from ..http.routing import OffLoopRoute
 
 router = APIRouter(route_class=OffLoopRoute, tags=["health"])
 

@@ -5,10 +5,10 @@ from typing import Any
 from fastapi import APIRouter, Depends, status
 from fastapi.concurrency import run_in_threadpool
 
-from ..deps import CatalogDep, SettingsDep, require_write_key
-from ..entries import IndexStatus
+from ..http.deps import CatalogDep, SettingsDep, require_write_key
+from ..catalog.entries import IndexStatus
 from ..errors import IndexConflictError
-from ..routing import OffLoopRoute
+from ..http.routing import OffLoopRoute
 from ..schemas import WRITE_RESPONSES, DropResponse, ErrorResponse, IndexCreateRequest, IndexDescription, IndexList
 
 router = APIRouter(route_class=OffLoopRoute, prefix="/indexes", tags=["indexes"])

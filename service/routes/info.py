@@ -3,8 +3,8 @@
 from fastapi import APIRouter
 
 from .. import __version__
-from ..deps import ClassifierDep, IndexDep, SettingsDep
-from ..routing import OffLoopRoute
+from ..http.deps import ClassifierDep, IndexDep, SettingsDep
+from ..http.routing import OffLoopRoute
 from ..schemas import IndexInfo, InfoResponse, Limits, ModelInfo
 
 router = APIRouter(route_class=OffLoopRoute, tags=["info"])

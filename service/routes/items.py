@@ -9,10 +9,10 @@ from indexes.store import Item
 from indexes.validation import check_vectors
 from models import thumbnail_media_type
 
-from ..deps import ClassifierDep, EntryDep, IndexDep, MetricsDep, SettingsDep, require_write_key
+from ..http.deps import ClassifierDep, EntryDep, IndexDep, MetricsDep, SettingsDep, require_write_key
 from ..errors import ThumbnailNotFoundError
-from ..inputs import check_batch, decode_vectors, resolve_vectors
-from ..routing import OffLoopRoute
+from ..http.inputs import check_batch, decode_vectors, resolve_vectors
+from ..http.routing import OffLoopRoute
 from ..schemas import (
     WRITE_RESPONSES,
     DeleteResponse,

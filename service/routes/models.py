@@ -2,8 +2,8 @@
 
 from fastapi import APIRouter
 
-from ..deps import CatalogDep
-from ..routing import OffLoopRoute
+from ..http.deps import CatalogDep
+from ..http.routing import OffLoopRoute
 from ..schemas import ModelDescription, ModelList
 
 router = APIRouter(route_class=OffLoopRoute, prefix="/models", tags=["models"])

@@ -13,10 +13,10 @@ from indexes.validation import check_vectors
 from models import Classifier
 
 from ..config import Settings
-from ..deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep
-from ..inputs import check_batch, check_max_k, check_results, decode_one, decode_vectors, resolve_vectors
-from ..responses import search_response
-from ..routing import OffLoopRoute
+from ..http.deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep
+from ..http.inputs import check_batch, check_max_k, check_results, decode_one, decode_vectors, resolve_vectors
+from ..http.responses import search_response
+from ..http.routing import OffLoopRoute
 from ..schemas import AgreementRequest, AgreementResponse, ErrorResponse, SearchRequest, SearchResponse, Temperature
 
 router = APIRouter(route_class=OffLoopRoute, prefix="/search", tags=["search"])

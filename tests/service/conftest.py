@@ -8,7 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
-from service.catalog import Catalog
+from service.catalog.registry import Catalog
 from service.config import Settings
 
 

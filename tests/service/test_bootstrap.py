@@ -8,8 +8,8 @@ import pytest
 from PIL import Image
 
 from models import ModelError, ModelNotFoundError, ModelSpec, create_model, save_classifier
-from service.bootstrap import import_plugins, load_model
-from service.catalog import Catalog
+from service.catalog.bootstrap import import_plugins, load_model
+from service.catalog.registry import Catalog
 from service.config import Settings
 
 PLUGIN = """

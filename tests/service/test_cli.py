@@ -11,7 +11,7 @@ from PIL import Image
 
 from indexes.durable import DurableIndex
 from models import load_classifier
-from service.bootstrap import load_model
+from service.catalog.bootstrap import load_model
 from service.cli import build_parser, main, settings_from_args
 from service.config import Settings
 from tests.helpers import modules_after
@@ -159,7 +159,7 @@ def test_cli_help_lists_only_the_commands_options_with_defaults_and_choices(
 
 
 def test_cli_refuses_an_index_another_process_owns(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    from service.catalog import Catalog
+    from service.catalog.registry import Catalog
 
     holder = Catalog(settings)
     holder.open()  # as a running service holds its indexes
@@ -190,7 +190,7 @@ def test_a_second_serve_on_the_data_dir_exits_at_once_naming_the_first(
 def test_indexes_list_beside_a_running_service_shows_its_indexes_as_served(
     settings: Settings, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    from service.catalog import Catalog
+    from service.catalog.registry import Catalog
     from service.cli.serving import hold_data_dir
 
     owner, service = hold_data_dir(settings), Catalog(settings)
@@ -209,7 +209,7 @@ def test_indexes_list_beside_a_running_service_shows_its_indexes_as_served(
 def test_train_over_a_model_an_index_is_bound_to_needs_force_and_keeps_the_old_weights(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    from service.catalog import Catalog
+    from service.catalog.registry import Catalog
 
     weights = settings.models_dir / "digits-cnn.safetensors"
     old = weights.read_bytes()
@@ -231,7 +231,7 @@ def test_train_over_a_model_an_index_is_bound_to_needs_force_and_keeps_the_old_w
 
 
 def test_training_into_a_model_being_trained_is_refused(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
-    from service.bootstrap import training_lock
+    from service.catalog.bootstrap import training_lock
 
     with training_lock(settings.models_dir, "busy"):
         assert main(["train", "--name", "busy", "--epochs", "1", "--data-dir", str(settings.data_dir)]) == 2

@@ -9,7 +9,7 @@ from PIL import Image
 
 from models import FASHION_LABELS, TrainConfig, load_classifier, load_fashion_images, train_classifier
 from models.datasets import load_fashion_dataset
-from service.catalog import Catalog
+from service.catalog.registry import Catalog
 from service.cli import main
 from service.config import Settings
 from tests.models.test_fashion import installed

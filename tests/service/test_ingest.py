@@ -10,7 +10,7 @@ from PIL import Image
 from indexes.durable import DurableIndex
 from indexes.validation import MAX_THUMBNAIL_BYTES
 from models import make_thumbnail
-from service.bootstrap import load_model
+from service.catalog.bootstrap import load_model
 from service.cli import main
 from service.config import Settings
 from tests.models.test_loader import upload_path_logits, write_images
@@ -46,7 +46,7 @@ def test_a_second_run_adds_only_what_is_new_and_rebuild_redoes_all(
     write_images(folder / "a", rng, 9)  # the same names with new pixels: stored ids are not embedded again
     added = write_images(folder / "b", rng, 3)
     caplog.clear()
-    caplog.set_level(logging.INFO, logger="service.bootstrap")
+    caplog.set_level(logging.INFO, logger="service.catalog.bootstrap")
     assert _index(settings, folder, "--workers", "0") == 0
     assert any("holds 9 of the 12 items already" in r.getMessage() for r in caplog.records)
     index = _open(settings, "photos")

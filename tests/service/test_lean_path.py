@@ -1,4 +1,4 @@
-"""The search routes answer small JSON requests without FastAPI's request handling (`service.dispatch`, called by
+"""The search routes answer small JSON requests without FastAPI's request handling (`service.http.dispatch`, called by
 the route class), with the very same answers and errors."""
 
 from collections.abc import Iterator
@@ -9,7 +9,7 @@ from fastapi import routing as fastapi_routing
 from fastapi.testclient import TestClient
 from httpx import Response
 
-from service.deps import request_settings
+from service.http.deps import request_settings
 
 
 @pytest.fixture

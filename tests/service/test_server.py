@@ -15,7 +15,7 @@ import uvicorn
 from service.app import create_app
 from service.cli import main
 from service.config import Settings
-from service.server import server_config
+from service.http.server import server_config
 from tests.service.test_api import digit_png
 
 

@@ -12,7 +12,7 @@ from PIL import Image
 
 from models import load_digit_images
 from service.app import create_app
-from service.catalog import Catalog
+from service.catalog.registry import Catalog
 from service.config import Settings
 from tests.service.test_api import b64, digit_png
 

@@ -7,7 +7,7 @@ from typing import Literal
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .config import Settings
+from ..config import Settings
 
 logger = logging.getLogger(__name__)
 

@@ -6,8 +6,8 @@ import threading
 from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec, saved_model_names
 
 from .bootstrap import load_model
-from .config import Settings
-from .errors import ModelUnavailableError
+from ..config import Settings
+from ..errors import ModelUnavailableError
 
 logger = logging.getLogger(__name__)
 

@@ -37,7 +37,7 @@ from models.device import resolve_device
 from models.loader import ImageFiles, ImageSource, PixelArrays, Precision, embed_dataset
 from models.zoo import ZOO
 
-from .config import DEFAULT_MODEL, Settings
+from ..config import DEFAULT_MODEL, Settings
 
 logger = logging.getLogger(__name__)
 

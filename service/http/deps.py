@@ -12,10 +12,10 @@ from fastapi.concurrency import run_in_threadpool
 from indexes.store import VectorStore
 from models import Classifier, ModelSpec, read_spec
 
-from .catalog import Catalog
-from .config import Settings
-from .entries import IndexEntry
-from .errors import ServiceNotReadyError
+from ..catalog.registry import Catalog
+from ..config import Settings
+from ..catalog.entries import IndexEntry
+from ..errors import ServiceNotReadyError
 from .telemetry import Metrics
 
 

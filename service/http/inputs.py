@@ -13,10 +13,10 @@ from indexes.store import VectorStore
 from indexes.validation import MAX_THUMBNAIL_BYTES, check_vectors
 from models import Classifier, ImageDecodeError, ImageError, decode_image, make_thumbnail, preprocess
 
-from . import schemas
-from .config import Settings
-from .errors import InvalidVectorsError, LimitExceededError
-from .schemas import ItemIn, Query
+from .. import schemas
+from ..config import Settings
+from ..errors import InvalidVectorsError, LimitExceededError
+from ..schemas import ItemIn, Query
 
 
 def check_batch(size: int, settings: Settings, what: str) -> None:

@@ -12,8 +12,8 @@ from typing import Any
 
 from indexes.snapshot import read_manifest
 
-from .config import INDEX_NAME_PATTERN
-from .errors import InvalidIndexError
+from ..config import INDEX_NAME_PATTERN
+from ..errors import InvalidIndexError
 from .stores import STORES
 
 ENTRY_FILE = "index.json"

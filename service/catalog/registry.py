@@ -27,7 +27,7 @@ from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_s
 
 from .bootstrap import add_digits, backfill_digit_thumbnails, import_plugins
 from .classifiers import ModelCache
-from .config import DEFAULT_INDEX, DEFAULT_MODEL, INDEX_NAME_PATTERN, Settings
+from ..config import DEFAULT_INDEX, DEFAULT_MODEL, INDEX_NAME_PATTERN, Settings
 from .entries import (
     ENTRY_FILE,
     INDEX_NAME,
@@ -37,7 +37,7 @@ from .entries import (
     read_entry,
     write_entry,
 )
-from .errors import (
+from ..errors import (
     IndexExistsError,
     IndexNotFoundError,
     IndexUnavailableError,

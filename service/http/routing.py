@@ -24,7 +24,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from .dispatch import DirectCall
-from .errors import UnsupportedMediaTypeError
+from ..errors import UnsupportedMediaTypeError
 
 #: Bodies from this size on are parsed and validated off the event loop.
 OFF_LOOP_BYTES = 1 << 20

@@ -14,8 +14,8 @@ from indexes.errors import InvalidInputError, StoreUnavailableError
 from indexes.store import VectorStore
 from models import ModelSpec
 
-from .config import Settings
-from .errors import InvalidIndexError
+from ..config import Settings
+from ..errors import InvalidIndexError
 
 if TYPE_CHECKING:
     from indexes.pg import PgDatabase
