@@ -127,7 +127,7 @@ def test_match_filter_reads_each_distinct_object_through_codes() -> None:
     assert set(np.flatnonzero(selection.mask).tolist()) == _expected(filter, vectors, metadata, 2.0)
 
 
-@pytest.fixture(params=("faiss",))
+@pytest.fixture(params=("faiss", "pgvector"))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
     """A store of each kind holding `ITEMS`."""
     opened: VectorStore
@@ -260,3 +260,12 @@ def test_with_class_indexes_maps_label_names() -> None:
         with_class_indexes({"predicted": "horse"}, labels)
     with pytest.raises(InvalidInputError, match="out of range 0..3"):
         with_class_indexes({"predicted": 4}, labels)
+
+
+def test_pgvector_store_refuses_softmax_derived_fields(store: VectorStore) -> None:
+    if isinstance(store, DurableIndex):
+        assert _search_ids(store, {"$not": {"entropy": {"$gte": 0}}}) == set()
+        return
+    for field in ("confidence", "margin", "entropy"):
+        with pytest.raises(InvalidInputError, match=f"'{field}' is not available on pgvector indexes yet"):
+            _search_ids(store, {"$or": [{"a": 1}, {field: {"$gt": 0.5}}]})
