@@ -83,7 +83,7 @@ def check_filter(filter: Any) -> Filter | None:
     return filter if parse_filter(filter) is not None else None
 
 
-def with_class_indexes(filter: Filter | None, labels: Sequence[str]) -> Filter | None:
+def with_class_indexes(filter: Filter | None, labels: Sequence[str]) -> dict[str, Any] | None:
     """`filter` with the label names `predicted` takes replaced by class indexes, in the stores' canonical form."""
     node = parse_filter(filter, labels)
     return None if node is None else to_json(node)
