@@ -53,7 +53,7 @@ def check_agreement(
         k: neighbours per list.
         metric, reference: names from `SEARCH_METRICS`.
         temperature: softmax temperature of the divergences (ignored by l2, l2_centered and cosine).
-        filter: exact-match metadata conditions, applied to both searches.
+        filter: a filter (`indexes.filters`), applied to both searches.
     """
     for name in (metric, reference):
         if name not in SEARCH_METRICS:

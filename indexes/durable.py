@@ -337,7 +337,7 @@ class DurableIndex:
             k: neighbours per query (>= 1; fewer come back when fewer items match).
             metric: one of `SEARCH_METRICS`.
             temperature: softmax temperature T > 0 of `ce`, `kl`, `kl_reverse`, `js` and `tri`.
-            filter: exact-match metadata conditions, `"predicted"` for the argmax class.
+            filter: a filter (`indexes.filters`) on metadata and the derived fields at `temperature`.
             exact: on an approximate index, answer by the exact scan.
             target_recall: on an approximate index, the recall@10 the answer must have been measured to reach
                 (default: the index's target); where none was, the answer is exact.

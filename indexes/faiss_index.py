@@ -28,7 +28,7 @@ from .ann import (
 from .columns import GrowableArray, MetadataColumn
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
-from .filters import match_filter
+from .masks import match_filter
 from .metrics import EMBEDDINGS
 from .rerank import Candidates, exact_top
 from .scan import Kind, prefers_scan, scan_candidates
@@ -253,7 +253,7 @@ class FaissIndex:
         Returns:
             For each query, at most k neighbours sorted by ascending distance.
         """
-        selection = self._select(filter)
+        selection = self._select(filter, temperature)
         if selection.num_matches == 0:
             return SearchResult([[] for _ in range(len(queries))])
         plan = None if exact else self._plan(metric, temperature, target_recall, selection, len(queries))
@@ -349,11 +349,12 @@ class FaissIndex:
                 break
         return Calibration(metric, temperature, steps, len(rows), self.count(), seconds, exact_seconds)
 
-    def _select(self, filter: Filter | None) -> _Selection:
-        """The rows matching `filter` and FAISS search parameters restricted to them (no mask: every row)."""
+    def _select(self, filter: Filter | None, temperature: float = 1.0) -> _Selection:
+        """The rows matching `filter` (derived fields at `temperature`) and FAISS search parameters restricted to
+        them (no mask: every row)."""
         if not filter or self.count() == 0:
             return _Selection(None, self.count())
-        mask = match_filter(filter, self._metadata.distinct, self.vectors, self._metadata.codes)
+        mask = match_filter(filter, self._metadata.distinct, self.vectors, self._metadata.codes, temperature)
         bitmap = np.packbits(mask, bitorder="little")
         params = faiss.SearchParameters()
         params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))

@@ -13,15 +13,15 @@ from fastapi.routing import APIRoute
 from indexes.device import configure_cpu, create_gpu_resources
 
 from . import __version__
-from .http.access import AccessControl
 from .catalog.registry import Catalog
 from .config import Settings, get_settings
 from .errors import register_error_handlers
+from .http.access import AccessControl
 from .http.limits import BodySizeLimit, RequestTimeout
+from .http.telemetry import install_metrics
 from .routes import divergence, embed, evaluate, health, indexes, info, items, models, search
 from .routes.web import install_web
 from .schemas import ERROR_RESPONSES, ErrorResponse
-from .http.telemetry import install_metrics
 
 logger = logging.getLogger(__name__)
 

@@ -199,6 +199,18 @@ class Query(_OneSource):
     id: OptionalId = None
 
 
+_FILTER_DOC = (
+    'A JSON object (docs/filters.md): {"field": value} is equality (JSON types: 3 matches 3.0, not "3" or true; a '
+    'value that some items hold as the other type, 7 and "7", is a 422); {"field": {"$op": value}} with $eq, $ne, '
+    "$in, $nin, $gt, $gte, $lt, $lte, $exists; $and / $or (lists of filters) and $not (a filter), at most 8 levels "
+    "and 64 conditions. Fields: metadata keys, and predicted (argmax class: index or label name), confidence, "
+    "margin and entropy at the request's temperature (faiss indexes; pgvector takes predicted only)"
+)
+_FILTER_EXAMPLE = {"split": "test", "predicted": {"$in": [3, 8]}, "confidence": {"$lt": 0.6}}
+#: A filter as the wire carries it: read and checked by `indexes.filters`, not here (no torch, no faiss).
+FilterSpec = dict[str, Any]
+
+
 class SearchRequest(Strict):
     model_config = ConfigDict(
         json_schema_extra={"oneOf": [{"required": ["queries"]}, {"required": ["logits_b64", "shape"]}]}
@@ -220,11 +232,7 @@ class SearchRequest(Strict):
         json_schema_extra={"enum": list(SEARCH_METRICS)},
     )
     temperature: Temperature = 1.0
-    filter: dict[str, str | int | float | bool | None] | None = Field(
-        None,
-        description='Exact match on metadata fields (JSON types: 3 matches 3.0, not "3"; a value that some items '
-        'hold as the other type, 7 and "7", is a 422); "predicted" matches the argmax class',
-    )
+    filter: FilterSpec | None = Field(None, description=_FILTER_DOC, examples=[_FILTER_EXAMPLE])
     exact: bool = Field(False, description="On an approximate (hnsw, ivf) index: answer by the exact scan")
     target_recall: float | None = Field(
         None,
@@ -255,7 +263,6 @@ class SearchRequest(Strict):
 
 _METRIC_DOC = "l2, l2_centered, ce, kl, kl_reverse, js, tri or cosine (README: Search metrics)"
 MetricName = Annotated[str, Field(description=_METRIC_DOC, json_schema_extra={"enum": list(SEARCH_METRICS)})]
-FilterSpec = dict[str, str | int | float | bool | None]
 
 
 class AgreementRequest(Strict):

@@ -8,9 +8,9 @@ import psycopg
 from pgvector import Vector
 from psycopg import sql
 
-from ..filters import PREDICTED, mixed_type_error
+from ..filters import Node, checks_types, conditions, mixed_type_error
 from ..rerank import Candidates
-from ..store import Filter, Metadata
+from ..store import Metadata
 from . import statements
 from .schema import Column, Layout
 
@@ -79,15 +79,20 @@ class SqlCandidates:
         return {item_id: self._metadata[item_id] for item_id in ids}
 
 
-def refuse_mixed_types(conn: Connection, layout: Layout, filter: Filter | None) -> None:
-    """Raise `MixedTypeFilterError` where a condition would skip items holding its value as the other JSON type,
-    as the FAISS store does (`indexes.filters.match_filter`)."""
-    for key, wanted in (filter or {}).items():
-        query = statements.other_types(layout, key, wanted) if key != PREDICTED else None
-        if query is not None:
+def refuse_mixed_types(conn: Connection, layout: Layout, node: Node | None) -> None:
+    """Raise `MixedTypeFilterError` where an equality (or `$in`) would skip items holding its value as the other
+    JSON type, as the FAISS store does (`indexes.masks.match_filter`)."""
+    for condition in conditions(node):
+        if not checks_types(condition):
+            continue
+        wanted = condition.value if condition.op == "$in" else (condition.value,)
+        count, example = 0, None
+        for query in statements.other_types(layout, condition.field, wanted):
             row = conn.execute(*query).fetchone()
             if row is not None and row[0]:
-                raise mixed_type_error(key, wanted, row[1], row[0])
+                count, example = count + row[0], example if example is not None else row[1]
+        if count:
+            raise mixed_type_error(condition.field, condition.value, example, count)
 
 
 def tune_hnsw(conn: Connection, m: int) -> None:

@@ -6,13 +6,14 @@ bound jsonb value. The statements are plain SQL that also runs unchanged on Citu
 one `ORDER BY ... LIMIT` per query, which Citus pushes down to every shard and merges).
 """
 
+from collections.abc import Sequence
 from typing import Any
 
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from ..filters import JSON_NUMBER_PATTERN, PREDICTED, spelled_number
-from ..store import Filter
+from ..errors import InvalidInputError
+from ..filters import JSON_NUMBER_PATTERN, NUMERIC_DERIVED, PREDICTED, Condition, Node, spelled_number
 from .schema import REGISTRY, SCHEMA, Column, Layout
 
 
@@ -77,20 +78,71 @@ def count(layout: Layout, where: sql.Composable | None = None) -> sql.Composed:
     return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(layout.table, where or sql.SQL("TRUE"))
 
 
-def where(filter: Filter | None) -> tuple[sql.Composable, tuple[Any, ...]]:
-    """The condition of an exact-match filter: jsonb containment of its fields, `predicted` as a column."""
-    if not filter:
+def where(node: Node | None) -> tuple[sql.Composable, tuple[Any, ...]]:
+    """The SQL condition of a parsed filter and its bound values (`indexes.filters`): jsonb operators on
+    `metadata`, the `predicted` column; every part is true or false, never NULL, so that `NOT` stays exact.
+
+    Raises:
+        InvalidInputError: a derived field other than `predicted` (not available on pgvector indexes yet).
+    """
+    if node is None:
         return sql.SQL("TRUE"), ()
-    conditions: list[sql.Composable] = []
-    params: list[Any] = []
-    fields = {key: value for key, value in filter.items() if key != PREDICTED}
-    if fields:
-        conditions.append(sql.SQL("metadata @> %s"))
-        params.append(Jsonb(fields))
-    if PREDICTED in filter:
-        conditions.append(sql.SQL("predicted = %s"))
-        params.append(filter[PREDICTED])
-    return sql.SQL(" AND ").join(conditions), tuple(params)
+    if isinstance(node, Condition):
+        return _condition(node)
+    parts = [where(part) for part in node.parts]
+    params = tuple(value for _, values in parts for value in values)
+    if node.op == "$not":
+        return sql.SQL("(NOT {})").format(parts[0][0]), params
+    if not parts:
+        return sql.SQL("TRUE"), ()
+    joined = sql.SQL(" AND " if node.op == "$and" else " OR ").join(condition for condition, _ in parts)
+    return sql.SQL("({})").format(joined), params
+
+
+_COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
+
+
+def _condition(condition: Condition) -> tuple[sql.Composable, tuple[Any, ...]]:
+    field, op, value = condition.field, condition.op, condition.value
+    if field in NUMERIC_DERIVED:
+        raise InvalidInputError(
+            f"the derived field {field!r} is not available on pgvector indexes yet; filter on predicted or on "
+            "metadata fields there, or use a faiss index"
+        )
+    if field == PREDICTED:
+        return _on_predicted(op, value)
+    if op == "$exists":
+        return sql.SQL("(metadata ? %s)" if value else "(NOT metadata ? %s)"), (field,)
+    if op in _COMPARISONS:
+        text = "COALESCE(jsonb_typeof(metadata -> %s) = 'number' AND metadata -> %s {} %s, false)"
+        return sql.SQL(text).format(sql.SQL(_COMPARISONS[op])), (field, field, Jsonb(value))
+    if op in ("$eq", "$ne"):
+        # Containment finds candidates in the GIN index; the type check keeps [3] from matching 3.
+        equal = sql.SQL("COALESCE(metadata @> %s AND jsonb_typeof(metadata -> %s) = %s, false)")
+        params: tuple[Any, ...] = (Jsonb({field: value}), field, _json_type(value))
+        return (equal if op == "$eq" else sql.SQL("(NOT {})").format(equal)), params
+    inside = sql.SQL("COALESCE(metadata -> %s = ANY(%s::jsonb[]), false)")
+    return (inside if op == "$in" else sql.SQL("(NOT {})").format(inside)), (field, [Jsonb(v) for v in value])
+
+
+def _on_predicted(op: str, value: Any) -> tuple[sql.Composable, tuple[Any, ...]]:
+    """`predicted` is a NOT NULL integer column: it always exists, and its comparisons are never NULL."""
+    if op == "$exists":
+        return sql.SQL("TRUE" if value else "FALSE"), ()
+    if op in ("$in", "$nin"):
+        text = "(predicted = ANY(%s::float8[]))" if op == "$in" else "(NOT predicted = ANY(%s::float8[]))"
+        return sql.SQL(text), ([float(v) for v in value],)
+    symbol = {"$eq": "=", "$ne": "<>", **_COMPARISONS}[op]
+    return sql.SQL("(predicted {} %s)").format(sql.SQL(symbol)), (value,)
+
+
+def _json_type(value: Any) -> str:
+    """`jsonb_typeof` of a filter's scalar value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    return "string" if isinstance(value, str) else "number"
 
 
 def nearest(layout: Layout, column: Column, operator: str, where: sql.Composable) -> sql.Composed:
@@ -114,23 +166,30 @@ def sample(layout: Layout) -> sql.Composed:
     return sql.SQL("SELECT id, logits FROM {} ORDER BY md5(id) LIMIT %s").format(layout.table)
 
 
-def other_types(layout: Layout, key: str, wanted: Any) -> tuple[sql.Composed, tuple[Any, ...]] | None:
-    """How many items hold `wanted` under `key` as the other JSON type (`7` and `"7"`), and one such value.
+def other_types(layout: Layout, key: str, wanted: Sequence[Any]) -> list[tuple[sql.Composed, tuple[Any, ...]]]:
+    """How many items hold, under `key`, the other JSON type of one of `wanted` (`7` and `"7"`) and none of them
+    as it is, and one such value: a statement per kind (numbers held as strings, strings held as numbers).
 
-    None when no item can: `wanted` is neither a number nor a string spelling one. A number is looked for among
-    the strings that spell it (a scan: no index knows them), a string among the numbers (the GIN index).
+    A number is looked for among the strings that spell it (a scan: no index knows them), a string among the
+    numbers (the GIN index).
     """
-    if isinstance(wanted, int | float) and not isinstance(wanted, bool):
+    numbers = [float(w) for w in wanted if isinstance(w, int | float) and not isinstance(w, bool)]
+    strings = [w for w in wanted if isinstance(w, str)]
+    spelled = [n for w in strings if (n := spelled_number(w)) is not None and n not in numbers]
+    queries: list[tuple[sql.Composable, tuple[Any, ...]]] = []
+    if numbers:
         condition = sql.SQL(
             "jsonb_typeof(metadata -> %s) = 'string' AND CASE WHEN (metadata ->> %s) ~ %s "
-            "THEN (metadata ->> %s)::float8 = %s ELSE false END"
+            "THEN (metadata ->> %s)::float8 = ANY(%s::float8[]) ELSE false END AND NOT (metadata ->> %s) = ANY(%s::text[])"
         )
-        params: tuple[Any, ...] = (key, key, f"^{JSON_NUMBER_PATTERN}$", key, float(wanted))
-    elif isinstance(wanted, str) and (number := spelled_number(wanted)) is not None:
-        condition, params = sql.SQL("metadata @> %s"), (Jsonb({key: number}),)
-    else:
-        return None
-    statement = sql.SQL("SELECT count(*), (array_agg(metadata -> %s))[1] FROM {} WHERE {}").format(
-        layout.table, condition
-    )
-    return statement, (key, *params)
+        queries.append((condition, (key, key, f"^{JSON_NUMBER_PATTERN}$", key, numbers, key, strings)))
+    if spelled:
+        condition = sql.SQL("(metadata @> ANY(%s::jsonb[]))")
+        queries.append((condition, ([Jsonb({key: n}) for n in spelled],)))
+    return [
+        (
+            sql.SQL("SELECT count(*), (array_agg(metadata -> %s))[1] FROM {} WHERE {}").format(layout.table, condition),
+            (key, *params),
+        )
+        for condition, params in queries
+    ]

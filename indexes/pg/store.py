@@ -21,7 +21,7 @@ from ..errors import (
     StoreConflictError,
     UnknownMetricError,
 )
-from ..filters import check_filter
+from ..filters import parse_filter
 from ..lock import ReadWriteLock
 from ..metrics import SEARCH_METRICS
 from ..rerank import exact_top
@@ -277,7 +277,8 @@ class PgVectorStore:
             k: neighbours per query (>= 1; fewer come back when fewer items match).
             metric: one of `SEARCH_METRICS`.
             temperature: one of the index's temperatures, for `ce`, `kl`, `kl_reverse`, `js` and `tri`.
-            filter: exact-match metadata conditions (jsonb containment), `"predicted"` for the argmax class.
+            filter: a filter (`indexes.filters`) on metadata (jsonb operators) and `predicted` (the argmax class);
+                `confidence`, `margin` and `entropy` are refused here (not available on pgvector yet).
             exact: on an HNSW index, answer by the exact scan.
             target_recall: on an HNSW index, answer exactly unless the recall@10 last measured for `metric` (see
                 `recall_at_10`) reaches it.
@@ -326,7 +327,7 @@ class PgVectorStore:
             column, operator = self._layout.graph_column_for(metric, temperature), "<->"
         else:
             column, operator = self._layout.column_for(metric, temperature)
-        checked = check_filter(filter)
+        checked = parse_filter(filter)
         where, params = statements.where(checked)
         # HNSW orders candidates by float32 distances that cannot tell apart close CE values: fetch R of them and
         # let the exact re-rank pick the k best.

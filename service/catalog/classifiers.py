@@ -5,9 +5,9 @@ import threading
 
 from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec, saved_model_names
 
-from .bootstrap import load_model
 from ..config import Settings
 from ..errors import ModelUnavailableError
+from .bootstrap import load_model
 
 logger = logging.getLogger(__name__)
 

@@ -25,9 +25,15 @@ from indexes.snapshot import fsync_directory
 from indexes.store import VectorStore
 from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec
 
+from ..config import DEFAULT_INDEX, DEFAULT_MODEL, INDEX_NAME_PATTERN, Settings
+from ..errors import (
+    IndexExistsError,
+    IndexNotFoundError,
+    IndexUnavailableError,
+    ServiceNotReadyError,
+)
 from .bootstrap import add_digits, backfill_digit_thumbnails, import_plugins
 from .classifiers import ModelCache
-from ..config import DEFAULT_INDEX, DEFAULT_MODEL, INDEX_NAME_PATTERN, Settings
 from .entries import (
     ENTRY_FILE,
     INDEX_NAME,
@@ -36,12 +42,6 @@ from .entries import (
     check_index_name,
     read_entry,
     write_entry,
-)
-from ..errors import (
-    IndexExistsError,
-    IndexNotFoundError,
-    IndexUnavailableError,
-    ServiceNotReadyError,
 )
 from .stores import approximate_options, check_store_options, create_store, drop_store, open_database, open_store
 

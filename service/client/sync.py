@@ -30,7 +30,7 @@ from .encoding import ImageLike, LogitsLike
 from .errors import LogitSearchError, Unavailable
 
 T = TypeVar("T")
-Filter = Mapping[str, str | int | float | bool | None]
+Filter = Mapping[str, Any]
 
 
 class Client(ClientBase):

@@ -12,9 +12,9 @@ from fastapi.concurrency import run_in_threadpool
 from indexes.store import VectorStore
 from models import Classifier, ModelSpec, read_spec
 
+from ..catalog.entries import IndexEntry
 from ..catalog.registry import Catalog
 from ..config import Settings
-from ..catalog.entries import IndexEntry
 from ..errors import ServiceNotReadyError
 from .telemetry import Metrics
 

@@ -23,8 +23,8 @@ from fastapi.routing import APIRoute
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
-from .dispatch import DirectCall
 from ..errors import UnsupportedMediaTypeError
+from .dispatch import DirectCall
 
 #: Bodies from this size on are parsed and validated off the event loop.
 OFF_LOOP_BYTES = 1 << 20

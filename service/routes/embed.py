@@ -14,8 +14,8 @@ from indexes.divergences import log_softmax
 from models import Classifier
 
 from ..config import Settings
-from ..http.deps import ClassifierDep, SettingsDep
 from ..errors import LimitExceededError
+from ..http.deps import ClassifierDep, SettingsDep
 from ..http.inputs import check_batch, embed_encoded
 from ..http.routing import OffLoopRoute
 from ..schemas import EmbedRequest, EmbedResponse, encode_vectors

@@ -7,9 +7,9 @@ from fastapi import APIRouter, HTTPException, status
 from evaluation.options import EvaluationOptions
 from evaluation.report import evaluate_store
 
-from ..http.deps import IndexDep, SettingsDep, SpecDep
 from ..errors import LimitExceededError
 from ..evaluation_schemas import EvaluateRequest, EvaluateResponse
+from ..http.deps import IndexDep, SettingsDep, SpecDep
 from ..http.routing import OffLoopRoute
 
 router = APIRouter(route_class=OffLoopRoute, tags=["evaluation"])

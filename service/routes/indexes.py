@@ -5,9 +5,9 @@ from typing import Any
 from fastapi import APIRouter, Depends, status
 from fastapi.concurrency import run_in_threadpool
 
-from ..http.deps import CatalogDep, SettingsDep, require_write_key
 from ..catalog.entries import IndexStatus
 from ..errors import IndexConflictError
+from ..http.deps import CatalogDep, SettingsDep, require_write_key
 from ..http.routing import OffLoopRoute
 from ..schemas import WRITE_RESPONSES, DropResponse, ErrorResponse, IndexCreateRequest, IndexDescription, IndexList
 

@@ -9,8 +9,8 @@ from indexes.store import Item
 from indexes.validation import check_vectors
 from models import thumbnail_media_type
 
-from ..http.deps import ClassifierDep, EntryDep, IndexDep, MetricsDep, SettingsDep, require_write_key
 from ..errors import ThumbnailNotFoundError
+from ..http.deps import ClassifierDep, EntryDep, IndexDep, MetricsDep, SettingsDep, require_write_key
 from ..http.inputs import check_batch, decode_vectors, resolve_vectors
 from ..http.routing import OffLoopRoute
 from ..schemas import (

@@ -1,6 +1,6 @@
 """Nearest-neighbour search by logits (JSON or binary), image or stored id."""
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
@@ -8,7 +8,8 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from evaluation.agreement import check_agreement
-from indexes.store import InlineSearch, SearchResult, VectorStore
+from indexes.filters import with_class_indexes
+from indexes.store import Filter, InlineSearch, SearchResult, VectorStore
 from indexes.validation import check_vectors
 from models import Classifier
 
@@ -30,6 +31,12 @@ def _query_vectors(body: SearchRequest, classifier: Classifier, index: VectorSto
     return check_vectors(decoded, index.dim, name="logits_b64", dtype=np.float64)
 
 
+def _filter(filter: Filter | None, classifier: Classifier) -> dict[str, Any] | None:
+    """The request's filter with the label names that `predicted` takes mapped to the model's class indexes (the
+    stores know indexes only); a filter the service cannot read is an `InvalidInputError` (422)."""
+    return with_class_indexes(filter, classifier.spec.labels) if filter else None
+
+
 #: A search over at most this many stored values (items x classes x queries) runs on the event loop when the
 #: store can answer at once: half a millisecond of scanning, less than a round trip through the thread pool.
 INLINE_VALUES = 1_000_000
@@ -47,6 +54,7 @@ async def search_neighbors(
     check_batch(body.num_queries, settings, "queries")
     check_max_k(body.k, settings)
     check_results(body.k, body.num_queries, settings)
+    body.filter = _filter(body.filter, classifier)
     queries, result = None, None
     small = body.queries is None or all(query.image is None and query.id is None for query in body.queries)
     if small and isinstance(index, InlineSearch):
@@ -104,5 +112,6 @@ def check_search_agreement(
     """Does the metric follow CE here: its top-k against the exact reference top-k for one query."""
     check_max_k(body.k, settings)
     query = resolve_vectors([body.query], classifier, index, settings, where="query")[0]
-    found = check_agreement(index, query, body.k, body.metric, body.reference, body.temperature, body.filter)
+    filter = _filter(body.filter, classifier)
+    found = check_agreement(index, query, body.k, body.metric, body.reference, body.temperature, filter)
     return AgreementResponse.model_validate(found, from_attributes=True)

@@ -225,7 +225,7 @@ BAD_SEARCHES = [
     ({"queries": [{"logits": [1.0] * 10, "id": "digits-1"}]}, 422, "exactly one"),
     ({"queries": [{"logits": [1.0] * 10}] * 65}, 422, "MAX_BATCH"),
     ({"queries": [{"logits": [1.0] * 10}], "filter": {"label": [1, 2]}}, 422, "filter"),
-    ({"queries": [{"logits": [1.0] * 10}], "filter": {"predicted": "3"}}, 422, "integer"),
+    ({"queries": [{"logits": [1.0] * 10}], "filter": {"predicted": "three"}}, 422, "not a class label"),
 ]
 
 
