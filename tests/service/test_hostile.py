@@ -185,7 +185,7 @@ CASES: list[tuple[str, str, str, dict[str, Any], int, str]] = [
         "/v1/search",
         _raw('{"queries":[{"id":"digits-1"}],"filter":' + _DEEP_OBJ + "}"),
         422,
-        "valid",
+        "a filter is a JSON object",
     ),
     ("deeply nested divergence", "POST", "/v1/divergence", _raw('{"a":' + _DEEP + ',"b":[1]}'), 422, "number"),
     ("deeply nested evaluate", "POST", "/v1/evaluate", _raw('{"logits":' + _DEEP + "}"), 422, "number"),
