@@ -32,9 +32,8 @@ from service.client import (
 )
 from service.config import Settings
 from service.schemas import SearchResponse
-from tests.helpers import brute_force
-from tests.service.test_api import digit_png
-from tests.service.test_server import _free_port, serving
+from tests.helpers import brute_force, digit_png
+from tests.servers import free_port, serving
 
 
 @pytest.fixture(scope="module")
@@ -217,11 +216,11 @@ def test_retries_idempotent_calls_on_503_only(url: str) -> None:
 
 
 def test_a_service_that_is_not_there_raises_connection_failed() -> None:
-    with Client(f"http://127.0.0.1:{_free_port()}", retry=Retry(attempts=2, delay_s=0.001), timeout=2) as client:
+    with Client(f"http://127.0.0.1:{free_port()}", retry=Retry(attempts=2, delay_s=0.001), timeout=2) as client:
         with pytest.raises(ConnectionFailed) as failed:
             client.info()
     assert failed.value.status is None and "cannot reach" in str(failed.value)
-    with Client(f"http://127.0.0.1:{_free_port()}", retry=NO_RETRY) as client:
+    with Client(f"http://127.0.0.1:{free_port()}", retry=NO_RETRY) as client:
         assert client.ready() is False
 
 
