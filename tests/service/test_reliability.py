@@ -98,12 +98,14 @@ def test_concurrent_writers_and_readers_agree_with_a_sequential_replay(settings:
     assert seen and seen <= ever_stored
 
 
-def test_sigkill_never_loses_an_acknowledged_write(settings: Settings) -> None:
+# Each cycle is a server start (a few seconds on 2 cores): two kills in the default run, ten in the slow sweep.
+@pytest.mark.parametrize("cycles", [2, pytest.param(10, marks=pytest.mark.slow)])
+def test_sigkill_never_loses_an_acknowledged_write(settings: Settings, cycles: int) -> None:
     rng = random.Random(7)
     acknowledged: dict[str, tuple[list[float], dict[str, Any]]] = {}
     deleted: set[str] = set()
     port = free_port()
-    for cycle in range(10):
+    for cycle in range(cycles):
         process = start_serve_process(settings.data_dir, port)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             stored = _all_items(client)
