@@ -18,15 +18,15 @@ from indexes.durable import DurableIndex
 from indexes.errors import IndexCorruptedError, InUseError, StorageError, StorageFullError
 from indexes.snapshot import read_manifest
 from indexes.wal import MAGIC
-from tests.indexes.test_durable import DIM, _contents, _open, _vectors
+from tests.helpers import DURABLE_DIM, durable_contents, durable_vectors, open_durable
 
 
 def _filled(path: Path, rng: np.random.Generator, n: int = 3) -> dict[str, Any]:
     """An index at `path` with `n` single-item writes in its log only, closed as a crash leaves it."""
-    index = _open(path)
+    index = open_durable(path)
     for i in range(n):
-        index.upsert([f"id-{i}"], _vectors(rng, 1), [{"i": i}])
-    contents = _contents(index)
+        index.upsert([f"id-{i}"], durable_vectors(rng, 1), [{"i": i}])
+    contents = durable_contents(index)
     index.close(compact=False)
     return contents
 
@@ -46,7 +46,7 @@ def test_a_flipped_last_byte_is_damage_not_a_torn_tail(tmp_path: Path, rng: np.r
     data[-1] ^= 0x01
     wal.write_bytes(bytes(data))
     with pytest.raises(IndexCorruptedError, match=r"record 3 .* fails its checksum.*backup"):
-        _open(tmp_path)
+        open_durable(tmp_path)
     assert wal.read_bytes() == bytes(data)  # nothing was cut: the acknowledged write is still there to restore
 
 
@@ -57,7 +57,7 @@ def test_a_damaged_length_is_damage_not_a_torn_tail(tmp_path: Path, rng: np.rand
     data[_frame_starts(wal)[1] + 1] ^= 0x40  # the length now points past the end of the file
     wal.write_bytes(bytes(data))
     with pytest.raises(IndexCorruptedError, match=r"record 2 .* its length fails its checksum"):
-        _open(tmp_path)
+        open_durable(tmp_path)
 
 
 @pytest.mark.parametrize("cut", ["in the header", "in the body", "one byte short"])
@@ -68,20 +68,20 @@ def test_torn_last_frames_are_cut_off(tmp_path: Path, rng: np.random.Generator, 
     size = wal.stat().st_size
     keep = {"in the header": last + 5, "in the body": last + 30, "one byte short": size - 1}[cut]
     wal.write_bytes(wal.read_bytes()[:keep])
-    index = _open(tmp_path)
+    index = open_durable(tmp_path)
     del contents["id-2"]
-    assert _contents(index) == contents and wal.stat().st_size == last
-    index.upsert(["after"], _vectors(rng, 1))
+    assert durable_contents(index) == contents and wal.stat().st_size == last
+    index.upsert(["after"], durable_vectors(rng, 1))
     index.close(compact=False)
-    assert set(_contents(_open(tmp_path))) == {"id-0", "id-1", "after"}
+    assert set(durable_contents(open_durable(tmp_path))) == {"id-0", "id-1", "after"}
 
 
 def test_a_torn_magic_header_is_cut_off(tmp_path: Path, rng: np.random.Generator) -> None:
-    _open(tmp_path).close()
+    open_durable(tmp_path).close()
     (tmp_path / "wal.log").write_bytes(MAGIC[:3])
-    index = _open(tmp_path)
+    index = open_durable(tmp_path)
     assert index.count() == 0 and (tmp_path / "wal.log").stat().st_size == 0
-    index.upsert(["a"], _vectors(rng, 1))
+    index.upsert(["a"], durable_vectors(rng, 1))
     index.close(compact=False)
     assert (tmp_path / "wal.log").read_bytes().startswith(MAGIC)
 
@@ -107,23 +107,28 @@ def failing_write(monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, Any]]:
 def test_a_failed_append_leaves_the_log_as_it_was(
     tmp_path: Path, rng: np.random.Generator, failing_write: dict[str, Any], code: int, error: type
 ) -> None:
-    index = _open(tmp_path)
-    index.upsert(["before"], _vectors(rng, 1))
+    index = open_durable(tmp_path)
+    index.upsert(["before"], durable_vectors(rng, 1))
     wal = tmp_path / "wal.log"
-    log_before, contents = wal.read_bytes(), _contents(index)
+    log_before, contents = wal.read_bytes(), durable_contents(index)
     failing_write.update(failures=1, errno=code)
     with pytest.raises(error, match="nothing of this request was stored"):
-        index.upsert(["failed"], _vectors(rng, 1))
-    assert wal.read_bytes() == log_before and _contents(index) == contents
+        index.upsert(["failed"], durable_vectors(rng, 1))
+    assert wal.read_bytes() == log_before and durable_contents(index) == contents
     failing_write["failures"] = 1
     with pytest.raises(error, match="not deleted"):
         index.delete("before")
-    assert wal.read_bytes() == log_before and _contents(index) == contents
+    assert wal.read_bytes() == log_before and durable_contents(index) == contents
     for i in range(3):  # space freed: writes succeed again, and survive a crash
-        index.upsert([f"after-{i}"], _vectors(rng, 1))
-    expected = _contents(index)
+        index.upsert([f"after-{i}"], durable_vectors(rng, 1))
+    expected = durable_contents(index)
     index.close(compact=False)
-    assert _contents(_open(tmp_path)) == expected and set(expected) == {"before", "after-0", "after-1", "after-2"}
+    assert durable_contents(open_durable(tmp_path)) == expected and set(expected) == {
+        "before",
+        "after-0",
+        "after-1",
+        "after-2",
+    }
 
 
 def test_a_compaction_that_fails_is_retried_later(
@@ -142,39 +147,39 @@ def test_a_compaction_that_fails_is_retried_later(
         return real_snapshot(*args, **kwargs)
 
     monkeypatch.setattr(durable, "write_snapshot", snapshot)
-    index = _open(tmp_path)
+    index = open_durable(tmp_path)
     failures["left"] = 1
     for i in range(10):  # the 10th write triggers the compaction that fails; the write is acknowledged
-        index.upsert([f"id-{i}"], _vectors(rng, 1))
+        index.upsert([f"id-{i}"], durable_vectors(rng, 1))
     manifest = read_manifest(tmp_path)
     assert manifest is not None and manifest.wal_seq == 0
-    index.upsert(["id-10"], _vectors(rng, 1))  # retried after 1 more record (COMPACT_EVERY // 10)
+    index.upsert(["id-10"], durable_vectors(rng, 1))  # retried after 1 more record (COMPACT_EVERY // 10)
     manifest = read_manifest(tmp_path)
     assert manifest is not None and manifest.wal_seq == 11 and manifest.count == 11
     assert (tmp_path / "wal.log").stat().st_size == 0
 
 
 def test_the_manifest_has_a_checksum(tmp_path: Path, rng: np.random.Generator) -> None:
-    index = _open(tmp_path)
-    index.upsert(["a"], _vectors(rng, 1))
+    index = open_durable(tmp_path)
+    index.upsert(["a"], durable_vectors(rng, 1))
     index.close()
     path = tmp_path / "manifest.json"
     raw = json.loads(path.read_text())
     assert raw["format_version"] == 2 and len(raw["checksum"]) == 64
     path.write_text(json.dumps(raw | {"wal_seq": raw["wal_seq"] - 1}))
     with pytest.raises(IndexCorruptedError, match="manifest.json fails its checksum"):
-        _open(tmp_path)
+        open_durable(tmp_path)
 
 
 def test_an_index_of_format_version_1_loads_and_is_upgraded(tmp_path: Path, rng: np.random.Generator) -> None:
-    index = _open(tmp_path)
-    index.upsert(["snap"], _vectors(rng, 1), [{"from": "snapshot"}])
+    index = open_durable(tmp_path)
+    index.upsert(["snap"], durable_vectors(rng, 1), [{"from": "snapshot"}])
     index.close()
     path = tmp_path / "manifest.json"
     raw = json.loads(path.read_text())
     del raw["checksum"]
     path.write_text(json.dumps(raw | {"format_version": 1}))
-    vectors = _vectors(rng, 2)
+    vectors = durable_vectors(rng, 2)
     lines = []
     for seq, record in enumerate(
         [
@@ -186,13 +191,13 @@ def test_an_index_of_format_version_1_loads_and_is_upgraded(tmp_path: Path, rng:
         body = json.dumps({"seq": seq, **record}, separators=(",", ":")).encode()
         lines.append(b"%08x %s\n" % (zlib.crc32(body), body))
     (tmp_path / "wal.log").write_bytes(b"".join(lines))
-    upgraded = _open(tmp_path)
-    assert _contents(upgraded) == {"v1": (vectors[0].tolist(), {"from": "v1 log"})}
+    upgraded = open_durable(tmp_path)
+    assert durable_contents(upgraded) == {"v1": (vectors[0].tolist(), {"from": "v1 log"})}
     manifest = read_manifest(tmp_path)
     assert manifest is not None and manifest.format_version == 2 and (tmp_path / "wal.log").stat().st_size == 0
     upgraded.upsert(["v2"], vectors[1:])
     upgraded.close(compact=False)
-    assert set(_contents(_open(tmp_path))) == {"v1", "v2"}
+    assert set(durable_contents(open_durable(tmp_path))) == {"v1", "v2"}
 
 
 def _b64(vectors: np.ndarray) -> str:
@@ -205,16 +210,16 @@ def test_leftovers_of_an_interrupted_snapshot_are_removed_at_open(tmp_path: Path
     contents = _filled(tmp_path, rng)
     for name in ("vectors-000000000007.npy.tmp", "items-000000000007.json.tmp", "vectors-000000000007.npy"):
         (tmp_path / name).write_bytes(b"half")
-    assert _contents(_open(tmp_path)) == contents
+    assert durable_contents(open_durable(tmp_path)) == contents
     assert not list(tmp_path.glob("*.tmp")) and not (tmp_path / "vectors-000000000007.npy").exists()
 
 
 def test_one_owner_per_index(tmp_path: Path, rng: np.random.Generator) -> None:
-    index = _open(tmp_path)
+    index = open_durable(tmp_path)
     with pytest.raises(InUseError, match=f"index 't' at {tmp_path} is in use by process {os.getpid()}"):
-        _open(tmp_path)
+        open_durable(tmp_path)
     index.close()
-    _open(tmp_path).close()  # released on close
+    open_durable(tmp_path).close()  # released on close
 
 
 HOLD = """
@@ -228,17 +233,19 @@ time.sleep(60)
 
 
 def test_another_process_is_refused_until_it_dies(tmp_path: Path) -> None:
-    _open(tmp_path).close()
+    open_durable(tmp_path).close()
     holder = subprocess.Popen(
-        [sys.executable, "-c", HOLD, str(tmp_path), str(DIM)], stdout=subprocess.PIPE, cwd=Path(__file__).parents[2]
+        [sys.executable, "-c", HOLD, str(tmp_path), str(DURABLE_DIM)],
+        stdout=subprocess.PIPE,
+        cwd=Path(__file__).parents[2],
     )
     try:
         assert holder.stdout is not None and holder.stdout.readline() == b"holding\n"
         with pytest.raises(InUseError, match=f"in use by process {holder.pid}"):
-            _open(tmp_path)
+            open_durable(tmp_path)
     finally:
         holder.send_signal(signal.SIGKILL)
         holder.wait(timeout=30)
-    index = _open(tmp_path)  # a killed owner holds nothing
+    index = open_durable(tmp_path)  # a killed owner holds nothing
     assert isinstance(index, DurableIndex)
     index.close()

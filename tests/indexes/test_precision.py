@@ -14,41 +14,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from indexes.divergences import compute_divergences
+from tests.helpers import precise_divergences
 
-mpmath.mp.dps = 340  # cancellation inside the oracle itself can take 200 digits at T = 0.01
 MEASURES = ("ce", "kl", "kl_reverse", "js", "tri")
-
-
-def _softmax(row: np.ndarray, t: float) -> list[mpmath.mpf]:
-    z = [mpmath.mpf(float(v)) for v in row]
-    top = max(z)
-    # Differences of float64 inputs are exact at this precision, so equal gaps stay exactly equal.
-    e = [mpmath.exp((v - top) / mpmath.mpf(t)) for v in z]
-    total = mpmath.fsum(e)
-    return [v / total for v in e]
-
-
-def _normalised(row: np.ndarray) -> list[mpmath.mpf]:
-    values = [mpmath.mpf(float(v)) for v in row]
-    total = mpmath.fsum(values)
-    return [v / total for v in values]
-
-
-def _kl(p: list[mpmath.mpf], q: list[mpmath.mpf]) -> mpmath.mpf:
-    return mpmath.fsum(a * mpmath.log(a / b) for a, b in zip(p, q, strict=True) if a > 0)
-
-
-def oracle(x: np.ndarray, y: np.ndarray, t: float, kind: str = "logits") -> dict[str, mpmath.mpf]:
-    """Every measure between two rows, in 340-digit arithmetic from the float64 inputs as given."""
-    p, q = (_softmax(x, t), _softmax(y, t)) if kind == "logits" else (_normalised(x), _normalised(y))
-    m = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
-    return {
-        "ce": -mpmath.fsum(a * mpmath.log(b) for a, b in zip(p, q, strict=True) if a > 0),
-        "kl": _kl(p, q),
-        "kl_reverse": _kl(q, p),
-        "js": (_kl(p, m) + _kl(q, m)) / 2,
-        "tri": mpmath.fsum((a - b) ** 2 / (a + b) for a, b in zip(p, q, strict=True) if a + b > 0),
-    }
 
 
 def assert_precise(got: float, true: mpmath.mpf, what: str) -> None:
@@ -91,7 +59,7 @@ def _check(num_classes: int, temperatures: tuple[float, ...], seed: int) -> None
             pairwise = compute_divergences(
                 np.stack([x, y]), np.stack([y, x]), measures=list(MEASURES), temperature=t, pairwise=True
             )
-            true = oracle(x, y, t)
+            true = precise_divergences(x, y, t)
             for measure in MEASURES:
                 where = f"{measure}, {name}, C={num_classes}, T={t}"
                 assert_precise(float(rows[measure][0]), true[measure], f"{where}, row-wise")
@@ -122,7 +90,7 @@ def test_probability_input_matches_the_oracle(base: str) -> None:
     for name, q in cases:
         q = q / q.sum()
         got = compute_divergences(p, q, measures=list(MEASURES), input="probabilities", base=base)  # type: ignore[arg-type]
-        true = oracle(p, q, 1.0, kind="probabilities")
+        true = precise_divergences(p, q, 1.0, kind="probabilities")
         for measure in MEASURES:
             factor = scale if measure != "tri" else 1.0
             assert_precise(float(got[measure][0]), true[measure] * factor, f"{measure}, {name}, base {base}")

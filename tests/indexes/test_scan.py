@@ -56,12 +56,20 @@ def test_scan_agrees_with_faiss_under_every_metric_and_filter(metric: str) -> No
             _assert_same(faiss_index, scan_index, queries, k, metric=metric, temperature=0.7, filter=condition)
 
 
-@pytest.mark.parametrize("metric", ["l2", "ce", "js"])
-def test_scan_agrees_with_faiss_up_to_max_k_across_blocks(metric: str) -> None:
+@pytest.fixture(scope="module")
+def two_blocks() -> tuple[FaissIndex, FaissIndex, np.ndarray]:
+    """A FAISS and a scan index over two blocks of rows, the last partial, and two queries; built once (seconds)."""
     rng = np.random.default_rng(4096)
-    items = (rng.standard_normal((BLOCK_ROWS + 6000, 8)) * 3).astype(np.float32)  # two blocks, the last partial
+    items = (rng.standard_normal((BLOCK_ROWS + 6000, 8)) * 3).astype(np.float32)
     faiss_index, scan_index = _pair(items, [{"third": n % 3} for n in range(len(items))])
-    queries = rng.standard_normal((2, 8)) * 3
+    return faiss_index, scan_index, rng.standard_normal((2, 8)) * 3
+
+
+@pytest.mark.parametrize("metric", ["l2", "ce", "js"])
+def test_scan_agrees_with_faiss_up_to_max_k_across_blocks(
+    two_blocks: tuple[FaissIndex, FaissIndex, np.ndarray], metric: str
+) -> None:
+    faiss_index, scan_index, queries = two_blocks
     _assert_same(faiss_index, scan_index, queries, MAX_K, metric=metric)
     _assert_same(faiss_index, scan_index, queries, 1000, metric=metric, filter={"third": 0})
 

@@ -8,7 +8,7 @@ import pytest
 
 from indexes.durable import DurableIndex
 from indexes.faiss_index import FaissIndex
-from tests.indexes.test_precision import _softmax
+from tests.helpers import precise_softmax
 
 mpmath.mp.dps = 340
 METRICS = ("ce", "kl", "kl_reverse", "js", "tri")
@@ -45,9 +45,9 @@ def test_divergence_search_returns_the_true_top_k(temperature: float) -> None:
     ids = [f"i{n}" for n in range(len(items))]
     index.upsert(ids, items, [{"half": n % 2} for n in range(len(items))])
     queries = np.vstack([items[[3, 20, 111]].astype(np.float64), _items(rng)[:3] + 0.01])
-    item_softmax = [_softmax(z.astype(np.float64), temperature) for z in items]
+    item_softmax = [precise_softmax(z.astype(np.float64), temperature) for z in items]
     for q, query in enumerate(queries):
-        query_softmax = _softmax(query, temperature)
+        query_softmax = precise_softmax(query, temperature)
         truth = [_true_values(query_softmax, z) for z in item_softmax]
         for metric in METRICS:
             for k, condition in ((5, None), (3, {"half": 1})):
@@ -72,6 +72,6 @@ def test_the_query_is_re_ranked_as_sent_not_rounded_to_float32(metric: str, tmp_
     index.upsert([f"i{n}" for n in range(len(items))], items, [{}] * len(items))
     query = items[7].astype(np.float64) + 1e-6 * rng.standard_normal(10)
     hit = index.search(query[None, :], 1, metric=metric, temperature=0.5).neighbors[0][0]
-    true = _true_values(_softmax(query, 0.5), _softmax(items[7].astype(np.float64), 0.5))[metric]
+    true = _true_values(precise_softmax(query, 0.5), precise_softmax(items[7].astype(np.float64), 0.5))[metric]
     assert hit.id == "i7" and abs(hit.distance - float(true)) <= 1e-9 * float(true)
     index.close()

@@ -8,12 +8,7 @@ import torch
 
 from models import FASHION_LABELS, ModelNotFoundError, TrainConfig, load_fashion_images, train_classifier
 from models.datasets import load_fashion_dataset
-from models.fashion import FASHION_DIR
-
-installed = pytest.mark.skipif(
-    not (FASHION_DIR / "t10k-labels-idx1-ubyte.gz").is_file(),
-    reason="Debian's dataset-fashion-mnist is not installed (apt-get install dataset-fashion-mnist)",
-)
+from tests.helpers import fashion_installed
 
 
 def test_missing_files_say_how_to_install(tmp_path: Path) -> None:
@@ -21,7 +16,7 @@ def test_missing_files_say_how_to_install(tmp_path: Path) -> None:
         load_fashion_images(tmp_path)
 
 
-@installed
+@fashion_installed
 def test_reads_both_splits_as_published() -> None:
     data = load_fashion_images(limit=300)
     assert data.images.shape == (600, 28, 28) and data.images.dtype == np.uint8
@@ -31,7 +26,7 @@ def test_reads_both_splits_as_published() -> None:
     assert data.index[:3].tolist() == [0, 1, 2] and data.index[300] == 0
 
 
-@installed
+@fashion_installed
 def test_a_model_trains_on_it_through_the_serving_path(tmp_path: Path) -> None:
     data = load_fashion_dataset(limit=400)
     assert tuple(data.inputs.shape) == (800, 1, 28, 28) and data.source == "fashion-mnist"

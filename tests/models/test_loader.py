@@ -7,33 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from models import Classifier, ModelError, ModelSpec, decode_image
+from models import Classifier, ModelError, ModelSpec
 from models.loader import ImageFiles, PixelArrays, embed_dataset
-
-LIMITS = {"max_bytes": 1_000_000, "max_pixels": 1_000_000}
-
-
-def write_images(folder: Path, rng: np.random.Generator, count: int) -> list[Path]:
-    """PNG and JPEG files of various sizes and modes."""
-    folder.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for i in range(count):
-        height, width = rng.integers(6, 40, size=2)
-        if i % 3 == 0:
-            image = Image.fromarray(rng.integers(0, 256, size=(height, width), dtype=np.uint8))
-        else:
-            image = Image.fromarray(rng.integers(0, 256, size=(height, width, 3), dtype=np.uint8))
-        path = folder / f"{i:03d}.{'jpg' if i % 2 else 'png'}"
-        image.save(path)
-        paths.append(path)
-    return paths
-
-
-def upload_path_logits(classifier: Classifier, paths: list[Path]) -> np.ndarray:
-    """The oracle: each file alone through the service's upload path (decode_image, then the classifier)."""
-    return np.concatenate(
-        [classifier.logits_from_images([decode_image(p.read_bytes(), **LIMITS)]) for p in paths], axis=0
-    )
+from tests.helpers import UPLOAD_LIMITS as LIMITS
+from tests.helpers import upload_path_logits, write_images
 
 
 @pytest.mark.parametrize("workers", [0, 2])

@@ -13,8 +13,8 @@ import pytest
 from pydantic import ValidationError
 
 from service.config import Settings
-from tests.service.test_api import b64, digit_png
-from tests.service.test_server import serving
+from tests.helpers import b64, digit_png
+from tests.servers import serving
 
 KEYS = {"api_key": "rw-key", "read_only_api_key": "ro-key"}
 

@@ -1,6 +1,5 @@
 """The REST API through TestClient: every endpoint, its oracle, and its 4xx errors."""
 
-import base64
 import io
 
 import numpy as np
@@ -9,30 +8,10 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from scipy.special import log_softmax, rel_entr, softmax
 
-from models import array_to_image, load_digit_images
+from models import load_digit_images
 from service.app import create_app
 from service.config import Settings
-from tests.helpers import brute_force, brute_force_l2
-
-
-def digit_png(i: int) -> bytes:
-    buffer = io.BytesIO()
-    array_to_image(load_digit_images().images[i]).save(buffer, format="PNG")
-    return buffer.getvalue()
-
-
-def b64(data: bytes) -> str:
-    return base64.b64encode(data).decode()
-
-
-def all_items(client: TestClient) -> tuple[list[str], np.ndarray]:
-    page = client.get("/v1/items", params={"limit": 1000}).json()
-    items = page["items"]
-    offset = len(items)
-    while offset < page["count"]:
-        items += client.get("/v1/items", params={"offset": offset, "limit": 1000}).json()["items"]
-        offset = len(items)
-    return [item["id"] for item in items], np.array([item["logits"] for item in items], dtype=np.float32)
+from tests.helpers import all_items, b64, brute_force, brute_force_l2, digit_png
 
 
 def test_health_ready_info(client: TestClient) -> None:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from fastapi.testclient import TestClient
 
-from tests.service.test_api import b64, digit_png
+from tests.helpers import b64, digit_png, valid_against_openapi
 
 
 def encode(values: np.ndarray) -> str:
@@ -131,13 +131,13 @@ def test_bad_binary_item_stores_nothing(client: TestClient) -> None:
 
 
 def test_the_schema_documents_binary_vectors() -> None:
-    from tests.service.test_openapi import _valid
-
-    assert _valid("SearchRequest", {"logits_b64": "AAAA", "shape": [1, 1]})
-    assert _valid("SearchRequest", {"queries": [{"logits_b64": "AAAA"}]})
-    assert _valid("UpsertRequest", {"items": [{"id": "x", "logits_b64": "AAAA"}]})
-    assert _valid("UpsertRequest", {"ids": ["x"], "logits_b64": "AAAA", "shape": [1, 1], "metadata": [{}]})
-    assert not _valid("UpsertRequest", {"ids": ["x"], "logits_b64": "AAAA"})
-    assert not _valid("SearchRequest", {"logits_b64": "AAAA"})
-    assert not _valid("SearchRequest", {"logits_b64": "AAAA", "shape": [1, 1], "queries": [{"id": "a"}]})
-    assert not _valid("SearchRequest", {"queries": [{"logits_b64": "AAAA", "logits": [1.0]}]})
+    assert valid_against_openapi("SearchRequest", {"logits_b64": "AAAA", "shape": [1, 1]})
+    assert valid_against_openapi("SearchRequest", {"queries": [{"logits_b64": "AAAA"}]})
+    assert valid_against_openapi("UpsertRequest", {"items": [{"id": "x", "logits_b64": "AAAA"}]})
+    assert valid_against_openapi(
+        "UpsertRequest", {"ids": ["x"], "logits_b64": "AAAA", "shape": [1, 1], "metadata": [{}]}
+    )
+    assert not valid_against_openapi("UpsertRequest", {"ids": ["x"], "logits_b64": "AAAA"})
+    assert not valid_against_openapi("SearchRequest", {"logits_b64": "AAAA"})
+    assert not valid_against_openapi("SearchRequest", {"logits_b64": "AAAA", "shape": [1, 1], "queries": [{"id": "a"}]})
+    assert not valid_against_openapi("SearchRequest", {"queries": [{"logits_b64": "AAAA", "logits": [1.0]}]})

@@ -1,6 +1,6 @@
-"""The Python client against a real uvicorn server: every operation, typed results, errors, batching, retries."""
+"""The Python client in process (`Client(http=TestClient(app))`): every operation, typed results, errors, batching,
+retries. Over real HTTP against uvicorn: tests/service/test_client_server.py."""
 
-import asyncio
 import inspect
 import json
 import shutil
@@ -10,46 +10,42 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
-from PIL import Image
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
 from scipy.special import log_softmax, softmax
 from scipy.stats import spearmanr
 
 from models import array_to_image, load_digit_images
 from service.app import create_app
 from service.client import (
-    NO_RETRY,
     ROUTES,
     AsyncClient,
     Client,
     Conflict,
-    ConnectionFailed,
-    Forbidden,
     InvalidRequest,
     NotFound,
     Retry,
-    Unauthorized,
     Unavailable,
 )
 from service.config import Settings
 from service.schemas import SearchResponse
-from tests.helpers import brute_force
-from tests.service.test_api import digit_png
-from tests.service.test_server import _free_port, serving
+from tests.helpers import brute_force, digit_png
 
 
 @pytest.fixture(scope="module")
-def url(tmp_path_factory: pytest.TempPathFactory, default_data_dir: Path) -> Iterator[str]:
-    """One server for the module, on a private copy of the default data dir (max_batch 64)."""
+def app(tmp_path_factory: pytest.TempPathFactory, default_data_dir: Path) -> Iterator[FastAPI]:
+    """One started app for the module, on a private copy of the default data dir (max_batch 64)."""
     data_dir = tmp_path_factory.mktemp("client") / "data"
     shutil.copytree(default_data_dir, data_dir)
     settings = Settings(data_dir=data_dir, device="cpu", faiss_gpu="false", num_threads=2, max_batch=64)
-    with serving(settings) as base_url:
-        yield base_url
+    started = create_app(settings)
+    with TestClient(started):
+        yield started
 
 
 @pytest.fixture
-def client(url: str) -> Iterator[Client]:
-    with Client(url, seed=0) as c:
+def client(app: FastAPI) -> Iterator[Client]:
+    with Client(http=TestClient(app), seed=0) as c:
         yield c
 
 
@@ -114,7 +110,7 @@ def test_search_by_numpy_logits_matches_the_brute_force_oracle(client: Client, r
     assert len(one.results) == 1 and all(h.metadata["split"] == "test" for h in one.results[0])
 
 
-def test_upsert_in_batches_stores_float32_exactly(url: str, rng: np.random.Generator) -> None:
+def test_upsert_in_batches_stores_float32_exactly(app: FastAPI, rng: np.random.Generator) -> None:
     logits = (rng.standard_normal((150, 10)) * 3).astype(np.float32)
     ids = [f"batch-{i:03d}" for i in range(150)]
     seen: list[int] = []
@@ -125,8 +121,9 @@ def test_upsert_in_batches_stores_float32_exactly(url: str, rng: np.random.Gener
             assert set(body) == {"ids", "logits_b64", "shape", "metadata"}  # the columnar, binary form
             seen.append(len(body["ids"]))
 
-    http = httpx.Client(base_url=url, event_hooks={"request": [count_items]})
-    with Client(url, http=http) as client:
+    http = TestClient(app)
+    http.event_hooks = {"request": [count_items], "response": []}
+    with Client(http=http) as client:
         answer = client.upsert(ids, logits, metadata=[{"n": i} for i in range(150)], batch_size=100)
         assert answer.upserted == 150 and seen == [64, 64, 22]  # the server's MAX_BATCH (64) wins over 100
         stored = client.get_item("batch-149")
@@ -197,7 +194,7 @@ def test_agreement_matches_an_independent_oracle(client: Client, rng: np.random.
     assert found.spearman == pytest.approx(spearmanr(l2[union], ce[union]).statistic, abs=1e-12)
 
 
-def test_retries_idempotent_calls_on_503_only(url: str) -> None:
+def test_retries_idempotent_calls_on_503_only() -> None:
     answers = iter([503, 503, 200])
     calls: list[str] = []
 
@@ -208,52 +205,10 @@ def test_retries_idempotent_calls_on_503_only(url: str) -> None:
 
     transport = httpx.MockTransport(flaky)
     fast = Retry(attempts=3, delay_s=0.001)
-    with Client(url, http=httpx.Client(base_url=url, transport=transport), retry=fast, seed=0) as client:
+    http = httpx.Client(base_url="http://testserver", transport=transport)
+    with Client("http://testserver", http=http, retry=fast, seed=0) as client:
         assert client.health() == {"status": "ok"} and calls == ["GET"] * 3
         calls.clear()
         with pytest.raises(Unavailable, match="loading"):
             client.create_index("x", "digits-cnn")  # not idempotent: one try
         assert calls == ["POST"]
-
-
-def test_a_service_that_is_not_there_raises_connection_failed() -> None:
-    with Client(f"http://127.0.0.1:{_free_port()}", retry=Retry(attempts=2, delay_s=0.001), timeout=2) as client:
-        with pytest.raises(ConnectionFailed) as failed:
-            client.info()
-    assert failed.value.status is None and "cannot reach" in str(failed.value)
-    with Client(f"http://127.0.0.1:{_free_port()}", retry=NO_RETRY) as client:
-        assert client.ready() is False
-
-
-def test_api_keys(settings: Settings) -> None:
-    keyed = Settings(**(settings.model_dump() | {"api_key": "rw-key", "read_only_api_key": "ro-key"}))
-    with serving(keyed) as base_url:
-        with Client(base_url) as anonymous, pytest.raises(Unauthorized, match="API key"):
-            anonymous.info()
-        with Client(base_url, api_key="ro-key") as reader:
-            assert reader.get_item("digits-1").id == "digits-1"
-            with pytest.raises(Forbidden, match="only read"):
-                reader.delete_item("digits-1")
-        with Client(base_url, api_key="rw-key") as writer:
-            assert writer.delete_item("digits-1").deleted == "digits-1"
-
-
-def test_async_client(url: str, rng: np.random.Generator) -> None:
-    logits = rng.standard_normal((70, 10)).astype(np.float32)
-
-    async def scenario() -> None:
-        async with AsyncClient(url) as client:
-            assert await client.ready()
-            answer = await client.upsert([f"async-{i}" for i in range(70)], logits)
-            assert answer.upserted == 70
-            found = await client.search(logits[:2], k=1)
-            assert [row[0].id for row in found.results] == ["async-0", "async-1"]
-            image = Image.fromarray(np.asarray(array_to_image(load_digit_images().images[5])))
-            assert (await client.search_image(image, k=1)).results[0][0].id == "digits-5"
-            assert len((await client.embed([image])).predicted) == 1
-            ids = [item.id async for item in client.iter_items(page_size=700) if item.id.startswith("async-")]
-            assert len(ids) == 70
-            with pytest.raises(NotFound):
-                await client.get_item("async-x")
-
-    asyncio.run(scenario())

@@ -10,8 +10,7 @@ import httpx
 import pytest
 
 from service.config import Settings
-from tests.service.test_reliability import _start
-from tests.service.test_server import _free_port
+from tests.servers import free_port, start_serve_process
 
 
 @pytest.fixture
@@ -50,9 +49,9 @@ def _items(prefix: str, n: int) -> dict[str, list[dict[str, object]]]:
 def test_a_full_disk_refuses_writes_keeps_reads_and_loses_nothing(settings: Settings, small_disk: Path) -> None:
     data_dir = small_disk / "data"
     shutil.copytree(settings.data_dir, data_dir)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
-    server = _start(data_dir, port)
+    server = start_serve_process(data_dir, port)
     try:
         assert httpx.post(f"{url}/v1/items", json=_items("early", 5)).status_code == 200
         ballast = _fill(small_disk)
@@ -70,7 +69,7 @@ def test_a_full_disk_refuses_writes_keeps_reads_and_loses_nothing(settings: Sett
         server.wait(timeout=30)
 
     ballast = _fill(small_disk)  # restarting needs no free space
-    server = _start(data_dir, port)
+    server = start_serve_process(data_dir, port)
     try:
         page = httpx.get(f"{url}/v1/items", params={"limit": 1000, "offset": 1700}).json()
         ids = {item["id"] for item in page["items"]}
@@ -82,7 +81,7 @@ def test_a_full_disk_refuses_writes_keeps_reads_and_loses_nothing(settings: Sett
         assert server.wait(timeout=30) == 0  # a graceful stop exits 0, full disk or not
     assert not list((data_dir / "indexes" / "default").glob("*.tmp"))
     ballast.unlink()
-    server = _start(data_dir, port)
+    server = start_serve_process(data_dir, port)
     try:
         assert httpx.get(f"{url}/v1/info").json()["index"]["count"] == 1797 + 5 + 12
     finally:

@@ -12,10 +12,10 @@ from models.datasets import load_fashion_dataset
 from service.catalog.registry import Catalog
 from service.cli import main
 from service.config import Settings
-from tests.models.test_fashion import installed
+from tests.helpers import fashion_installed
 
 
-@installed
+@fashion_installed
 def test_index_fashion_mnist_resumes(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO)
     train_classifier(

@@ -1,6 +1,9 @@
 """API fuzzing: schemathesis generates requests from the OpenAPI schema; no 5xx, responses match the schema."""
 
+import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 import schemathesis
@@ -22,31 +25,28 @@ OPERATIONS = [
 ]
 
 
-@pytest.fixture(scope="module")
-def loaded_app(tmp_path_factory: pytest.TempPathFactory, default_data_dir: object) -> Iterator[FastAPI]:
+@contextmanager
+def _loaded_app(tmp_path_factory: pytest.TempPathFactory, default_data_dir: Path, **limits: int) -> Iterator[FastAPI]:
     """The app with its lifespan run (model and index loaded) on a private copy of the default data."""
-    import shutil
-
     data_dir = tmp_path_factory.mktemp("fuzz") / "data"
-    shutil.copytree(str(default_data_dir), data_dir)
-    app = create_app(
-        Settings(
-            data_dir=data_dir,
-            device="cpu",
-            faiss_gpu="false",
-            num_threads=2,
-            max_batch=16,
-            max_k=100,
-            max_image_pixels=1_000_000,
-        )
+    shutil.copytree(default_data_dir, data_dir)
+    settings = Settings(
+        data_dir=data_dir, device="cpu", faiss_gpu="false", num_threads=2, max_image_pixels=1_000_000, **limits
     )
+    app = create_app(settings)
     with TestClient(app):
         yield app
 
 
-@pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
-def test_api_never_fails_and_matches_its_schema(loaded_app: FastAPI, path: str, method: str) -> None:
-    operation = schemathesis.openapi.from_asgi("/openapi.json", loaded_app)[path][method]
+@pytest.fixture(scope="module")
+def loaded_app(tmp_path_factory: pytest.TempPathFactory, default_data_dir: Path) -> Iterator[FastAPI]:
+    # Small limits keep each generated request cheap; evaluations past 20 queries are refused (422), not run.
+    with _loaded_app(tmp_path_factory, default_data_dir, max_batch=16, max_k=100, max_eval_queries=20) as app:
+        yield app
+
+
+def _fuzz(app: FastAPI, path: str, method: str) -> None:
+    operation = schemathesis.openapi.from_asgi("/openapi.json", app)[path][method]
 
     @given(data=st.data())
     @settings(max_examples=25, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
@@ -57,3 +57,17 @@ def test_api_never_fails_and_matches_its_schema(loaded_app: FastAPI, path: str, 
         case.validate_response(response, checks=[response_schema_conformance])
 
     fuzz()
+
+
+@pytest.mark.parametrize(("path", "method"), OPERATIONS, ids=[f"{m.upper()} {p}" for p, m in OPERATIONS])
+def test_api_never_fails_and_matches_its_schema(loaded_app: FastAPI, path: str, method: str) -> None:
+    _fuzz(loaded_app, path, method)
+
+
+@pytest.mark.slow
+def test_evaluate_never_fails_at_the_default_evaluation_limits(
+    tmp_path_factory: pytest.TempPathFactory, default_data_dir: Path
+) -> None:
+    """The evaluation fuzzed up to 500 queries (about a minute on 2 cores; the default run stops at 20)."""
+    with _loaded_app(tmp_path_factory, default_data_dir, max_batch=16, max_k=100) as app:
+        _fuzz(app, "/v1/evaluate", "post")

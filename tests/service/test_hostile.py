@@ -14,7 +14,7 @@ from PIL import Image
 from models import array_to_image, load_digit_images
 from service.app import create_app
 from service.config import Settings
-from tests.service.test_api import all_items, b64, digit_png
+from tests.helpers import all_items, b64, digit_png
 
 GOOD = [0.5] * 10
 

@@ -16,8 +16,8 @@ from models import TrainConfig, train_classifier
 from service.app import create_app
 from service.cli import main
 from service.config import Settings
-from tests.service.test_api import b64, digit_png
-from tests.service.test_server import serving
+from tests.helpers import b64, digit_png
+from tests.servers import serving
 
 MLP = "digits-mlp"
 

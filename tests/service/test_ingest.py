@@ -13,7 +13,7 @@ from models import make_thumbnail
 from service.catalog.bootstrap import load_model
 from service.cli import main
 from service.config import Settings
-from tests.models.test_loader import upload_path_logits, write_images
+from tests.helpers import upload_path_logits, write_images
 
 
 def _open(settings: Settings, name: str) -> DurableIndex:

@@ -5,8 +5,7 @@ import sys
 from pathlib import Path
 
 from service.config import Settings
-
-from .test_server import serving
+from tests.servers import serving
 
 # Each run is a fresh interpreter: FAISS logs its loader only when it is first imported.
 COMMANDS = """

@@ -14,8 +14,8 @@ import httpx
 import pytest
 
 from service.config import Settings
-from tests.service.test_api import digit_png
-from tests.service.test_server import serving
+from tests.helpers import digit_png
+from tests.servers import serving
 
 pytestmark = pytest.mark.browser
 

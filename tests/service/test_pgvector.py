@@ -13,7 +13,7 @@ from service.app import create_app
 from service.cli import main
 from service.config import Settings
 from tests.postgres import PostgresServer
-from tests.service.test_server import serving
+from tests.servers import serving
 
 
 def _unique(prefix: str) -> str:

@@ -1,13 +1,9 @@
 """Concurrency and crash safety over real HTTP: what was acknowledged is what is stored, whatever happens."""
 
-import os
 import random
 import signal
-import subprocess
-import sys
 import threading
 import time
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -15,7 +11,7 @@ import numpy as np
 import pytest
 
 from service.config import Settings
-from tests.service.test_server import _free_port, serving
+from tests.servers import free_port, serving, start_serve_process
 
 DIM = 10
 
@@ -102,37 +98,15 @@ def test_concurrent_writers_and_readers_agree_with_a_sequential_replay(settings:
     assert seen and seen <= ever_stored
 
 
-def _start(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    env = os.environ | {
-        "LOGITSEARCH_DATA_DIR": str(data_dir),
-        "LOGITSEARCH_PORT": str(port),
-        "LOGITSEARCH_DEVICE": "cpu",
-        "LOGITSEARCH_FAISS_GPU": "false",
-        "LOGITSEARCH_NUM_THREADS": "1",
-        "LOGITSEARCH_LOG_LEVEL": "warning",
-    }
-    process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"server exited at start: {process.stderr.read().decode() if process.stderr else ''}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/ready", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise AssertionError("server did not become ready")
-
-
-def test_sigkill_never_loses_an_acknowledged_write(settings: Settings) -> None:
+# Each cycle is a server start (a few seconds on 2 cores): two kills in the default run, ten in the slow sweep.
+@pytest.mark.parametrize("cycles", [2, pytest.param(10, marks=pytest.mark.slow)])
+def test_sigkill_never_loses_an_acknowledged_write(settings: Settings, cycles: int) -> None:
     rng = random.Random(7)
     acknowledged: dict[str, tuple[list[float], dict[str, Any]]] = {}
     deleted: set[str] = set()
-    port = _free_port()
-    for cycle in range(10):
-        process = _start(settings.data_dir, port)
+    port = free_port()
+    for cycle in range(cycles):
+        process = start_serve_process(settings.data_dir, port)
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             stored = _all_items(client)
             for item_id, value in acknowledged.items():
@@ -163,7 +137,7 @@ def test_sigkill_never_loses_an_acknowledged_write(settings: Settings) -> None:
                     acknowledged.pop(victim)
             killer.join()
         process.wait(timeout=30)
-    process = _start(settings.data_dir, port)
+    process = start_serve_process(settings.data_dir, port)
     try:
         with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
             stored = _all_items(client)

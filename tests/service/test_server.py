@@ -1,49 +1,15 @@
 """End to end over real HTTP: uvicorn serving the app, stopped and started again on the same data."""
 
-import socket
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
-from service.app import create_app
 from service.cli import main
 from service.config import Settings
-from service.http.server import server_config
-from tests.service.test_api import digit_png
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-@contextmanager
-def serving(settings: Settings) -> Iterator[str]:
-    """Run uvicorn on 127.0.0.1 in a thread until the block ends; yields the base URL."""
-    port = _free_port()
-    config = server_config(create_app(settings), settings, host="127.0.0.1", port=port, log_level="warning")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 60
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=30)
+from tests.helpers import digit_png
+from tests.servers import serving
 
 
 def test_add_search_restart_keeps_items(settings: Settings, rng: np.random.Generator) -> None:

@@ -14,7 +14,7 @@ from models import load_digit_images
 from service.app import create_app
 from service.catalog.registry import Catalog
 from service.config import Settings
-from tests.service.test_api import b64, digit_png
+from tests.helpers import b64, digit_png
 
 
 @pytest.fixture(scope="module")

