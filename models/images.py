@@ -26,6 +26,13 @@ ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 _ACCEPTED_TEXT = "PNG, JPEG, WebP, BMP or GIF (first frame)"
 _RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+#: Decoded images are brought down to at most twice this on their longest side right after decoding (JPEG:
+#: decoded at a reduced scale in the first place), so that only the decoder's own buffer is full size: decoding a
+#: W x H image costs about W x H x 4 bytes once (less for JPEG), never a full-size copy per conversion. Models
+#: take at most a few hundred pixels and thumbnails 96.
+WORKING_SIDE = 1024
+#: Modes `Image.reduce` refuses; these are shrunk by nearest neighbour instead.
+_NO_REDUCE_MODES = ("1", "P", "I;16", "I;16B", "I;16L", "I;16N")
 # Errors PIL's decoders raise on corrupt or truncated input.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, zlib.error)
 
@@ -39,8 +46,10 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
         max_pixels: Largest accepted ``width * height``; checked from the header before loading pixels.
 
     Returns:
-        The loaded first frame, upright (EXIF orientation applied); 16-bit grayscale is converted to 8-bit "L"
-        (see module docstring).
+        The loaded first frame, upright (EXIF orientation applied), at most `2 * WORKING_SIDE` on its longest side
+        when it was larger than `WORKING_SIDE` (JPEG: decoded in draft mode at the smallest scale that keeps
+        `WORKING_SIDE`; others: `Image.reduce` by a whole factor); 16-bit grayscale is converted to 8-bit "L"
+        (see module docstring). The memory this takes at its peak is about width x height x 4 bytes.
 
     Raises:
         ImageTooLargeError: Over ``max_bytes`` or ``max_pixels`` (or PIL's own decompression-bomb limit).
@@ -64,10 +73,27 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
     if width * height > max_pixels:
         raise ImageTooLargeError(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
     try:
+        if image.format == "JPEG" and max(width, height) > WORKING_SIDE:
+            image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))
         image.load()
     except _DECODE_ERRORS as e:
         raise ImageDecodeError(f"cannot decode {image.format} image, it may be truncated or corrupt ({e})") from e
-    return to_8bit(upright(image))
+    return to_8bit(upright(_reduced(image)))
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """`image` shrunk by the largest whole factor that keeps `WORKING_SIDE` on its longest side (EXIF kept)."""
+    factor = max(image.size) // WORKING_SIDE
+    if factor < 2:
+        return image
+    exif = image.getexif()
+    if image.mode in _NO_REDUCE_MODES:
+        size = (max(1, image.width // factor), max(1, image.height // factor))
+        small = image.resize(size, Image.Resampling.NEAREST)
+    else:
+        small = image.reduce(factor)
+    small.info["exif"] = exif.tobytes()
+    return small
 
 
 #: The EXIF tag that says how stored pixels are turned from the scene.

@@ -62,3 +62,15 @@ def test_preprocess_and_thumbnail_apply_exif_orientation() -> None:
     assert fit_thumbnail(opened).size == fit_thumbnail(upright).size == (96, 64)
     thumbnail = Image.open(io.BytesIO(make_thumbnail(opened, 16_384) or b""))
     np.testing.assert_array_equal(np.asarray(thumbnail), np.asarray(fit_thumbnail(upright)))
+
+
+@pytest.mark.parametrize("format", ["PNG", "JPEG"])
+def test_decode_image_applies_exif_orientation_of_a_large_image(format: str) -> None:
+    """Images shrunk on decode (models.images.WORKING_SIDE) keep their orientation."""
+    upright = _upright().resize((3 * 1024, 2 * 1024), Image.Resampling.NEAREST)
+    decoded = _decode_large(_tagged(upright, 6, format))
+    assert decoded.width > decoded.height
+
+
+def _decode_large(data: bytes) -> Image.Image:
+    return decode_image(data, max_bytes=1 << 24, max_pixels=1 << 24)

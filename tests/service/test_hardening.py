@@ -1,14 +1,21 @@
 """Hardening: one bad string in metadata can neither be stored nor, once stored, break a read."""
 
 import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from fastapi.testclient import TestClient
+from PIL import Image
 
 import indexes.durable
+import service.http.inputs
 import service.http.responses
 from indexes.errors import InvalidInputError
 from indexes.validation import check_metadata
+from service.config import Settings
+from service.http.inputs import decode_one
 
 GOOD = [0.5] * 10
 #: Valid JSON whose string is a lone UTF-16 surrogate: Python reads it, UTF-8 cannot encode it.
@@ -66,3 +73,24 @@ def test_reads_survive_a_stored_lone_surrogate(
         by_id = client.post("/v1/search", json={"queries": [{"id": "bad-1"}], "k": 1})
         assert by_id.status_code == 200
     assert any("U+FFFD" in record.getMessage() for record in caplog.records)
+
+
+def test_decode_one_bounds_concurrent_decodes(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
+    running, most = 0, 0
+    lock = threading.Lock()
+
+    def slow_decode(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image:
+        nonlocal running, most
+        with lock:
+            running += 1
+            most = max(most, running)
+        time.sleep(0.02)
+        with lock:
+            running -= 1
+        return Image.new("L", (8, 8))
+
+    monkeypatch.setattr(service.http.inputs, "decode_image", slow_decode)
+    bounded = settings.model_copy(update={"max_concurrent_decodes": 2})
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(lambda i: decode_one(b"x", bounded, f"images[{i}]"), range(16)))
+    assert most == 2
