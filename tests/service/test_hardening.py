@@ -10,6 +10,7 @@ from fastapi.testclient import TestClient
 from PIL import Image
 
 import indexes.durable
+import service.catalog.registry
 import service.http.inputs
 import service.http.responses
 from indexes.errors import InvalidInputError
@@ -94,3 +95,31 @@ def test_decode_one_bounds_concurrent_decodes(settings: Settings, monkeypatch: p
     with ThreadPoolExecutor(8) as pool:
         list(pool.map(lambda i: decode_one(b"x", bounded, f"images[{i}]"), range(16)))
     assert most == 2
+
+
+def test_a_slow_index_creation_stalls_no_other_request(client: TestClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one creation waits on its store (a database whose table is locked), other indexes and /health
+    answer at once: the catalog lock is not held across it."""
+    release, waiting = threading.Event(), threading.Event()
+    make = service.catalog.registry.create_store
+
+    def slow_create_store(*args: object, **kwargs: object) -> object:
+        waiting.set()
+        release.wait(10)
+        return make(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(service.catalog.registry, "create_store", slow_create_store)
+    with ThreadPoolExecutor(1) as pool:
+        created = pool.submit(client.post, "/v1/indexes", json={"name": "slow-one", "model": "digits-cnn"})
+        assert waiting.wait(10)
+        try:
+            start = time.perf_counter()
+            assert client.get("/health").status_code == 200
+            assert client.post("/v1/search", json={"queries": [{"logits": GOOD}], "k": 3}).status_code == 200
+            assert client.post("/v1/indexes", json={"name": "slow-one", "model": "digits-cnn"}).status_code == 409
+            elapsed = time.perf_counter() - start
+        finally:
+            release.set()
+        assert created.result(timeout=30).status_code == 201
+    assert elapsed < 1.0
+    assert client.get("/v1/indexes/slow-one").status_code == 200
