@@ -2,6 +2,7 @@
 
 import json
 import math
+import re
 import unicodedata
 from collections.abc import Sequence
 from typing import Any
@@ -16,6 +17,8 @@ MAX_METADATA_BYTES = 16_384
 MAX_THUMBNAIL_BYTES = 16_384
 #: Objects and arrays nested deeper than this are refused: whatever is stored must serialise again.
 MAX_METADATA_DEPTH = 32
+#: How `json.dumps` writes a surrogate (paired or lone); only then are the strings walked.
+_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
 
 
 def check_vectors(vectors: Any, dim: int, name: str = "logits", dtype: type = np.float32) -> np.ndarray:
@@ -94,18 +97,53 @@ def check_thumbnails(thumbnails: Sequence[Any] | None, count: int) -> list[bytes
 
 
 def check_metadata(metadata: Any) -> dict[str, Any]:
-    """Return `metadata` if it is a JSON object of at most 16 KiB with finite numbers."""
+    """Return `metadata` if it is a JSON object of at most 16 KiB with finite numbers and UTF-8 text.
+
+    Raises:
+        InvalidInputError: anything else, naming the field when a string cannot be written back as UTF-8 (a
+            lone surrogate such as `"\\ud800"` is valid JSON, but no response could carry it).
+    """
     if not isinstance(metadata, dict):
         raise InvalidInputError(f"metadata must be a JSON object, got {type(metadata).__name__}")
     try:
         encoded = json.dumps(metadata, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"metadata must be plain JSON with finite numbers: {exc}") from exc
+    if _SURROGATE.search(encoded) and (where := _unencodable(metadata)) is not None:
+        raise InvalidInputError(
+            f"{where} holds a lone UTF-16 surrogate, which cannot be encoded as UTF-8; send valid Unicode text"
+        )
     if len(encoded.encode()) > MAX_METADATA_BYTES:
         raise InvalidInputError(f"metadata is {len(encoded.encode())} bytes as JSON; at most {MAX_METADATA_BYTES}")
     if (depth := _depth(metadata)) > MAX_METADATA_DEPTH:
         raise InvalidInputError(f"metadata is nested {depth} levels deep; at most {MAX_METADATA_DEPTH}: flatten it")
     return metadata
+
+
+def _unencodable(metadata: dict[str, Any]) -> str | None:
+    """Where in `metadata` the first string (key or value) that UTF-8 cannot encode is, or None."""
+    stack: list[tuple[Any, str]] = [(metadata, "metadata")]
+    while stack:
+        node, path = stack.pop()
+        if isinstance(node, str):
+            if not _encodes(node):
+                return path
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                if not _encodes(key):
+                    return f"{path} key {key!r}" if path == "metadata" else f"{path}: key {key!r}"
+                stack.append((child, f"{path}[{key!r}]"))
+        elif isinstance(node, list):
+            stack.extend((child, f"{path}[{i}]") for i, child in enumerate(node))
+    return None
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _depth(value: Any) -> int:

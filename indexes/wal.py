@@ -4,6 +4,7 @@ import base64
 import json
 import logging
 import os
+import re
 import struct
 import zlib
 from collections.abc import Iterator
@@ -28,6 +29,8 @@ def decode_vectors(text: str, dim: int) -> np.ndarray:
 
 
 MAGIC = b"LSWAL\x002\n"
+#: How a log of format version 1 begins: a record line, `<crc32 hex> {json`.
+_LEGACY_START = re.compile(rb"[0-9a-f]{1,8} \{")
 #: Each frame: body length, CRC-32 of those 4 length bytes, CRC-32 of the body (little-endian u32), the body.
 _HEADER = struct.Struct("<III")
 
@@ -110,8 +113,8 @@ def is_legacy(path: Path) -> bool:
     if not path.exists():
         return False
     with open(path, "rb") as f:
-        head = f.read(len(MAGIC))
-    return bool(head) and not MAGIC.startswith(head) and not head.startswith(MAGIC)
+        head = f.read(len(MAGIC) + 2)
+    return _LEGACY_START.match(head) is not None
 
 
 def replay(path: Path, after_seq: int) -> Iterator[dict[str, Any]]:
@@ -120,7 +123,7 @@ def replay(path: Path, after_seq: int) -> Iterator[dict[str, Any]]:
     A torn final frame is cut off the file so that later appends start on a frame boundary.
 
     Raises:
-        IndexCorruptedError: a damaged frame, or sequence numbers out of order.
+        IndexCorruptedError: a damaged header or frame, or sequence numbers out of order.
     """
     if not path.exists():
         return
@@ -131,6 +134,11 @@ def replay(path: Path, after_seq: int) -> Iterator[dict[str, Any]]:
         if MAGIC.startswith(data):  # the magic header itself was cut short
             _cut_torn_tail(path, 0, len(data))
             return
+        if _LEGACY_START.match(data) is None:
+            raise IndexCorruptedError(
+                f"{path}: its header is {data[: len(MAGIC)]!r}, not {MAGIC!r}: the log is damaged, and the writes "
+                f"in it were acknowledged. {_RESTORE}"
+            )
         yield from _replay_lines(path, data, after_seq)
         return
     position, number, previous = len(MAGIC), 0, after_seq
@@ -170,9 +178,14 @@ def _parse_body(body: bytes, crc: int) -> dict[str, Any] | None:
 def _damaged(path: Path, number: int, position: int, what: str) -> IndexCorruptedError:
     return IndexCorruptedError(
         f"{path}: record {number} (at byte {position}) is complete but {what}: the log is damaged, and the "
-        "writes in it were acknowledged. Restore the index directory from a backup; or, to keep only what the "
-        "last snapshot holds, move wal.log aside and restart"
+        f"writes in it were acknowledged. {_RESTORE}"
     )
+
+
+_RESTORE = (
+    "Restore the index directory from a backup; or, to keep only what the last snapshot holds, move wal.log "
+    "aside and restart"
+)
 
 
 def _cut_torn_tail(path: Path, good_end: int, size: int) -> None:

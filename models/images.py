@@ -4,6 +4,8 @@ Mode handling, applied the same way to uploads and training images:
 
 - 16-bit grayscale ("I;16", "I;16B", "I;16L", and "I" with values in [0, 65535]) is scaled to 8-bit as
   ``round(v / 257)`` (so 65535 -> 255); "I" outside that range and float ("F") images are refused.
+- An EXIF Orientation tag (phone photos stored sideways) is applied first, with Pillow's `exif_transpose`,
+  so the model and the thumbnail see the picture upright.
 - Images with transparency (RGBA, LA, PA, palette with a transparent colour) are composited over black, the
   background of the digits data, then converted to the model's mode ("L" or "RGB", ITU-R 601-2 luma for "L").
 """
@@ -15,7 +17,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageDecodeError, ImageTooLargeError
 from .spec import ModelSpec
@@ -24,6 +26,13 @@ ACCEPTED_FORMATS = ("PNG", "JPEG", "WEBP", "BMP", "GIF")
 _ACCEPTED_TEXT = "PNG, JPEG, WebP, BMP or GIF (first frame)"
 _RESAMPLING = {"bilinear": Image.Resampling.BILINEAR, "bicubic": Image.Resampling.BICUBIC}
 _SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
+#: Decoded images are brought down to at most twice this on their longest side right after decoding (JPEG:
+#: decoded at a reduced scale in the first place), so that only the decoder's own buffer is full size: decoding a
+#: W x H image costs about W x H x 4 bytes once (less for JPEG), never a full-size copy per conversion. Models
+#: take at most a few hundred pixels and thumbnails 96.
+WORKING_SIDE = 1024
+#: Modes `Image.reduce` refuses; these are shrunk by nearest neighbour instead.
+_NO_REDUCE_MODES = ("1", "P", "I;16", "I;16B", "I;16L", "I;16N")
 # Errors PIL's decoders raise on corrupt or truncated input.
 _DECODE_ERRORS = (OSError, ValueError, SyntaxError, EOFError, IndexError, struct.error, zlib.error)
 
@@ -37,7 +46,10 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
         max_pixels: Largest accepted ``width * height``; checked from the header before loading pixels.
 
     Returns:
-        The loaded first frame; 16-bit grayscale is converted to 8-bit "L" (see module docstring).
+        The loaded first frame, upright (EXIF orientation applied), at most `2 * WORKING_SIDE` on its longest side
+        when it was larger than `WORKING_SIDE` (JPEG: decoded in draft mode at the smallest scale that keeps
+        `WORKING_SIDE`; others: `Image.reduce` by a whole factor); 16-bit grayscale is converted to 8-bit "L"
+        (see module docstring). The memory this takes at its peak is about width x height x 4 bytes.
 
     Raises:
         ImageTooLargeError: Over ``max_bytes`` or ``max_pixels`` (or PIL's own decompression-bomb limit).
@@ -61,10 +73,46 @@ def decode_image(data: bytes, *, max_bytes: int, max_pixels: int) -> Image.Image
     if width * height > max_pixels:
         raise ImageTooLargeError(f"image is {width}x{height} = {width * height} pixels; the limit is {max_pixels}")
     try:
+        if image.format == "JPEG" and max(width, height) > WORKING_SIDE:
+            image.draft(image.mode, (WORKING_SIDE, WORKING_SIDE))
         image.load()
     except _DECODE_ERRORS as e:
         raise ImageDecodeError(f"cannot decode {image.format} image, it may be truncated or corrupt ({e})") from e
-    return to_8bit(image)
+    return to_8bit(upright(_reduced(image)))
+
+
+def _reduced(image: Image.Image) -> Image.Image:
+    """`image` shrunk by the largest whole factor that keeps `WORKING_SIDE` on its longest side (EXIF kept)."""
+    factor = max(image.size) // WORKING_SIDE
+    if factor < 2:
+        return image
+    exif = image.getexif()
+    if image.mode in _NO_REDUCE_MODES:
+        size = (max(1, image.width // factor), max(1, image.height // factor))
+        small = image.resize(size, Image.Resampling.NEAREST)
+    else:
+        small = image.reduce(factor)
+    small.info["exif"] = exif.tobytes()
+    return small
+
+
+#: The EXIF tag that says how stored pixels are turned from the scene.
+_ORIENTATION = 0x0112
+
+
+def upright(image: Image.Image) -> Image.Image:
+    """`image` turned as its EXIF Orientation tag says (the tag then removed); `image` itself when there is none.
+
+    Raises:
+        ImageDecodeError: When the EXIF block cannot be read.
+    """
+    try:
+        if image.getexif().get(_ORIENTATION, 1) in (0, 1):
+            return image
+        turned = ImageOps.exif_transpose(image)
+    except _DECODE_ERRORS as e:
+        raise ImageDecodeError(f"cannot read the image's EXIF orientation ({e})") from e
+    return turned if turned is not None else image
 
 
 def to_8bit(image: Image.Image) -> Image.Image:
@@ -130,7 +178,7 @@ def preprocess(images: Sequence[Image.Image], spec: ModelSpec) -> torch.Tensor:
 
 def _to_array(image: Image.Image, spec: ModelSpec) -> np.ndarray:
     """Return ``(H, W, channels)`` uint8 pixels of one image in the spec's mode and size."""
-    image = _to_mode(to_8bit(image), "L" if spec.channels == 1 else "RGB")
+    image = _to_mode(to_8bit(upright(image)), "L" if spec.channels == 1 else "RGB")
     height, width = spec.input_size
     if image.size != (width, height) or spec.crop_pct is not None:
         image = _resize(image, spec)

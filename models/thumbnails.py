@@ -1,5 +1,7 @@
 """Thumbnails kept with items added from images: at most 96 px on the longest side, PNG or WebP, size-capped.
 
+The image is turned upright first (its EXIF orientation, `images.upright`).
+
 An image larger than the box is shrunk (antialiased, aspect kept). A smaller one is enlarged by the largest
 whole factor that fits, copying pixels (nearest neighbour), so an 8x8 digit becomes a crisp 96x96 picture
 rather than a blur. An image that was not shrunk (digits, icons, small scans) is kept as lossless PNG when
@@ -13,6 +15,8 @@ import logging
 
 from PIL import Image
 
+from .images import upright
+
 logger = logging.getLogger(__name__)
 
 #: Longest side of a thumbnail, in pixels.
@@ -25,7 +29,7 @@ _MEDIA_TYPES = {b"\x89PNG\r\n\x1a\n": "image/png", b"RIFF": "image/webp"}
 
 def fit_thumbnail(image: Image.Image, size: int = THUMBNAIL_SIZE) -> Image.Image:
     """`image` scaled into a `size` x `size` box: shrunk (antialiased), or enlarged by a whole factor."""
-    image = _displayable(image)
+    image = _displayable(upright(image))
     longest = max(image.width, image.height)
     if longest > size:
         scale = size / longest
@@ -39,6 +43,7 @@ def fit_thumbnail(image: Image.Image, size: int = THUMBNAIL_SIZE) -> Image.Image
 
 def make_thumbnail(image: Image.Image, max_bytes: int, size: int = THUMBNAIL_SIZE) -> bytes | None:
     """The encoded thumbnail of `image` (see the module docstring), or None if none fits `max_bytes`."""
+    image = upright(image)
     small = fit_thumbnail(image, size)
     png = _encode(small, "PNG") if max(image.size) <= size else None
     if png is not None and len(png) <= min(PNG_BYTES, max_bytes):

@@ -59,6 +59,9 @@ class Settings(BaseSettings):
     )
     max_image_bytes: int = Field(10 * 2**20, ge=1, description="Largest encoded image accepted")
     max_image_pixels: int = Field(25_000_000, ge=1, description="Largest decoded image (width x height)")
+    max_concurrent_decodes: int = Field(
+        2, ge=1, description="Images decoded at once, all requests together (each up to 4 bytes x max_image_pixels)"
+    )
     max_eval_queries: int = Field(500, ge=1, description="Most queries one POST /v1/evaluate may sample or send")
     max_eval_items: int = Field(
         20_000, ge=2, description="Most items each POST /v1/evaluate query is ranked against (larger indexes: sampled)"

@@ -71,6 +71,7 @@ class Catalog:
         self._database: Any = None  # the PostgreSQL pools (indexes.pg.PgDatabase) once opened, when PG_URL is set
         self._slots: dict[str, _Slot] = {}
         self._dropping: set[str] = set()  # indexes being dropped: their directories are going away
+        self._creating: set[str] = set()  # names being created: reserved, their directories not there yet
         self.models = ModelCache(settings)
         self._lock = threading.Lock()  # guards _slots
 
@@ -211,27 +212,40 @@ class Catalog:
         )
         approximate_options(entry)  # options that make no index are a 422 before anything is written
         final = self.indexes_dir / name
+        # The name is reserved under the lock; the files and the database table are made outside it, so that a
+        # slow disk or database holds up this request only, never the lookups every other request makes.
         with self._lock:
-            if name in self._slots or final.exists():
+            if name in self._slots or name in self._creating or final.exists():
                 raise IndexExistsError(f"index {name!r} exists; DELETE /v1/indexes/{name} first, or choose another")
-            staging = self.indexes_dir / f"{_CREATING}{name}-{uuid.uuid4().hex}"
-            created: VectorStore | None = None
-            try:
-                staging.mkdir(parents=True)
-                write_entry(staging, entry)
-                created = create_store(staging, entry, spec, self.settings, self._database)
-                created.close()
-                fsync_directory(staging)
-                os.rename(staging, final)
-                created = None
-                fsync_directory(self.indexes_dir)
-            finally:
-                if created is not None and store != "faiss":
-                    drop_store(created, store)  # the entry did not make it: remove the table too
-                shutil.rmtree(staging, ignore_errors=True)
-            slot = self._slots[name] = self._open_slot(final)
+            self._creating.add(name)
+        try:
+            self._make(final, entry, spec)
+            slot = self._open_slot(final)
+            with self._lock:
+                self._slots[name] = slot
+        finally:
+            with self._lock:
+                self._creating.discard(name)
         logger.info("created index %r bound to model %r (%s)", name, model, store)
         return self._status(slot)
+
+    def _make(self, final: Path, entry: IndexEntry, spec: ModelSpec) -> None:
+        """Write the index `entry` at `final` atomically: in a staging directory, then renamed."""
+        staging = self.indexes_dir / f"{_CREATING}{entry.name}-{uuid.uuid4().hex}"
+        created: VectorStore | None = None
+        try:
+            staging.mkdir(parents=True)
+            write_entry(staging, entry)
+            created = create_store(staging, entry, spec, self.settings, self._database)
+            created.close()
+            fsync_directory(staging)
+            os.rename(staging, final)
+            created = None
+            fsync_directory(self.indexes_dir)
+        finally:
+            if created is not None and entry.store != "faiss":
+                drop_store(created, entry.store)  # the entry did not make it: remove the table too
+            shutil.rmtree(staging, ignore_errors=True)
 
     def drop(self, name: str) -> None:
         """Close the index `name` and delete its files; it does not come back after a restart.
@@ -285,6 +299,7 @@ class Catalog:
         return (
             name not in self._slots
             and name not in self._dropping
+            and name not in self._creating
             and INDEX_NAME.fullmatch(name) is not None
             and (self.indexes_dir / name / ENTRY_FILE).is_file()
         )

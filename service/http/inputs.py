@@ -2,7 +2,9 @@
 
 import base64
 import binascii
+import threading
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 import torch
@@ -43,11 +45,22 @@ def decode_base64(text: str, where: str) -> bytes:
         raise ImageDecodeError(f"{where} is not valid base64 ({exc}); encode the file's bytes with base64") from exc
 
 
+@lru_cache
+def decode_slots(count: int) -> threading.BoundedSemaphore:
+    """The semaphore that lets `count` images decode at once in this process."""
+    return threading.BoundedSemaphore(count)
+
+
 def decode_one(item: str | bytes, settings: Settings, where: str) -> Image.Image:
-    """Decode one image (base64 text or raw bytes), checked against the size limits."""
+    """Decode one image (base64 text or raw bytes), checked against the size limits.
+
+    At most `settings.max_concurrent_decodes` decode at once, so that decoding holds at most that many times
+    4 bytes x `max_image_pixels` (`models.decode_image`), however many requests run.
+    """
     data = item if isinstance(item, bytes) else decode_base64(item, where)
     try:
-        return decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
+        with decode_slots(settings.max_concurrent_decodes):
+            return decode_image(data, max_bytes=settings.max_image_bytes, max_pixels=settings.max_image_pixels)
     except ImageError as exc:
         raise type(exc)(f"{where}: {exc}") from exc
 

@@ -12,6 +12,7 @@ from models import thumbnail_media_type
 from ..errors import ThumbnailNotFoundError
 from ..http.deps import ClassifierDep, EntryDep, IndexDep, MetricsDep, SettingsDep, require_write_key
 from ..http.inputs import check_batch, decode_vectors, resolve_vectors
+from ..http.responses import model_response
 from ..http.routing import OffLoopRoute
 from ..schemas import (
     WRITE_RESPONSES,
@@ -63,16 +64,16 @@ def upsert_items(
     return UpsertResponse(upserted=upserted, count=index.count())
 
 
-@router.get("", response_model_exclude_none=True)
+@router.get("", response_model=ItemsPage, response_model_exclude_none=True)
 def list_items(
     index: IndexDep,
     offset: Annotated[int, Query(ge=0)] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     encoding: EncodingQuery = "json",
-) -> ItemsPage:
+) -> Response:
     """A page of items in the order they were added (a replaced item keeps its place), and the total count."""
     items = [_item_out(item, encoding) for item in index.list(offset, limit)]
-    return ItemsPage(items=items, count=index.count())
+    return model_response(ItemsPage(items=items, count=index.count()))
 
 
 _THUMBNAIL: dict[int | str, dict[str, Any]] = {
@@ -99,10 +100,10 @@ def get_thumbnail(item_id: str, index: IndexDep, request: Request) -> Response:
     return Response(data, media_type=thumbnail_media_type(data), headers=headers)
 
 
-@router.get("/{item_id:path}", responses=_NOT_FOUND, response_model_exclude_none=True)
-def get_item(item_id: str, index: IndexDep, encoding: EncodingQuery = "json") -> ItemOut:
+@router.get("/{item_id:path}", response_model=ItemOut, responses=_NOT_FOUND, response_model_exclude_none=True)
+def get_item(item_id: str, index: IndexDep, encoding: EncodingQuery = "json") -> Response:
     """One stored item: its logits and metadata."""
-    return _item_out(index.get(item_id), encoding)
+    return model_response(_item_out(index.get(item_id), encoding))
 
 
 @router.delete("/{item_id:path}", dependencies=[Depends(require_write_key)], responses=_NOT_FOUND | WRITE_RESPONSES)
