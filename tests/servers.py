@@ -12,10 +12,10 @@ from pathlib import Path
 
 import httpx
 import uvicorn
-from service.http.server import server_config
 
 from service.app import create_app
 from service.config import Settings
+from service.http.server import server_config
 
 
 def free_port() -> int:

@@ -7,8 +7,17 @@ import pytest
 
 from indexes.errors import IndexCorruptedError
 from indexes.wal import MAGIC, is_legacy
-from tests.indexes.test_durability import _filled
-from tests.indexes.test_durable import _open
+from tests.helpers import durable_vectors, open_durable
+
+_open = open_durable
+
+
+def _filled(path: Path, rng: np.random.Generator, n: int = 3) -> None:
+    """An index at `path` with `n` single-item writes in its log only, closed as a crash leaves it."""
+    index = open_durable(path)
+    for i in range(n):
+        index.upsert([f"id-{i}"], durable_vectors(rng, 1), [{"i": i}])
+    index.close(compact=False)
 
 
 @pytest.mark.parametrize(("byte", "bit"), [(i, b) for i in range(len(MAGIC)) for b in (0, 3, 7)])
