@@ -13,6 +13,7 @@ import numpy as np
 from .ann import FAMILY_METRICS, AnnOptions, Approximate, build_structure, recall_points, row_hashes, sample_rows
 from .ann.builder import Builder
 from .ann.saved import load_build, save_build
+from .arguments import check_search
 from .errors import (
     IndexClosedError,
     IndexCorruptedError,
@@ -20,12 +21,9 @@ from .errors import (
     ItemNotFoundError,
     StorageError,
     StorageFullError,
-    UnknownMetricError,
 )
 from .faiss_index import FaissIndex
-from .filters import check_filter
 from .lock import ReadWriteLock
-from .metrics import SEARCH_METRICS
 from .ownership import OwnerLock
 from .snapshot import (
     MANIFEST,
@@ -41,9 +39,7 @@ from .thumbnails import ThumbnailTable, log_field
 from .validation import (
     check_id,
     check_ids,
-    check_k,
     check_metadata,
-    check_temperature,
     check_thumbnails,
     check_vectors,
 )
@@ -342,11 +338,13 @@ class DurableIndex:
             target_recall: on an approximate index, the recall@10 the answer must have been measured to reach
                 (default: the index's target); where none was, the answer is exact.
         """
-        array, k, temperature, checked_filter = _checked_search(queries, self.dim, k, metric, temperature, filter)
-        target = _checked_target(target_recall)
+        args = check_search(queries, self.dim, k, metric, temperature, filter, target_recall)
         # FAISS on a GPU needs every call serialised.
         with self._locked(write=self._index.on_gpu):
-            return self._index.search(array, k, checked_filter, metric, temperature, exact=exact, target_recall=target)
+            return self._index.search(
+                args.queries, args.k, args.filter, args.metric, args.temperature,
+                exact=exact, target_recall=args.target_recall,
+            )  # fmt: skip
 
     def search_now(
         self,
@@ -365,16 +363,18 @@ class DurableIndex:
 
         For callers that would rather not hand a tiny search to another thread (the service's event loop).
         """
-        array, k, temperature, checked_filter = _checked_search(queries, self.dim, k, metric, temperature, filter)
-        target = _checked_target(target_recall)
-        if self._index.on_gpu or self._index.count() * self.dim * len(array) > max_values:
+        args = check_search(queries, self.dim, k, metric, temperature, filter, target_recall)
+        if self._index.on_gpu or self._index.count() * self.dim * len(args.queries) > max_values:
             return None
         with self._lock.try_read() as taken:
             if not taken:
                 return None
             if self._closed:
                 raise IndexClosedError(f"index {self.name!r} was closed (dropped, or the service is stopping)")
-            return self._index.search(array, k, checked_filter, metric, temperature, exact=exact, target_recall=target)
+            return self._index.search(
+                args.queries, args.k, args.filter, args.metric, args.temperature,
+                exact=exact, target_recall=args.target_recall,
+            )  # fmt: skip
 
     def recall_at_10(self) -> dict[str, float] | None:
         """Per metric, the recall@10 measured at the index's target (the lowest over its temperatures); None for a
@@ -574,19 +574,3 @@ class DurableIndex:
     def list(self, offset: int = 0, limit: int = 100) -> list[Item]:
         with self._locked(write=False):
             return self._index.list(offset, limit)
-
-
-def _checked_target(target_recall: float | None) -> float | None:
-    if target_recall is not None and not 0 < target_recall <= 1:
-        raise InvalidInputError(f"target_recall must be in (0, 1]; got {target_recall}")
-    return target_recall
-
-
-def _checked_search(
-    queries: Any, dim: int, k: int, metric: str, temperature: float, filter: Filter | None
-) -> tuple[np.ndarray, int, float, Filter | None]:
-    """A search's arguments checked: `(q, dim)` float64 queries, k, temperature, filter."""
-    if metric not in SEARCH_METRICS:
-        raise UnknownMetricError(f"unknown metric {metric!r}; choose one of {', '.join(SEARCH_METRICS)}")
-    array = check_vectors(queries, dim, name="query logits", dtype=np.float64)
-    return array, check_k(k), check_temperature(temperature), check_filter(filter)

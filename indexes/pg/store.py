@@ -12,6 +12,7 @@ from pgvector import Vector
 from psycopg.types.json import Jsonb
 
 from ..ann.recall import Calibration, recall_at_10
+from ..arguments import check_search
 from ..errors import (
     IndexClosedError,
     IndexCorruptedError,
@@ -19,19 +20,15 @@ from ..errors import (
     ItemNotFoundError,
     ManifestMismatchError,
     StoreConflictError,
-    UnknownMetricError,
 )
 from ..filters import parse_filter
 from ..lock import ReadWriteLock
-from ..metrics import SEARCH_METRICS
 from ..rerank import exact_top
 from ..store import Filter, Item, Metadata, QueryHits, SearchResult
 from ..validation import (
     check_id,
     check_ids,
-    check_k,
     check_metadata,
-    check_temperature,
     check_thumbnails,
     check_vectors,
 )
@@ -283,12 +280,8 @@ class PgVectorStore:
             target_recall: on an HNSW index, answer exactly unless the recall@10 last measured for `metric` (see
                 `recall_at_10`) reaches it.
         """
-        if metric not in SEARCH_METRICS:
-            raise UnknownMetricError(f"unknown metric {metric!r}; choose one of {', '.join(SEARCH_METRICS)}")
-        if target_recall is not None and not 0 < target_recall <= 1:
-            raise InvalidInputError(f"target_recall must be in (0, 1]; got {target_recall}")
-        array = check_vectors(queries, self.dim, name="query logits", dtype=np.float64)
-        k, temperature = check_k(k), check_temperature(temperature)
+        args = check_search(queries, self.dim, k, metric, temperature, filter, target_recall)
+        array, k, temperature, target_recall = args.queries, args.k, args.temperature, args.target_recall
         step: tuple[int, int, float | None] | None = None  # (ef_search, R, recall@10 measured)
         if self.index_type == "hnsw" and metric in HNSW_METRICS and not exact:
             step = self._step(metric, temperature, self._spec.target_recall if target_recall is None else target_recall)
