@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute
 from indexes.device import configure_cpu, create_gpu_resources
 
 from . import __version__
+from .catalog.firststart import first_start
 from .catalog.registry import Catalog
 from .config import Settings, get_settings
 from .errors import register_error_handlers
@@ -36,7 +37,7 @@ def _load(app: FastAPI) -> None:
     if catalog is None:
         catalog = Catalog(settings, create_gpu_resources(settings.faiss_gpu))
         catalog.open()
-        catalog.open_default()
+        first_start(catalog)
     app.state.catalog = catalog
     # What was loaded lives as long as the app: keep the cyclic collector from scanning it on every full pass.
     gc.freeze()

@@ -24,14 +24,12 @@ from models import (
     ImageDecodeError,
     ModelError,
     ModelNotFoundError,
-    TrainConfig,
     array_to_image,
     load_classifier,
     load_digit_images,
     load_fashion_images,
     make_thumbnail,
     model_exists,
-    train_classifier,
 )
 from models.device import resolve_device
 from models.loader import ImageFiles, ImageSource, PixelArrays, Precision, embed_dataset
@@ -76,7 +74,7 @@ def training_lock(models_dir: Path, name: str) -> Iterator[None]:
 
 
 def load_model(settings: Settings, progress: bool = False) -> Classifier:
-    """The classifier `settings.model`; the embedded default is trained on first use."""
+    """The classifier `settings.model`, loaded (the embedded default is trained by `firststart`, not here)."""
     import_plugins(settings.plugins)
     device = resolve_device(settings.device)
     if not model_exists(settings.models_dir, settings.model):
@@ -85,20 +83,15 @@ def load_model(settings: Settings, progress: bool = False) -> Classifier:
                 f"model {settings.model!r} is not installed in {settings.models_dir}; install it with "
                 f"`logitsearch models install {settings.model}` (extra `zoo`)"
             )
-        if settings.model != DEFAULT_MODEL:
+        if settings.model == DEFAULT_MODEL:
             raise ModelNotFoundError(
-                f"no model {settings.model!r} in {settings.models_dir}; train it with "
-                f"`logitsearch train --name {settings.model}` or copy its .safetensors and .json there"
+                f"the embedded default model {settings.model!r} is not in {settings.models_dir}: `logitsearch serve` "
+                "trains it at its first start (a few seconds), as does `logitsearch train`"
             )
-        logger.info(
-            "model %r not found in %s: training it on scikit-learn's digits", settings.model, settings.models_dir
+        raise ModelNotFoundError(
+            f"no model {settings.model!r} in {settings.models_dir}; train it with "
+            f"`logitsearch train --name {settings.model}` or copy its .safetensors and .json there"
         )
-        with training_lock(settings.models_dir, settings.model):
-            if model_exists(settings.models_dir, settings.model):  # another process trained it meanwhile
-                return load_classifier(settings.models_dir, settings.model, device)
-            return train_classifier(
-                TrainConfig(name=settings.model), settings.models_dir, device=device, progress=progress
-            )
     return load_classifier(settings.models_dir, settings.model, device)
 
 

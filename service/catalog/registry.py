@@ -25,14 +25,14 @@ from indexes.snapshot import fsync_directory
 from indexes.store import VectorStore
 from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_spec
 
-from ..config import DEFAULT_INDEX, DEFAULT_MODEL, INDEX_NAME_PATTERN, Settings
+from ..config import INDEX_NAME_PATTERN, Settings
 from ..errors import (
     IndexExistsError,
     IndexNotFoundError,
     IndexUnavailableError,
     ServiceNotReadyError,
 )
-from .bootstrap import add_digits, backfill_digit_thumbnails, import_plugins
+from .bootstrap import import_plugins
 from .classifiers import ModelCache
 from .entries import (
     ENTRY_FILE,
@@ -105,12 +105,12 @@ class Catalog:
     def open_default(self, progress: bool = False) -> None:
         """Create the default index (`LOGITSEARCH_INDEX`) bound to `LOGITSEARCH_MODEL` if absent; load its model.
 
-        The default model is trained on first use, and the `default` index of it is filled with the digits.
         A default index bound to another model than a `LOGITSEARCH_MODEL` that was set is made unavailable.
+        First-start work (training the embedded model, filling the digits) is `firststart`'s.
         """
         name, model = self.settings.index, self.settings.model
         if name not in self._slots:
-            self.models.get(model, progress=progress)  # the default model is trained here on a first start
+            self.models.get(model, progress=progress)
             self.create(name, model)
         slot = self._slots[name]
         if slot.store is None:
@@ -128,15 +128,9 @@ class Catalog:
             logger.error("the default index is unavailable: %s", slot.reason)
             return
         try:
-            classifier = self.models.get(slot.entry.model, progress=progress)
+            self.models.get(slot.entry.model, progress=progress)
         except (ModelError, ServiceNotReadyError) as exc:
             logger.error("the default index's model is unavailable: %s", exc)
-            return
-        if name == DEFAULT_INDEX and slot.entry.model == DEFAULT_MODEL and slot.store.count() == 0:
-            add_digits(slot.store, classifier, progress=progress, thumbnails=slot.entry.thumbnails)
-            slot.store.save()
-        elif name == DEFAULT_INDEX and slot.entry.model == DEFAULT_MODEL and slot.entry.thumbnails:
-            backfill_digit_thumbnails(slot.store, classifier)  # a default index built before thumbnails
 
     def _open_slot(self, path: Path) -> _Slot:
         try:

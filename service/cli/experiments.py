@@ -148,6 +148,7 @@ def evaluate_index(args: argparse.Namespace) -> int:
     from evaluation.report import evaluate_store, write_report
     from indexes.device import configure_cpu
 
+    from ..catalog.firststart import first_start
     from ..catalog.registry import Catalog
 
     require_matplotlib("evaluate")
@@ -156,7 +157,7 @@ def evaluate_index(args: argparse.Namespace) -> int:
     configure_cpu(settings.num_threads)
     catalog = Catalog(settings)
     catalog.open(names=[settings.index])
-    catalog.open_default(progress=True)
+    first_start(catalog, progress=True)
     try:
         classifier = catalog.index_model(settings.index)
         report = evaluate_store(catalog.store(settings.index), classifier.spec, options, progress=True)

@@ -35,6 +35,7 @@ def serve_api(args: argparse.Namespace) -> int:
     from indexes.device import create_gpu_resources
 
     from ..app import create_app
+    from ..catalog.firststart import first_start
     from ..catalog.registry import Catalog
     from ..http.server import server_config
 
@@ -45,7 +46,7 @@ def serve_api(args: argparse.Namespace) -> int:
         # start); the lifespan serves this catalog and closes it at shutdown.
         catalog = Catalog(settings, create_gpu_resources(settings.faiss_gpu))
         catalog.open()
-        catalog.open_default(progress=True)
+        first_start(catalog, progress=True)
         # uvicorn stops gracefully on SIGTERM, then raises the signal again: exit 0 then, not "killed by SIGTERM".
         signal.signal(signal.SIGTERM, _exit_cleanly)
         uvicorn.Server(server_config(create_app(settings, catalog), settings)).run()
@@ -60,6 +61,7 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 
 def build_index(args: argparse.Namespace) -> int:
     from ..catalog.bootstrap import IngestOptions, add_digits, add_fashion, add_image_folder
+    from ..catalog.firststart import train_default_model
     from ..catalog.registry import Catalog
 
     settings = settings_from_args(args)
@@ -82,7 +84,8 @@ def build_index(args: argparse.Namespace) -> int:
             logger.info("dropping index %r to rebuild it", name)
             catalog.drop(name)
         if name not in catalog:
-            catalog.models.get(model, progress=True)  # the embedded default model is trained here on a first run
+            train_default_model(settings.model_copy(update={"model": model}), progress=True)  # on a first run
+            catalog.models.get(model, progress=True)
             catalog.create(
                 name,
                 model,

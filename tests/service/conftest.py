@@ -8,6 +8,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from service.app import create_app
+from service.catalog.firststart import first_start
 from service.catalog.registry import Catalog
 from service.config import Settings
 
@@ -20,7 +21,7 @@ def default_data_dir(tmp_path_factory: pytest.TempPathFactory, digits_models_dir
     settings = Settings(data_dir=data_dir, device="cpu", faiss_gpu="false", num_threads=2)
     catalog = Catalog(settings)
     catalog.open()
-    catalog.open_default()
+    first_start(catalog)
     catalog.close()
     return data_dir
 

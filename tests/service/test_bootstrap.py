@@ -9,6 +9,7 @@ from PIL import Image
 
 from models import ModelError, ModelNotFoundError, ModelSpec, create_model, save_classifier
 from service.catalog.bootstrap import import_plugins, load_model
+from service.catalog.firststart import first_start
 from service.catalog.registry import Catalog
 from service.config import Settings
 
@@ -47,7 +48,7 @@ def test_plugin_module_registers_a_servable_model(tmp_path: Path, monkeypatch: p
     assert classifier.spec.arch == "plugin-linear"
     catalog = Catalog(settings)
     catalog.open()
-    catalog.open_default()
+    first_start(catalog)
     index = catalog.store("custom")
     assert index.count() == 0 and index.dim == 3  # only the default index is filled with the digits
     logits = classifier.logits_from_images([Image.new("L", (32, 32), 255)])
@@ -77,3 +78,17 @@ def test_import_plugins_finds_a_plugin_in_the_working_directory(
 def test_missing_custom_model_says_how_to_train(tmp_path: Path) -> None:
     with pytest.raises(ModelNotFoundError, match="logitsearch train --name mine"):
         load_model(Settings(data_dir=tmp_path, model="mine", device="cpu"))
+
+
+def test_the_model_cache_only_loads_and_first_start_trains_the_default(tmp_path: Path) -> None:
+    """No training hides in a lookup: a missing default model is an error there, and first start trains it."""
+    settings = Settings(data_dir=tmp_path, device="cpu", faiss_gpu="false", num_threads=2)
+    with pytest.raises(ModelError, match="`logitsearch serve` trains it at its first start"):
+        load_model(settings)
+    catalog = Catalog(settings)
+    catalog.open()
+    try:
+        first_start(catalog)
+        assert catalog.ready() and catalog.store("default").count() == 1797
+    finally:
+        catalog.close()
