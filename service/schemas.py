@@ -228,7 +228,7 @@ class SearchRequest(Strict):
     k: int = Field(10, ge=1, description="Neighbours per query, 1..MAX_K")
     metric: str = Field(
         "l2",
-        description="l2, l2_centered, ce, kl, kl_reverse, js, tri or cosine (README: Search metrics)",
+        description="l2, l2_centered, ce, kl, kl_reverse, js, tri or cosine (docs/metrics.md)",
         json_schema_extra={"enum": list(SEARCH_METRICS)},
     )
     temperature: Temperature = 1.0
@@ -261,7 +261,7 @@ class SearchRequest(Strict):
         return self.shape[0], self.shape[1]
 
 
-_METRIC_DOC = "l2, l2_centered, ce, kl, kl_reverse, js, tri or cosine (README: Search metrics)"
+_METRIC_DOC = "l2, l2_centered, ce, kl, kl_reverse, js, tri or cosine (docs/metrics.md)"
 MetricName = Annotated[str, Field(description=_METRIC_DOC, json_schema_extra={"enum": list(SEARCH_METRICS)})]
 
 
@@ -275,7 +275,7 @@ class AgreementRequest(Strict):
 
 
 class AgreementResponse(BaseModel):
-    """Does `metric` follow `reference` for this query (README: "Does L2 follow CE here?")."""
+    """Does `metric` follow `reference` for this query (docs/web.md: "Does L2 follow CE here?")."""
 
     metric: str
     reference: str

@@ -266,7 +266,7 @@ class Client(ClientBase):
         pairwise: bool = False,
         measures: Sequence[str] | None = None,
     ) -> DivergenceResponse:
-        """Divergences between rows of a and b (or every pair), see the README's math conventions."""
+        """Divergences between rows of a and b (or every pair), see docs/metrics.md."""
         body = calls.divergence_body(a, b, input, temperature, base, pairwise, measures)
         return self._send(calls.divergence(body))
 

@@ -1,6 +1,6 @@
 """`/v1/divergence` math against an arbitrary-precision oracle (mpmath, 340 digits) at the numerical edges.
 
-Guarantee (README, Math conventions): relative error ≤ 1e-9 where the true value is ≥ 1e-12 and ≤ 1e-6 where it
+Guarantee (docs/metrics.md): relative error ≤ 1e-9 where the true value is ≥ 1e-12 and ≤ 1e-6 where it
 is ≥ 1e-300, for T in [0.01, 1000], C ≤ 1000, |z| ≤ 1e4; exactly 0 where the true value is 0.
 """
 

@@ -13,7 +13,7 @@ from models import decode_image
 from models.images import WORKING_SIDE
 
 #: Decoding (and then preprocessing and thumbnailing) a W x H image grows the process by at most this much more
-#: than the decoder's own buffer of W x H x 4 bytes (README, "Reliability").
+#: than the decoder's own buffer of W x H x 4 bytes (docs/operations.md, "Reliability").
 OVERHEAD_BYTES = 32 * 2**20
 
 _MEASURE = textwrap.dedent(
