@@ -24,8 +24,11 @@ class Calibration:
     measured_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     def beats_exact_in_batches(self, step: int) -> bool:
-        """Whether the step searched a batch faster than the exact scan did (flat BLAS scans of batches are fast)."""
-        return step >= len(self.seconds) or self.seconds[step] < self.exact_seconds
+        """Whether the step searched a batch faster than the exact scan did (flat BLAS scans of batches are fast);
+        a step past the last one measured (the ladder stops at recall 1.0) is that last one."""
+        if not self.seconds:
+            return True
+        return self.seconds[min(step, len(self.seconds) - 1)] < self.exact_seconds
 
     def first_reaching(self, target: float) -> int | None:
         """Index of the cheapest step whose recall reaches `target`, or None."""

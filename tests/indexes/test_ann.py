@@ -279,3 +279,13 @@ def test_a_saved_build_serves_at_once_after_a_restart_and_masks_what_changed(tmp
         assert info is not None and info["status"] == "waiting" and "structures" not in info
     finally:
         other.close(compact=False)
+
+
+def test_a_step_past_an_early_stopped_ladder_is_timed_as_its_last_step() -> None:
+    from indexes.ann import Calibration
+
+    stopped = Calibration(
+        "l2", None, [(16, 32, 0.9), (32, 32, 1.0)], 200, 1000, seconds=[0.001, 0.004], exact_seconds=0.003
+    )
+    assert stopped.beats_exact_in_batches(0) and not stopped.beats_exact_in_batches(1)
+    assert not stopped.beats_exact_in_batches(5)  # the ladder stopped at step 1: step 5 is searched as step 1
