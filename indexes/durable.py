@@ -12,6 +12,7 @@ import numpy as np
 
 from .ann import FAMILY_METRICS, AnnOptions, Approximate, build_structure, recall_points, row_hashes, sample_rows
 from .ann.builder import Builder
+from .ann.recall import recall_by_metric
 from .ann.saved import load_build, save_build
 from .arguments import check_search
 from .errors import (
@@ -383,13 +384,7 @@ class DurableIndex:
             approximate = self._index.approximate
             if approximate is None or not approximate.calibrations:
                 return None
-            target = approximate.options.target_recall
-            recall: dict[str, float] = {}
-            for (metric, _), calibration in approximate.calibrations.items():
-                step = calibration.first_reaching(target)
-                value = calibration.steps[-1][2] if step is None else calibration.steps[step][2]
-                recall[metric] = min(recall.get(metric, 1.0), value)
-            return recall
+            return recall_by_metric(approximate.calibrations.values(), approximate.options.target_recall)
 
     def approximate_info(self) -> dict[str, Any] | None:
         """What `GET /v1/indexes/{name}` shows of an approximate index: options, build state, structures, and per
@@ -417,29 +412,7 @@ class DurableIndex:
                 for (family, temperature), structure in approximate.structures.items()
             ]
             target = self._options.target_recall
-            recall = []
-            for (metric, temperature), calibration in approximate.calibrations.items():
-                step = calibration.first_reaching(target)
-                chosen = calibration.steps[step] if step is not None else None
-                recall.append(
-                    {
-                        "metric": metric,
-                        "temperature": temperature,
-                        "recall_at_10": chosen[2] if chosen else calibration.steps[-1][2],
-                        "reaches_target": chosen is not None,
-                        param_name: chosen[0] if chosen else None,
-                        "candidates": chosen[1] if chosen else None,
-                        "measured_at": calibration.measured_at,
-                        "queries": calibration.queries,
-                        "items": calibration.items,
-                        "exact_ms_per_query": round(calibration.exact_seconds * 1e3, 4),
-                        "steps": [
-                            {param_name: p, "candidates": r, "recall_at_10": v, "ms_per_query": round(ms * 1e3, 4)}
-                            for (p, r, v), ms in zip(calibration.steps, calibration.seconds, strict=True)
-                        ],
-                    }
-                )
-            info["recall"] = recall
+            info["recall"] = [c.describe(target, param_name) for c in approximate.calibrations.values()]
             return info
 
     def wait_for_approximate(self, timeout: float | None = None) -> bool:

@@ -1,8 +1,10 @@
 """Recall measured on the index: the calibration of each (metric, T) on the ladder, and where it is measured."""
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 import numpy as np
 
@@ -33,6 +35,46 @@ class Calibration:
     def first_reaching(self, target: float) -> int | None:
         """Index of the cheapest step whose recall reaches `target`, or None."""
         return next((i for i, (_, _, recall) in enumerate(self.steps) if recall >= target - 1e-12), None)
+
+    def recall_for(self, target: float) -> float:
+        """The recall@10 of the step searches use for `target`; the last step's where none reaches it."""
+        step = self.first_reaching(target)
+        return self.steps[-1 if step is None else step][2]
+
+    def describe(self, target: float, param_name: str) -> dict[str, Any]:
+        """This calibration as an index's info shows it: the recall for `target`, the step chosen for it
+        (`param_name` is `ef_search` or `nprobe`, None where no step reaches the target), when and on what it was
+        measured, and every step, with the times per query when they were measured."""
+        step = self.first_reaching(target)
+        chosen = self.steps[step] if step is not None else None
+        row: dict[str, Any] = {
+            "metric": self.metric,
+            "temperature": self.temperature,
+            "recall_at_10": self.recall_for(target),
+            "reaches_target": chosen is not None,
+            param_name: chosen[0] if chosen else None,
+            "candidates": chosen[1] if chosen else None,
+            "measured_at": self.measured_at,
+            "queries": self.queries,
+            "items": self.items,
+        }
+        if not self.seconds:
+            row["steps"] = [{param_name: p, "candidates": r, "recall_at_10": v} for p, r, v in self.steps]
+            return row
+        row["exact_ms_per_query"] = round(self.exact_seconds * 1e3, 4)
+        row["steps"] = [
+            {param_name: p, "candidates": r, "recall_at_10": v, "ms_per_query": round(ms * 1e3, 4)}
+            for (p, r, v), ms in zip(self.steps, self.seconds, strict=True)
+        ]
+        return row
+
+
+def recall_by_metric(calibrations: Iterable[Calibration], target: float) -> dict[str, float]:
+    """Per metric, the recall@10 of its searches for `target`, the lowest over its temperatures."""
+    recall: dict[str, float] = {}
+    for calibration in calibrations:
+        recall[calibration.metric] = min(recall.get(calibration.metric, 1.0), calibration.recall_for(target))
+    return recall
 
 
 def recall_at_10(approximate: list[list[str]], exact: list[list[str]], own: list[str]) -> float:

@@ -11,7 +11,7 @@ import psycopg
 from pgvector import Vector
 from psycopg.types.json import Jsonb
 
-from ..ann.recall import Calibration, recall_at_10
+from ..ann.recall import Calibration, recall_at_10, recall_by_metric
 from ..arguments import check_search
 from ..errors import (
     IndexClosedError,
@@ -350,12 +350,7 @@ class PgVectorStore:
         calibrations = self.calibrate()
         if calibrations is None:
             return None
-        recall: dict[str, float] = {}
-        for (metric, _), calibration in calibrations.items():
-            i = calibration.first_reaching(self._spec.target_recall)
-            value = calibration.steps[-1][2] if i is None else calibration.steps[i][2]
-            recall[metric] = min(recall.get(metric, 1.0), value)
-        return recall
+        return recall_by_metric(calibrations.values(), self._spec.target_recall)
 
     def calibrate(self) -> dict[tuple[str, float | None], Calibration] | None:
         """The recall ladder of the HNSW searches (`PG_LADDER`) against exact ones, for l2 and for ce at each
@@ -400,25 +395,8 @@ class PgVectorStore:
         info: dict[str, Any] = {"index_type": "hnsw", "target_recall": self._spec.target_recall}
         measured = self._calibrations
         info["status"] = "waiting" if measured is None else "ready"
-        rows = []
-        for (metric, temperature), calibration in (measured[1] if measured else {}).items():
-            i = calibration.first_reaching(self._spec.target_recall)
-            chosen = calibration.steps[i] if i is not None else None
-            rows.append(
-                {
-                    "metric": metric,
-                    "temperature": temperature,
-                    "recall_at_10": chosen[2] if chosen else calibration.steps[-1][2],
-                    "reaches_target": chosen is not None,
-                    "ef_search": chosen[0] if chosen else None,
-                    "candidates": chosen[1] if chosen else None,
-                    "measured_at": calibration.measured_at,
-                    "queries": calibration.queries,
-                    "items": calibration.items,
-                    "steps": [{"ef_search": e, "candidates": r, "recall_at_10": v} for e, r, v in calibration.steps],
-                }
-            )
-        info["recall"] = rows
+        calibrations = measured[1].values() if measured else []
+        info["recall"] = [c.describe(self._spec.target_recall, "ef_search") for c in calibrations]
         return info
 
     def save(self, path: Path | None = None) -> None:

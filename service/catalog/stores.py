@@ -123,14 +123,7 @@ def create_store(
         from indexes.pg import PgVectorStore
 
         return PgVectorStore.create(_need(database, entry.name), _pg_spec(entry, spec), distributed=settings.pg_citus)
-    return DurableIndex.open(
-        path,
-        name=entry.name,
-        model_name=spec.name,
-        model_sha256=spec.sha256,
-        dim=spec.num_classes,
-        approximate=approximate_options(entry),
-    )
+    return open_store(path, entry, spec, database)  # the FAISS store creates its files when they are absent
 
 
 def open_store(

@@ -152,7 +152,9 @@ def get_index(name: str) -> Call[IndexDescription]:
 
 
 def create_index(options: dict[str, Any]) -> Call[IndexDescription]:
-    return Call("POST", "/v1/indexes", _model(IndexDescription), json=drop_none(options), idempotent=False)
+    """POST /v1/indexes with `options` (None values left out; sequences such as `temperatures` sent as lists)."""
+    body = {key: list(value) if isinstance(value, tuple | list) else value for key, value in options.items()}
+    return Call("POST", "/v1/indexes", _model(IndexDescription), json=drop_none(body), idempotent=False)
 
 
 def drop_index(name: str) -> Call[DropResponse]:
