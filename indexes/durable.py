@@ -23,9 +23,11 @@ from .errors import (
     StorageError,
     StorageFullError,
 )
+from .facets import Facets
 from .faiss_index import FaissIndex
 from .lock import ReadWriteLock
 from .ownership import OwnerLock
+from .pages import Cursor, Order, Page
 from .snapshot import (
     MANIFEST,
     IndexManifest,
@@ -179,7 +181,7 @@ class DurableIndex:
             )
             logger.info("created empty index %r at %s", name, directory)
         manifest.check_model(model_name, model_sha256, dim)
-        index.replace_all(*read_snapshot(directory, manifest))
+        index.replace_all(*read_snapshot(directory, manifest))  # with each item's seq, when the snapshot has them
         thumbnails = ThumbnailTable(read_thumbnails(directory, manifest))
         last_seq, replayed, legacy = manifest.wal_seq, 0, is_legacy(directory / WAL)
         for record in replay(directory / WAL, manifest.wal_seq):
@@ -208,8 +210,10 @@ class DurableIndex:
             index.upsert(record["ids"], decode_vectors(record["vectors"], dim), record["metadata"])
             thumbnails.apply_log(record["ids"], record.get("thumbnails"))
         elif record["op"] == "delete":
-            index.delete(record["id"])
-            thumbnails.remove(record["id"])
+            deleted = record["ids"] if "ids" in record else [record["id"]]  # "ids": a delete by filter, all at once
+            index.delete_many(deleted)
+            for item_id in deleted:
+                thumbnails.remove(item_id)
         else:
             raise IndexCorruptedError(f"unknown log operation {record['op']!r} at seq {record['seq']}")
 
@@ -295,6 +299,34 @@ class DurableIndex:
             self._index.delete(item_id)
             self._thumbnails.remove(item_id)
             self._maybe_compact()
+
+    def delete_where(self, filter: Filter, temperature: float = 1.0) -> int:
+        """Remove every item matching `filter` (derived fields at `temperature`) at once: one log record, so that all
+        of them or none are deleted after a crash. Returns how many were removed (0 writes nothing)."""
+        with self._writing(), self._locked(write=True):
+            rows = self._index.matching_rows(filter, temperature)
+            if not len(rows):
+                return 0
+            ids = [self._index.ids[row] for row in rows.tolist()]
+            with _storage_errors("no item was deleted"):
+                self._wal.append({"op": "delete", "ids": ids})
+            self._index.delete_many(ids)
+            for item_id in ids:
+                self._thumbnails.remove(item_id)
+            self._maybe_compact()
+            return len(ids)
+
+    def page(
+        self, filter: Filter | None, order: Order, after: Cursor | None, limit: int, temperature: float = 1.0
+    ) -> Page:
+        """A page of the items matching `filter` in `order`, after the cursor `after` (`indexes.pages`)."""
+        with self._locked(write=False):
+            return self._index.page(filter, order, after, limit, temperature)
+
+    def facets(self, filter: Filter | None, group_by: str | None, temperature: float = 1.0, limit: int = 100) -> Facets:
+        """How many items match `filter`, and per value of `group_by` how many hold it (`indexes.facets`)."""
+        with self._locked(write=False):
+            return self._index.facets(filter, group_by, temperature, limit)
 
     def get(self, item_id: str) -> Item:
         check_id(item_id)
@@ -530,11 +562,19 @@ class DurableIndex:
     def _snapshot(self, directory: Path) -> None:
         manifest = dataclasses.replace(self._manifest, wal_seq=self._wal.last_seq)
         rows = self._index.insertion_rows()  # in insertion order, so that a restart lists items as before
-        ids, metadata = self._index.ids, self._index.metadata
+        ids, metadata, seqs = self._index.ids, self._index.metadata, self._index.seqs
         if rows is not None:
-            ids, metadata = [ids[r] for r in rows.tolist()], [metadata[r] for r in rows.tolist()]
+            ids, metadata, seqs = [ids[r] for r in rows.tolist()], [metadata[r] for r in rows.tolist()], seqs[rows]
         written = write_snapshot(
-            directory, manifest, list(ids), self._index.vectors, list(metadata), rows, self._thumbnails.as_mapping()
+            directory,
+            manifest,
+            list(ids),
+            self._index.vectors,
+            list(metadata),
+            rows,
+            self._thumbnails.as_mapping(),
+            seqs,
+            self._index.next_seq,
         )
         if directory == self.directory:
             self._manifest = written

@@ -28,8 +28,10 @@ from .ann import (
 from .columns import GrowableArray, MetadataColumn
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
-from .masks import match_filter
+from .facets import Facets, collect
+from .masks import derived_values, match_filter, predicted_classes
 from .metrics import EMBEDDINGS
+from .pages import Cursor, Order, Page, cursor_after, next_rows
 from .rerank import Candidates, exact_top
 from .scan import Kind, prefers_scan, scan_candidates
 from .store import Filter, Item, Metadata, QueryHits, SearchResult
@@ -85,6 +87,8 @@ class FaissIndex:
         self.kernel = kernel
         self._cpu = faiss.IndexFlatL2(dim)
         self._norms = GrowableArray(np.float32)  # squared L2 norm of each row, for the BLAS scan
+        self._seqs = GrowableArray(np.int64)  # each row's seq: its place in insertion order (`indexes.pages`)
+        self._next_seq = 0  # the seq of the next new id; never given twice
         self._gpu_resources = gpu_resources
         self._gpu = faiss.GpuIndexFlatL2(gpu_resources, dim) if gpu_resources is not None else None
         self._ids: list[str] = []
@@ -137,6 +141,45 @@ class FaissIndex:
     def count(self) -> int:
         return len(self._ids)
 
+    @property
+    def seqs(self) -> np.ndarray:
+        """`(n,)` int64 seq of each row (`indexes.pages`): ascending seq is insertion order."""
+        return self._seqs.values
+
+    @property
+    def next_seq(self) -> int:
+        return self._next_seq
+
+    def matching_rows(self, filter: Filter | None, temperature: float = 1.0) -> np.ndarray:
+        """`(m,)` int64 rows matching `filter` (derived fields at `temperature`), ascending; every row without one."""
+        if not filter or self.count() == 0:
+            return np.arange(self.count(), dtype=np.int64)
+        mask = match_filter(filter, self._metadata.distinct, self.vectors, self._metadata.codes, temperature)
+        return np.flatnonzero(mask).astype(np.int64)
+
+    def page(self, filter: Filter | None, order: Order, after: Cursor | None, limit: int, temperature: float) -> Page:
+        """The `limit` items after `after` in `order` among those matching `filter` (`indexes.pages`)."""
+        rows = self.matching_rows(filter, temperature)
+        seqs = self._seqs.values[rows]
+        values = derived_values(order.field, self.vectors[rows], temperature) if order.derived else None
+        chosen, more = next_rows(seqs, values, order, after, limit)
+        items = [self._item(int(row)) for row in rows[chosen]]
+        return Page(items, cursor_after(seqs, values, chosen) if more else None, len(rows))
+
+    def facets(self, filter: Filter | None, group_by: str | None, temperature: float, limit: int) -> Facets:
+        """How many items match `filter`, and per value of `group_by` (a metadata key or `predicted`) how many hold it."""
+        rows = self.matching_rows(filter, temperature)
+        if group_by is None:
+            return Facets(len(rows))
+        if group_by == "predicted":
+            classes = np.bincount(predicted_classes(self.vectors[rows]), minlength=self.dim)
+            return collect(((c, int(n)) for c, n in enumerate(classes)), len(rows), 0, limit)
+        per_object = np.bincount(self._metadata.codes[rows], minlength=len(self._metadata.distinct))
+        present = [
+            (m[group_by], int(n)) for m, n in zip(self._metadata.distinct, per_object, strict=True) if group_by in m
+        ]
+        return collect(present, len(rows), len(rows) - sum(n for _, n in present), limit)
+
     def insertion_rows(self) -> np.ndarray | None:
         """`(n,)` int64 row positions in insertion order, or None when the rows are in that order already."""
         rows = np.fromiter(self._positions.values(), dtype=np.int64, count=len(self._positions))
@@ -180,6 +223,8 @@ class FaissIndex:
             self._cpu.add(added)
             self._view = None
             self._norms.extend(_squared_norms(added))
+            self._seqs.extend(np.arange(self._next_seq, self._next_seq + len(new_rows), dtype=np.int64))
+            self._next_seq += len(new_rows)
             if self._gpu is not None and not replaced:
                 self._gpu.add(added)
             for offset, row in enumerate(new_rows):
@@ -194,32 +239,51 @@ class FaissIndex:
 
     def delete(self, item_id: str) -> None:
         """Remove one item; raises `ItemNotFoundError` if it is not stored."""
-        position = self._positions.pop(item_id, None)
-        if position is None:
+        if item_id not in self._positions:
             raise ItemNotFoundError(f"no item with id {item_id!r}")
-        last = len(self._ids) - 1
-        if self._approximate is not None:
-            self._approximate.labels.deleted(position, last)
-        if position != last:
-            stored = self.vectors
-            stored[position] = stored[last]
-            moved = self._ids[last]
-            self._ids[position] = moved
-            self._positions[moved] = position
-        self._ids.pop()
-        self._metadata.remove_moving_last(position)
-        self._norms.remove_moving_last(position)
-        self._cpu.remove_ids(faiss.IDSelectorRange(last, last + 1))
-        self._view = None
-        self._listed_ids = None
-        self._version += 1
-        self._sync_gpu()
+        self.delete_many([item_id])
+
+    def delete_many(self, item_ids: Sequence[str]) -> int:
+        """Remove the stored items among `item_ids` (distinct); returns how many there were.
+
+        Each one's row takes the last row's values, as a single delete does; FAISS's buffer is cut once and the
+        GPU mirror uploaded once, so deleting k items costs O(k·C + n) however large k is.
+        """
+        stored = self.vectors
+        removed = 0
+        for item_id in item_ids:
+            position = self._positions.pop(item_id, None)
+            if position is None:
+                continue
+            last = len(self._ids) - 1
+            if self._approximate is not None:
+                self._approximate.labels.deleted(position, last)
+            if position != last:
+                stored[position] = stored[last]
+                moved = self._ids[last]
+                self._ids[position] = moved
+                self._positions[moved] = position
+            self._ids.pop()
+            self._metadata.remove_moving_last(position)
+            self._norms.remove_moving_last(position)
+            self._seqs.remove_moving_last(position)
+            removed += 1
+        if removed:
+            self._cpu.remove_ids(faiss.IDSelectorRange(len(self._ids), len(self._ids) + removed))
+            self._view = None
+            self._listed_ids = None
+            self._version += 1
+            self._sync_gpu()
+        return removed
 
     def get(self, item_id: str) -> Item:
         position = self._positions.get(item_id)
         if position is None:
             raise ItemNotFoundError(f"no item with id {item_id!r}")
-        return Item(item_id, self.vectors[position].copy(), self._metadata[position])
+        return self._item(position)
+
+    def _item(self, row: int) -> Item:
+        return Item(self._ids[row], self.vectors[row].copy(), self._metadata[row])
 
     def search(
         self,
@@ -383,10 +447,22 @@ class FaissIndex:
         scores, positions = index.search(vectors, m, params=selection.params)
         return scores, positions
 
-    def replace_all(self, ids: list[str], vectors: np.ndarray, metadata: list[Metadata]) -> None:
-        """Load a whole snapshot at once (ids distinct, vectors `(n, dim)` float32)."""
-        if len(ids) != len(vectors) or len(ids) != len(metadata) or len(set(ids)) != len(ids):
-            raise IndexError_("snapshot ids, vectors and metadata disagree in length or repeat an id")
+    def replace_all(
+        self,
+        ids: list[str],
+        vectors: np.ndarray,
+        metadata: list[Metadata],
+        seqs: np.ndarray | None = None,
+        next_seq: int | None = None,
+    ) -> None:
+        """Load a whole snapshot at once (ids distinct, vectors `(n, dim)` float32), with each item's seq and the next
+        one to give (default: 0 to n - 1, and n: the rows are in insertion order)."""
+        seqs = np.arange(len(ids), dtype=np.int64) if seqs is None else np.asarray(seqs, dtype=np.int64)
+        next_seq = len(ids) if next_seq is None else next_seq
+        if len(ids) != len(vectors) or len(ids) != len(metadata) or len(set(ids)) != len(ids) or len(seqs) != len(ids):
+            raise IndexError_("snapshot ids, vectors, metadata and seqs disagree in length or repeat an id")
+        if len(seqs) and (np.any(np.diff(seqs) <= 0) or seqs[0] < 0 or next_seq <= seqs[-1]):
+            raise IndexError_("snapshot seqs are not increasing, or the next seq is not past them")
         self._cpu.reset()
         if len(ids):
             self._cpu.add(np.ascontiguousarray(vectors, dtype=np.float32))
@@ -396,6 +472,8 @@ class FaissIndex:
         self._approximate = None
         self._metadata.replace(metadata)
         self._positions = {item_id: i for i, item_id in enumerate(ids)}
+        self._seqs.replace(seqs)
+        self._next_seq = next_seq
         self._listed_ids = None
         self._version += 1
         self._sync_gpu()

@@ -11,6 +11,7 @@ and `indexes.pg.statements.where` (SQL).
 import json
 import math
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Union
@@ -159,6 +160,8 @@ class _Parser:
             raise invalid(f"{op} on {field!r} compares with {_json_type(value)}")
         if isinstance(value, float) and not math.isfinite(value):
             raise invalid(f"{op} on {field!r} compares with a non-finite number")
+        if isinstance(value, int) and not isinstance(value, bool) and abs(value) > sys.float_info.max:
+            raise invalid(f"{op} on {field!r} compares with a number beyond the float64 range (about 1.8e308)")
         number = isinstance(value, int | float) and not isinstance(value, bool)
         if op in COMPARISONS and not number:
             raise invalid(f"{op} on {field!r} compares numbers only, not {_json_type(value)}")

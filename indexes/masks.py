@@ -136,6 +136,12 @@ def _apply(op: str, values: np.ndarray, wanted: Any) -> np.ndarray:
     return np.asarray(_OPERATIONS[op](values, wanted), dtype=bool)
 
 
+def derived_values(field: str, vectors: np.ndarray, temperature: float = 1.0) -> np.ndarray:
+    """`(n,)` values of a derived field (`predicted`, `confidence`, `margin`, `entropy`) of `(n, C)` logits at T."""
+    values: np.ndarray = _DERIVED_VALUES[field](vectors, temperature)
+    return values
+
+
 def predicted_classes(vectors: np.ndarray, temperature: float = 1.0) -> np.ndarray:
     """`(n,)` int64 argmax class of `(n, C)` logits (the first one on ties; T does not change it)."""
     classes: np.ndarray = vectors.argmax(axis=1).astype(np.int64)

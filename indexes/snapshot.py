@@ -4,12 +4,13 @@ Layout of an index directory::
 
     manifest.json          IndexManifest; names the snapshot files below and their sha256
     vectors-<seq>.npy      (n, dim) float32, no pickle
-    items-<seq>.json       {"ids": [...], "metadata": [...]} in row order
+    items-<seq>.json       {"ids": [...], "metadata": [...], "seqs": [...], "next_seq": n} in row order
     thumbnails-<seq>.bin   the items' thumbnails, when any has one (see `thumbnails.write_file`)
     wal.log                writes after the snapshot (see wal.py)
 
 Rows are written in the items' insertion order, so an index lists its items in the same order after a
-restart (`FaissIndex.list`).
+restart (`FaissIndex.list`), with each item's seq (`indexes.pages`: listing cursors stay valid across a restart).
+Snapshots written before seqs existed load with seqs 0 to n - 1.
 
 A snapshot is complete once `manifest.json` is renamed into place; files it does not name are leftovers.
 """
@@ -164,6 +165,8 @@ def write_snapshot(
     metadata: list[Metadata],
     rows: np.ndarray | None = None,
     thumbnails: Mapping[str, bytes] | None = None,
+    seqs: np.ndarray | None = None,
+    next_seq: int | None = None,
 ) -> IndexManifest:
     """Write a full snapshot and switch `manifest.json` to it; returns the manifest written.
 
@@ -174,12 +177,20 @@ def write_snapshot(
         vectors: `(m, dim)` float32; item i is `vectors[rows[i]]`, or `vectors[i]` when `rows` is None.
         rows: `(n,)` int64 positions into `vectors`, gathered block by block (no copy of the whole array).
         thumbnails: encoded thumbnails by id, for the items that have one.
+        seqs: `(n,)` int64 seq of each item in the order written (default 0 to n - 1); next_seq: the next to give.
     """
     directory.mkdir(parents=True, exist_ok=True)
     seq = f"{manifest.wal_seq:012d}"
     vectors_name, items_name, thumbnails_name = f"vectors-{seq}.npy", f"items-{seq}.json", f"thumbnails-{seq}.bin"
     _write_atomic(directory / vectors_name, lambda f: _save_rows(f, vectors, rows))
-    items = json.dumps({"ids": ids, "metadata": metadata}, separators=(",", ":"), allow_nan=False).encode()
+    seq_list = list(range(len(ids))) if seqs is None else [int(value) for value in seqs]
+    listed = {
+        "ids": ids,
+        "metadata": metadata,
+        "seqs": seq_list,
+        "next_seq": len(ids) if next_seq is None else next_seq,
+    }
+    items = json.dumps(listed, separators=(",", ":"), allow_nan=False).encode()
     _write_atomic(directory / items_name, lambda f: f.write(items))
     names = [vectors_name, items_name]
     if thumbnails:
@@ -225,8 +236,11 @@ def read_manifest(directory: Path) -> IndexManifest | None:
     return manifest
 
 
-def read_snapshot(directory: Path, manifest: IndexManifest) -> tuple[list[str], np.ndarray, list[Metadata]]:
-    """Load and verify the snapshot files named by `manifest`: `(ids, vectors (n, dim) float32, metadata)`."""
+def read_snapshot(
+    directory: Path, manifest: IndexManifest
+) -> tuple[list[str], np.ndarray, list[Metadata], np.ndarray | None, int | None]:
+    """Load and verify the snapshot files named by `manifest`: `(ids, vectors (n, dim) float32, metadata, seqs (n,)
+    int64, next_seq)`, the last two None in a snapshot written before seqs existed."""
     for name, expected in manifest.files.items():
         path = directory / name
         if not path.exists() or _sha256(path) != expected:
@@ -240,6 +254,8 @@ def read_snapshot(directory: Path, manifest: IndexManifest) -> tuple[list[str], 
         vectors = np.load(directory / vectors_name, allow_pickle=False)
         items = json.loads((directory / items_name).read_bytes())
         ids, metadata = items["ids"], items["metadata"]
+        seqs = np.array(items["seqs"], dtype=np.int64) if "seqs" in items else None
+        next_seq = int(items["next_seq"]) if "next_seq" in items else None
     except (StopIteration, ValueError, KeyError, OSError) as exc:
         raise IndexCorruptedError(f"{directory}: snapshot files are unreadable ({exc})") from exc
     if vectors.dtype != np.float32 or vectors.shape != (manifest.count, manifest.dim) or len(ids) != manifest.count:
@@ -247,7 +263,9 @@ def read_snapshot(directory: Path, manifest: IndexManifest) -> tuple[list[str], 
             f"{directory}: snapshot holds {vectors.shape} {vectors.dtype} vectors and "
             f"{len(ids)} ids; the manifest says {manifest.count} x {manifest.dim}"
         )
-    return ids, vectors, metadata
+    if seqs is not None and len(seqs) != len(ids):
+        raise IndexCorruptedError(f"{directory}: snapshot holds {len(seqs)} seqs for {len(ids)} ids")
+    return ids, vectors, metadata, seqs, next_seq
 
 
 def read_thumbnails(directory: Path, manifest: IndexManifest) -> dict[str, bytes]:

@@ -7,9 +7,13 @@ the same protocol. Nothing here depends on FAISS types.
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
+
+if TYPE_CHECKING:  # they import this module's Item and Filter
+    from .facets import Facets
+    from .pages import Cursor, Order, Page
 
 Metadata = dict[str, Any]
 Filter = Mapping[str, Any]
@@ -139,6 +143,23 @@ class VectorStore(Protocol):
     def list(self, offset: int, limit: int) -> list[Item]:
         """Items `offset` to `offset + limit` in insertion order: a new id goes last, an upsert of a stored id
         keeps its place, a delete removes it; the same order after a restart."""
+        ...
+
+    def page(
+        self, filter: Filter | None, order: "Order", after: "Cursor | None", limit: int, temperature: float = 1.0
+    ) -> "Page":
+        """The `limit` items matching `filter` that come after the cursor `after` in `order` (`indexes.pages`): no item
+        stored unchanged for a whole scan is skipped or repeated, whatever is written between pages."""
+        ...
+
+    def facets(
+        self, filter: Filter | None, group_by: str | None, temperature: float = 1.0, limit: int = 100
+    ) -> "Facets":
+        """How many items match `filter`; with `group_by` (a metadata key or `predicted`) how many hold each value."""
+        ...
+
+    def delete_where(self, filter: Filter, temperature: float = 1.0) -> int:
+        """Remove every item matching `filter` (all of them: `{}`) atomically and durably; returns how many."""
         ...
 
     def search(

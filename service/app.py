@@ -20,7 +20,7 @@ from .errors import register_error_handlers
 from .http.access import AccessControl
 from .http.limits import BodySizeLimit, RequestTimeout
 from .http.telemetry import install_metrics
-from .routes import divergence, embed, evaluate, health, indexes, info, items, models, search
+from .routes import count, divergence, embed, evaluate, health, indexes, info, items, models, search
 from .routes.web import install_web
 from .schemas import ERROR_RESPONSES, ErrorResponse
 
@@ -107,11 +107,11 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     register_error_handlers(app)
     app.include_router(health.router)
     install_web(app)
-    for module in (info, embed, items, search, divergence, evaluate, indexes, models):
+    for module in (info, embed, items, count, search, divergence, evaluate, indexes, models):
         app.include_router(module.router, prefix="/v1", responses=ERROR_RESPONSES)
     # The same routers again under an index or a model: the dependencies read the name from the path, so
     # `/v1/indexes/{index_name}/search` runs the very handler of `/v1/search`, on that index.
-    for module in (items, search, evaluate):
+    for module in (items, count, search, evaluate):
         app.include_router(
             module.router,
             prefix="/v1/indexes/{index_name}",

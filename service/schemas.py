@@ -181,8 +181,13 @@ class ItemOut(BaseModel):
 
 
 class ItemsPage(BaseModel):
-    items: list[ItemOut] = Field(description="In insertion order; an upsert of a stored id keeps its place")
-    count: int
+    items: list[ItemOut] = Field(
+        description="In the listing's order: insertion by default (an upsert of a stored id keeps its place)"
+    )
+    count: int = Field(description="Items the listing holds: those matching its filter (every item without one)")
+    next: str | None = Field(
+        None, description="Cursor of the next page (absent on the last): pass it as `cursor` with the same listing"
+    )
 
 
 class DeleteResponse(BaseModel):
@@ -209,6 +214,58 @@ _FILTER_DOC = (
 _FILTER_EXAMPLE = {"split": "test", "predicted": {"$in": [3, 8]}, "confidence": {"$lt": 0.6}}
 #: A filter as the wire carries it: read and checked by `indexes.filters`, not here (no torch, no faiss).
 FilterSpec = dict[str, Any]
+
+
+_ORDER_DOC = (
+    "insertion (default), confidence, margin or entropy (at `temperature`), optionally :asc (default) or :desc; "
+    "ties in insertion order"
+)
+Order = Annotated[str, Field(description=_ORDER_DOC, examples=["confidence:asc"], max_length=32)]
+PageLimit = Annotated[int, Field(ge=1, le=1000, description="Items per page")]
+
+
+class ListRequest(Strict):
+    """A listing of items, page by page: `POST .../items/list`, the body form of `GET .../items`."""
+
+    filter: FilterSpec | None = Field(None, description=_FILTER_DOC, examples=[_FILTER_EXAMPLE])
+    order: Order = "insertion"
+    cursor: str | None = Field(None, description="The `next` of the previous page; none for the first page")
+    limit: PageLimit = 100
+    temperature: Temperature = 1.0
+    encoding: Encoding = Field("json", description="base64: logits as logits_b64 (little-endian float32)")
+
+
+class CountRequest(Strict):
+    filter: FilterSpec | None = Field(None, description=_FILTER_DOC, examples=[_FILTER_EXAMPLE])
+    group_by: str | None = Field(
+        None, min_length=1, description="A metadata key, or predicted (the argmax class), to count per value"
+    )
+    temperature: Temperature = 1.0
+    limit: int = Field(100, ge=1, le=10_000, description="Groups returned at most, the largest first")
+
+
+class Group(BaseModel):
+    value: Any = Field(description="The metadata value, or the class index when grouping by predicted")
+    count: int
+    label: str | None = Field(None, description="By predicted: the class's label name, when the model has labels")
+
+
+class CountResponse(BaseModel):
+    count: int = Field(description="Items matching the filter")
+    groups: list[Group] | None = Field(None, description="With group_by: count per value, the largest first")
+    missing: int | None = Field(None, description="With a metadata group_by: matching items without that key")
+    more: bool | None = Field(None, description="With group_by: true when groups were left out past the limit")
+
+
+class DeleteWhereRequest(Strict):
+    filter: FilterSpec = Field(description=_FILTER_DOC + '; {} (every item) only with "all": true')
+    all: bool = Field(False, description="Confirms an empty filter: delete every item of the index")
+    temperature: Temperature = 1.0
+
+
+class DeletedCount(BaseModel):
+    deleted: int = Field(description="Items removed")
+    count: int = Field(description="Items the index holds now")
 
 
 class SearchRequest(Strict):

@@ -12,8 +12,8 @@ from typing import Any
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from ..errors import InvalidInputError
 from ..filters import JSON_NUMBER_PATTERN, NUMERIC_DERIVED, PREDICTED, Condition, Node, spelled_number
+from ..pages import Order
 from .schema import REGISTRY, SCHEMA, Column, Layout
 
 
@@ -74,22 +74,48 @@ def page(layout: Layout) -> sql.Composed:
     return sql.SQL("SELECT id, logits, metadata FROM {} ORDER BY seq LIMIT %s OFFSET %s").format(layout.table)
 
 
+def next_page(layout: Layout, where: sql.Composable, order: Order, after: bool) -> sql.Composed:
+    """(id, logits, metadata, seq, value) of the rows after a cursor in `order` (`indexes.pages`); params: the
+    temperature (derived orders), the where's values, the cursor's (value and) seq when `after`, the limit."""
+    direction, compare = (sql.SQL("DESC"), "<") if order.descending else (sql.SQL("ASC"), ">")
+    if not order.derived:
+        later = sql.SQL(" AND seq {} %s").format(sql.SQL(compare)) if after else sql.SQL("")
+        return sql.SQL(
+            "SELECT id, logits, metadata, seq, NULL::float8 FROM {} WHERE {}{} ORDER BY seq {} LIMIT %s"
+        ).format(layout.table, where, later, direction)
+    later = sql.SQL(" WHERE (v, seq) {} (%s, %s)").format(sql.SQL(compare)) if after else sql.SQL("")
+    return sql.SQL(
+        "SELECT id, logits, metadata, seq, v FROM (SELECT id, logits, metadata, seq, {} AS v FROM {} WHERE {}) AS s{} "
+        "ORDER BY v {}, seq {} LIMIT %s"
+    ).format(derived(order.field), layout.table, where, later, direction, direction)
+
+
+def groups(layout: Layout, where: sql.Composable, by_predicted: bool) -> sql.Composed:
+    """(value, count) per value of a metadata key (params: key, key, the where's values) or of `predicted`."""
+    if by_predicted:
+        return sql.SQL("SELECT predicted, count(*) FROM {} WHERE {} GROUP BY 1").format(layout.table, where)
+    return sql.SQL("SELECT metadata -> %s, count(*) FROM {} WHERE metadata ? %s AND {} GROUP BY 1").format(
+        layout.table, where
+    )
+
+
+def delete_matching(layout: Layout, where: sql.Composable) -> sql.Composed:
+    return sql.SQL("DELETE FROM {} WHERE {}").format(layout.table, where)
+
+
 def count(layout: Layout, where: sql.Composable | None = None) -> sql.Composed:
     return sql.SQL("SELECT count(*) FROM {} WHERE {}").format(layout.table, where or sql.SQL("TRUE"))
 
 
-def where(node: Node | None) -> tuple[sql.Composable, tuple[Any, ...]]:
+def where(node: Node | None, temperature: float = 1.0) -> tuple[sql.Composable, tuple[Any, ...]]:
     """The SQL condition of a parsed filter and its bound values (`indexes.filters`): jsonb operators on
-    `metadata`, the `predicted` column; every part is true or false, never NULL, so that `NOT` stays exact.
-
-    Raises:
-        InvalidInputError: a derived field other than `predicted` (not available on pgvector indexes yet).
-    """
+    `metadata`, the `predicted` column, the softmax statistics at `temperature` (`derived`); every part is true or
+    false, never NULL, so that `NOT` stays exact."""
     if node is None:
         return sql.SQL("TRUE"), ()
     if isinstance(node, Condition):
-        return _condition(node)
-    parts = [where(part) for part in node.parts]
+        return _condition(node, temperature)
+    parts = [where(part, temperature) for part in node.parts]
     params = tuple(value for _, values in parts for value in values)
     if node.op == "$not":
         return sql.SQL("(NOT {})").format(parts[0][0]), params
@@ -99,16 +125,30 @@ def where(node: Node | None) -> tuple[sql.Composable, tuple[Any, ...]]:
     return sql.SQL("({})").format(joined), params
 
 
+# The softmax of one row at T as a set of `u = (z - max z) / T` (float8; 1 at the top class): each statistic is
+# a scalar subquery over it, binding T once, computed as `indexes.masks` computes it in numpy. PostgreSQL's exp
+# raises on underflow instead of returning 0, hence the floor.
+_EXP = "CASE WHEN u < -745 THEN 0 ELSE exp(u) END"
+_SCALED = "SELECT (x::float8 - max(x::float8) OVER ()) / %s AS u FROM unnest(logits::real[]) AS x"
+_DERIVED = {
+    "confidence": f"(SELECT 1.0 / sum({_EXP}) FROM ({_SCALED}) AS s)",
+    "margin": f"(SELECT (1.0 - COALESCE((array_agg({_EXP} ORDER BY u DESC))[2], 0)) / sum({_EXP}) FROM ({_SCALED}) AS s)",
+    "entropy": f"(SELECT ln(sum({_EXP})) - sum({_EXP} * u) / sum({_EXP}) FROM ({_SCALED}) AS s)",
+}
+
+
+def derived(field: str) -> sql.SQL:
+    """The float8 expression of `confidence`, `margin` or `entropy` of a row's logits; binds the temperature once."""
+    return sql.SQL(_DERIVED[field])  # a constant of this module, never user input
+
+
 _COMPARISONS = {"$gt": ">", "$gte": ">=", "$lt": "<", "$lte": "<="}
 
 
-def _condition(condition: Condition) -> tuple[sql.Composable, tuple[Any, ...]]:
+def _condition(condition: Condition, temperature: float) -> tuple[sql.Composable, tuple[Any, ...]]:
     field, op, value = condition.field, condition.op, condition.value
     if field in NUMERIC_DERIVED:
-        raise InvalidInputError(
-            f"the derived field {field!r} is not available on pgvector indexes yet; filter on predicted or on "
-            "metadata fields there, or use a faiss index"
-        )
+        return _on_derived(field, op, value, temperature)
     if field == PREDICTED:
         return _on_predicted(op, value)
     if op == "$exists":
@@ -123,6 +163,17 @@ def _condition(condition: Condition) -> tuple[sql.Composable, tuple[Any, ...]]:
         return (equal if op == "$eq" else sql.SQL("(NOT {})").format(equal)), params
     inside = sql.SQL("COALESCE(metadata -> %s = ANY(%s::jsonb[]), false)")
     return (inside if op == "$in" else sql.SQL("(NOT {})").format(inside)), (field, [Jsonb(v) for v in value])
+
+
+def _on_derived(field: str, op: str, value: Any, temperature: float) -> tuple[sql.Composable, tuple[Any, ...]]:
+    """A softmax statistic always exists and is a number: as `_on_predicted`, on its float8 expression."""
+    if op == "$exists":
+        return sql.SQL("TRUE" if value else "FALSE"), ()
+    if op in ("$in", "$nin"):  # the parser let numbers only through (`filters._Parser.value`)
+        inside = sql.SQL("({} = ANY(%s::float8[]))").format(derived(field))
+        return (inside if op == "$in" else sql.SQL("(NOT {})").format(inside)), (temperature, [float(v) for v in value])
+    symbol = {"$eq": "=", "$ne": "<>", **_COMPARISONS}[op]
+    return sql.SQL("({} {} %s)").format(derived(field), sql.SQL(symbol)), (temperature, float(value))
 
 
 def _on_predicted(op: str, value: Any) -> tuple[sql.Composable, tuple[Any, ...]]:

@@ -21,8 +21,10 @@ from ..errors import (
     ManifestMismatchError,
     StoreConflictError,
 )
+from ..facets import Facets, collect
 from ..filters import parse_filter
 from ..lock import ReadWriteLock
+from ..pages import Cursor, Order, Page
 from ..rerank import exact_top
 from ..store import Filter, Item, Metadata, QueryHits, SearchResult
 from ..validation import (
@@ -237,6 +239,66 @@ class PgVectorStore:
         if self._write(work) == 0:
             raise ItemNotFoundError(f"no item with id {item_id!r}")
 
+    def delete_where(self, filter: Filter, temperature: float = 1.0) -> int:
+        """Remove every item matching `filter` in one statement (one transaction); returns how many."""
+        checked = parse_filter(filter)
+        where, params = statements.where(checked, temperature)
+
+        def work(conn: Connection) -> int:
+            refuse_mixed_types(conn, self._layout, checked)
+            return conn.execute(statements.delete_matching(self._layout, where), params).rowcount
+
+        removed: int = self._write(work)
+        return removed
+
+    def page(
+        self, filter: Filter | None, order: Order, after: Cursor | None, limit: int, temperature: float = 1.0
+    ) -> Page:
+        """A page of the items matching `filter` in `order` after the cursor `after` (`indexes.pages`), in SQL: keyset
+        pagination on (value, seq), the derived values computed by the server."""
+        checked = parse_filter(filter)
+        where, params = statements.where(checked, temperature)
+        statement = statements.next_page(self._layout, where, order, after is not None)
+        cursor: tuple[Any, ...] = ()
+        if after is not None:
+            cursor = (after.value, after.seq) if order.derived else (after.seq,)
+        bound = (*((temperature,) if order.derived else ()), *params, *cursor, limit + 1)
+
+        def work(conn: Connection) -> Page:
+            refuse_mixed_types(conn, self._layout, checked)
+            rows = conn.cursor(binary=True).execute(statement, bound).fetchall()
+            matched = conn.execute(statements.count(self._layout, where), params).fetchone()
+            shown = rows[:limit]
+            last = shown[-1] if shown else None
+            following = Cursor(int(last[3]), None if last[4] is None else float(last[4])) if last is not None else None
+            items = [_item(row[:3]) for row in shown]
+            return Page(items, following if len(rows) > limit else None, int(matched[0]) if matched else 0)
+
+        page: Page = self._read(work)
+        return page
+
+    def facets(self, filter: Filter | None, group_by: str | None, temperature: float = 1.0, limit: int = 100) -> Facets:
+        """How many items match `filter`, and per value of `group_by` how many hold it (`indexes.facets`), in SQL."""
+        checked = parse_filter(filter)
+        where, params = statements.where(checked, temperature)
+
+        def work(conn: Connection) -> Facets:
+            refuse_mixed_types(conn, self._layout, checked)
+            row = conn.execute(statements.count(self._layout, where), params).fetchone()
+            matched = int(row[0]) if row else 0
+            if group_by is None:
+                return Facets(matched)
+            by_predicted = group_by == "predicted"
+            bound = params if by_predicted else (group_by, group_by, *params)
+            pairs = [
+                (value, int(n))
+                for value, n in conn.execute(statements.groups(self._layout, where, by_predicted), bound)
+            ]
+            return collect(pairs, matched, 0 if by_predicted else matched - sum(n for _, n in pairs), limit)
+
+        facets: Facets = self._read(work)
+        return facets
+
     def get(self, item_id: str) -> Item:
         check_id(item_id)
         row = self._read(
@@ -321,7 +383,7 @@ class PgVectorStore:
         else:
             column, operator = self._layout.column_for(metric, temperature)
         checked = parse_filter(filter)
-        where, params = statements.where(checked)
+        where, params = statements.where(checked, temperature)
         # HNSW orders candidates by float32 distances that cannot tell apart close CE values: fetch R of them and
         # let the exact re-rank pick the k best.
         wanted = max(k, min(HNSW_MAX_WANTED, step[1])) if step is not None else k

@@ -5,6 +5,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request, Response
 
+from indexes.errors import InvalidInputError
+from indexes.pages import ORDERS_HELP as _ORDER_HELP
 from indexes.store import Item
 from indexes.validation import check_vectors
 from models import thumbnail_media_type
@@ -12,18 +14,21 @@ from models import thumbnail_media_type
 from ..errors import ThumbnailNotFoundError
 from ..http.deps import ClassifierDep, EntryDep, IndexDep, MetricsDep, SettingsDep, require_write_key
 from ..http.inputs import check_batch, decode_vectors, resolve_vectors
+from ..http.listing import class_filter, filter_from_query, item_out, list_page
 from ..http.responses import model_response
 from ..http.routing import OffLoopRoute
 from ..schemas import (
     WRITE_RESPONSES,
+    DeletedCount,
     DeleteResponse,
+    DeleteWhereRequest,
     Encoding,
     ErrorResponse,
     ItemOut,
     ItemsPage,
+    ListRequest,
     UpsertRequest,
     UpsertResponse,
-    encode_vectors,
 )
 
 router = APIRouter(route_class=OffLoopRoute, prefix="/items", tags=["items"])
@@ -31,9 +36,7 @@ EncodingQuery = Annotated[Encoding, Query(description="base64: logits as logits_
 
 
 def _item_out(item: Item, encoding: Encoding) -> ItemOut:
-    if encoding == "base64":
-        return ItemOut(id=item.id, logits_b64=encode_vectors(item.logits), metadata=item.metadata)
-    return ItemOut(id=item.id, logits=item.logits.tolist(), metadata=item.metadata)
+    return item_out(item.id, item.logits, item.metadata, encoding)
 
 
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No item with this id"}}
@@ -64,16 +67,57 @@ def upsert_items(
     return UpsertResponse(upserted=upserted, count=index.count())
 
 
+_LIST_PARAMETERS = {"offset", "limit", "encoding", "filter", "order", "cursor", "temperature"}
+
+
 @router.get("", response_model=ItemsPage, response_model_exclude_none=True)
 def list_items(
+    request: Request,
     index: IndexDep,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    classifier: ClassifierDep,
+    offset: Annotated[int, Query(ge=0, description="Skip this many items (insertion order, no filter)")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     encoding: EncodingQuery = "json",
+    filter: Annotated[str | None, Query(description="A filter as URL-encoded JSON (docs/filters.md)")] = None,
+    order: Annotated[str | None, Query(description=_ORDER_HELP)] = None,
+    cursor: Annotated[str | None, Query(description="The `next` of the previous page")] = None,
+    temperature: Annotated[float, Query(gt=0, allow_inf_nan=False, description="T of derived fields")] = 1.0,
 ) -> Response:
-    """A page of items in the order they were added (a replaced item keeps its place), and the total count."""
-    items = [_item_out(item, encoding) for item in index.list(offset, limit)]
-    return model_response(ItemsPage(items=items, count=index.count()))
+    """A page of items matching the filter, in the order asked (insertion by default), and the cursor of the next."""
+    unknown = sorted(set(request.query_params) - _LIST_PARAMETERS)
+    if unknown:
+        raise InvalidInputError(
+            f"unknown query parameter(s) {', '.join(unknown)}; this route takes {', '.join(sorted(_LIST_PARAMETERS))}"
+        )
+    if offset:
+        if filter is not None or order is not None or cursor is not None:
+            raise InvalidInputError(
+                "offset pages every item in insertion order; with a filter, an order or a cursor, page with cursor"
+            )
+        items = [_item_out(item, encoding) for item in index.list(offset, limit)]
+        return model_response(ItemsPage(items=items, count=index.count()))
+    page = list_page(index, classifier, filter_from_query(filter), order, cursor, limit, temperature, encoding)
+    return model_response(page)
+
+
+@router.post("/list", response_model=ItemsPage, response_model_exclude_none=True)
+def list_items_by_body(body: ListRequest, index: IndexDep, classifier: ClassifierDep) -> Response:
+    """`GET .../items` with its arguments in a JSON body (a filter need not be URL-encoded)."""
+    page = list_page(
+        index, classifier, body.filter, body.order, body.cursor, body.limit, body.temperature, body.encoding
+    )
+    return model_response(page)
+
+
+@router.post("/delete", dependencies=[Depends(require_write_key)], responses=WRITE_RESPONSES)
+def delete_items(body: DeleteWhereRequest, index: IndexDep, classifier: ClassifierDep) -> DeletedCount:
+    """Remove every item matching the filter, all at once (atomic and durable like every write)."""
+    if not body.filter and not body.all:
+        raise InvalidInputError(
+            'an empty filter would delete every item of the index: add "all": true to mean it, or give a filter'
+        )
+    deleted = index.delete_where(class_filter(body.filter, classifier) or {}, body.temperature)
+    return DeletedCount(deleted=deleted, count=index.count())
 
 
 _THUMBNAIL: dict[int | str, dict[str, Any]] = {

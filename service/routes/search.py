@@ -1,6 +1,6 @@
 """Nearest-neighbour search by logits (JSON or binary), image or stored id."""
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from fastapi import APIRouter, File, Form, UploadFile
@@ -8,14 +8,14 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from evaluation.agreement import check_agreement
-from indexes.filters import with_class_indexes
-from indexes.store import Filter, InlineSearch, SearchResult, VectorStore
+from indexes.store import InlineSearch, SearchResult, VectorStore
 from indexes.validation import check_vectors
 from models import Classifier
 
 from ..config import Settings
 from ..http.deps import ClassifierDep, IndexDep, MetricsDep, SettingsDep
 from ..http.inputs import check_batch, check_max_k, check_results, decode_one, decode_vectors, resolve_vectors
+from ..http.listing import class_filter
 from ..http.responses import search_response
 from ..http.routing import OffLoopRoute
 from ..schemas import AgreementRequest, AgreementResponse, ErrorResponse, SearchRequest, SearchResponse, Temperature
@@ -29,12 +29,6 @@ def _query_vectors(body: SearchRequest, classifier: Classifier, index: VectorSto
         return resolve_vectors(body.queries, classifier, index, settings, where="queries")
     decoded = decode_vectors(body.logits_b64 or "", body.batch_shape, "logits_b64")
     return check_vectors(decoded, index.dim, name="logits_b64", dtype=np.float64)
-
-
-def _filter(filter: Filter | None, classifier: Classifier) -> dict[str, Any] | None:
-    """The request's filter with the label names that `predicted` takes mapped to the model's class indexes (the
-    stores know indexes only); a filter the service cannot read is an `InvalidInputError` (422)."""
-    return with_class_indexes(filter, classifier.spec.labels) if filter else None
 
 
 #: A search over at most this many stored values (items x classes x queries) runs on the event loop when the
@@ -54,7 +48,7 @@ async def search_neighbors(
     check_batch(body.num_queries, settings, "queries")
     check_max_k(body.k, settings)
     check_results(body.k, body.num_queries, settings)
-    body.filter = _filter(body.filter, classifier)
+    body.filter = class_filter(body.filter, classifier)
     queries, result = None, None
     small = body.queries is None or all(query.image is None and query.id is None for query in body.queries)
     if small and isinstance(index, InlineSearch):
@@ -112,6 +106,6 @@ def check_search_agreement(
     """Does the metric follow CE here: its top-k against the exact reference top-k for one query."""
     check_max_k(body.k, settings)
     query = resolve_vectors([body.query], classifier, index, settings, where="query")[0]
-    filter = _filter(body.filter, classifier)
+    filter = class_filter(body.filter, classifier)
     found = check_agreement(index, query, body.k, body.metric, body.reference, body.temperature, filter)
     return AgreementResponse.model_validate(found, from_attributes=True)
