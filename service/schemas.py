@@ -209,7 +209,7 @@ _FILTER_DOC = (
     'value that some items hold as the other type, 7 and "7", is a 422); {"field": {"$op": value}} with $eq, $ne, '
     "$in, $nin, $gt, $gte, $lt, $lte, $exists; $and / $or (lists of filters) and $not (a filter), at most 8 levels "
     "and 64 conditions. Fields: metadata keys, and predicted (argmax class: index or label name), confidence, "
-    "margin and entropy at the request's temperature (faiss indexes; pgvector takes predicted only)"
+    "margin and entropy at the request's temperature"
 )
 _FILTER_EXAMPLE = {"split": "test", "predicted": {"$in": [3, 8]}, "confidence": {"$lt": 0.6}}
 #: A filter as the wire carries it: read and checked by `indexes.filters`, not here (no torch, no faiss).

@@ -336,8 +336,8 @@ class PgVectorStore:
             k: neighbours per query (>= 1; fewer come back when fewer items match).
             metric: one of `SEARCH_METRICS`.
             temperature: one of the index's temperatures, for `ce`, `kl`, `kl_reverse`, `js` and `tri`.
-            filter: a filter (`indexes.filters`) on metadata (jsonb operators) and `predicted` (the argmax class);
-                `confidence`, `margin` and `entropy` are refused here (not available on pgvector yet).
+            filter: a filter (`indexes.filters`) on metadata (jsonb operators), `predicted` (the argmax class) and
+                `confidence`, `margin`, `entropy` at `temperature` (computed in SQL: `statements.derived`).
             exact: on an HNSW index, answer by the exact scan.
             target_recall: on an HNSW index, answer exactly unless the recall@10 last measured for `metric` (see
                 `recall_at_10`) reaches it.

@@ -12,6 +12,8 @@ from pydantic import BaseModel
 from ..evaluation_schemas import EvaluateResponse
 from ..schemas import (
     AgreementResponse,
+    CountResponse,
+    DeletedCount,
     DeleteResponse,
     DivergenceResponse,
     DropResponse,
@@ -55,7 +57,9 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "create_index": ("POST /v1/indexes",),
     "drop_index": ("DELETE /v1/indexes/{index_name}",),
     "upsert": ("POST {index}/items",),
-    "list_items": ("GET {index}/items",),
+    "list_items": ("GET {index}/items", "POST {index}/items/list"),
+    "count": ("POST {index}/count",),
+    "delete_items": ("POST {index}/items/delete",),
     "get_item": ("GET {index}/items/{item_id}",),
     "delete_item": ("DELETE {index}/items/{item_id}",),
     "thumbnail": ("GET {index}/items/{item_id}/thumbnail",),
@@ -206,8 +210,22 @@ def item_dicts(
     ]
 
 
-def list_items(offset: int, limit: int, index: str | None) -> Call[ItemsPage]:
+def list_items(offset: int, limit: int, index: str | None, listing: Mapping[str, Any] | None = None) -> Call[ItemsPage]:
+    """A page by offset (GET), or of a listing with a filter, an order or a cursor (POST: the filter as JSON)."""
+    if listing:
+        body = {"limit": limit, **drop_none(dict(listing))}
+        return Call("POST", f"{_index(index)}/items/list", _model(ItemsPage), json=body)
     return Call("GET", f"{_index(index)}/items", _model(ItemsPage), params={"offset": offset, "limit": limit})
+
+
+def count(index: str | None, **options: Any) -> Call[CountResponse]:
+    return Call("POST", f"{_index(index)}/count", _model(CountResponse), json=drop_none(options))
+
+
+def delete_items(index: str | None, **options: Any) -> Call[DeletedCount]:
+    return Call(
+        "POST", f"{_index(index)}/items/delete", _model(DeletedCount), json=drop_none(options), idempotent=False
+    )
 
 
 def get_item(item_id: str, index: str | None) -> Call[ItemOut]:

@@ -10,6 +10,8 @@ import httpx
 from ..evaluation_schemas import EvaluateResponse
 from ..schemas import (
     AgreementResponse,
+    CountResponse,
+    DeletedCount,
     DeleteResponse,
     DivergenceResponse,
     DropResponse,
@@ -180,16 +182,60 @@ class Client(ClientBase):
             upserted, count = upserted + answer.upserted, answer.count
         return UpsertResponse(upserted=upserted, count=count)
 
-    def list_items(self, offset: int = 0, limit: int = 100, *, index: str | None = None) -> ItemsPage:
-        """A page of items in insertion order, and the total count."""
-        return self._send(calls.list_items(offset, limit, index))
+    def list_items(
+        self,
+        offset: int = 0,
+        limit: int = 100,
+        *,
+        filter: Filter | None = None,
+        order: str | None = None,
+        cursor: str | None = None,
+        temperature: float | None = None,
+        index: str | None = None,
+    ) -> ItemsPage:
+        """A page of the items matching `filter` in `order` (insertion by default; `"confidence:asc"`, ...), after
+        `cursor` (the previous page's `next`), and how many match; or, with `offset`, by position."""
+        listing = {"filter": filter, "order": order, "cursor": cursor, "temperature": temperature}
+        wanted = any(value is not None for value in listing.values())
+        return self._send(calls.list_items(offset, limit, index, listing if wanted else None))
 
-    def iter_items(self, *, index: str | None = None, page_size: int = 1000) -> Iterator[ItemOut]:
-        """Every item, page by page, in insertion order."""
-        offset = 0
-        while page := self.list_items(offset, page_size, index=index).items:
-            yield from page
-            offset += len(page)
+    def iter_items(
+        self,
+        *,
+        filter: Filter | None = None,
+        order: str | None = None,
+        temperature: float | None = None,
+        index: str | None = None,
+        page_size: int = 1000,
+    ) -> Iterator[ItemOut]:
+        """Every item matching `filter` in `order`, page by page after each page's cursor: an item stored unchanged
+        for the whole scan comes exactly once, whatever is written meanwhile."""
+        cursor = None
+        while True:
+            listing = {"filter": filter, "order": order, "cursor": cursor, "temperature": temperature}
+            page = self._send(calls.list_items(0, page_size, index, listing))
+            yield from page.items
+            if page.next is None:
+                return
+            cursor = page.next
+
+    def count(
+        self,
+        *,
+        filter: Filter | None = None,
+        group_by: str | None = None,
+        temperature: float | None = None,
+        limit: int | None = None,
+        index: str | None = None,
+    ) -> CountResponse:
+        """How many items match `filter`; with `group_by` (a metadata key or `"predicted"`), how many per value."""
+        return self._send(calls.count(index, filter=filter, group_by=group_by, temperature=temperature, limit=limit))
+
+    def delete_items(
+        self, filter: Filter, *, all: bool = False, temperature: float | None = None, index: str | None = None
+    ) -> DeletedCount:
+        """Remove every item matching `filter` at once; `{}` (every item) only with `all=True`."""
+        return self._send(calls.delete_items(index, filter=filter, all=all or None, temperature=temperature))
 
     def get_item(self, item_id: str, *, index: str | None = None) -> ItemOut:
         """One item: its logits and metadata (`NotFound` if absent)."""
