@@ -53,6 +53,10 @@ class ImageSource(Protocol):
         """The picture at ``position``; raises ``ImageError`` or ``OSError`` (naming it) when it cannot be read."""
         ...
 
+    def part(self, start: int, stop: int) -> "ImageSource":
+        """Positions ``start`` to ``stop`` as a source of their own (small to pickle: what a cluster task carries)."""
+        ...
+
 
 class ImageFiles:
     """Image files, decoded with the upload limits."""
@@ -78,6 +82,9 @@ class ImageFiles:
         except (ImageError, OSError) as e:
             raise type(e)(f"{path}: {e}") from e
 
+    def part(self, start: int, stop: int) -> "ImageFiles":
+        return ImageFiles(self.paths[start:stop], self.spec, self.max_bytes, self.max_pixels, self.thumbnail_bytes)
+
 
 class PixelArrays:
     """In-memory uint8 pictures: ``(n, H, W)`` grayscale or ``(n, H, W, 3)`` RGB."""
@@ -90,6 +97,9 @@ class PixelArrays:
 
     def read(self, position: int) -> Image.Image:
         return Image.fromarray(self.pixels[position])
+
+    def part(self, start: int, stop: int) -> "PixelArrays":
+        return PixelArrays(self.pixels[start:stop], self.spec, self.thumbnail_bytes)
 
 
 class _Batches(Dataset[LoadedBatch]):

@@ -32,10 +32,11 @@ from models import (
     model_exists,
 )
 from models.device import resolve_device
-from models.loader import ImageFiles, ImageSource, PixelArrays, Precision, embed_dataset
+from models.loader import EmbeddedBatch, ImageFiles, ImageSource, PixelArrays, Precision, embed_dataset
 from models.zoo import ZOO
 
 from ..config import DEFAULT_MODEL, Settings
+from ..logs import quiet_loggers
 
 logger = logging.getLogger(__name__)
 
@@ -163,12 +164,13 @@ def backfill_digit_thumbnails(index: VectorStore, classifier: Classifier) -> int
 
 @dataclass(frozen=True)
 class IngestOptions:
-    """How `logitsearch index` embeds: images per forward pass, decoding processes, device precision."""
+    """How `logitsearch index` embeds: images per forward pass, decoding processes, device precision, where."""
 
     batch_size: int = 256
     workers: int | None = None  # None: `default_workers()`
     precision: Precision = "fp32"
     thumbnails: bool = True  # keep each image's thumbnail with its item (the index's switch)
+    dask: str | None = None  # a Dask scheduler's address or `local:N` (`models.cluster`); None: this process
 
     @property
     def thumbnail_bytes(self) -> int | None:
@@ -272,8 +274,11 @@ def _ingest(
     """Embed `dataset` (row i is `ids[i]`) and upsert it batch by batch; returns (items added, unreadable files)."""
     options = options or IngestOptions()
     start, added, errors = time.perf_counter(), 0, list[str]()
-    batches = embed_dataset(classifier, dataset, options.batch_size, options.workers, options.precision)
-    with tqdm(total=len(ids), desc=f"embedding into {index.name}", unit="img", disable=not progress) as bar:
+    where = f" on dask {options.dask}" if options.dask else ""
+    with (
+        _embedded(classifier, dataset, options) as batches,
+        tqdm(total=len(ids), desc=f"embedding into {index.name}{where}", unit="img", disable=not progress) as bar,
+    ):
         for batch in batches:
             rows = batch.positions.tolist()
             if rows:
@@ -288,6 +293,25 @@ def _ingest(
         "indexed %d items into %r in %.1f s (%.0f images/s)", added, index.name, elapsed, added / max(elapsed, 1e-9)
     )
     return added, errors
+
+
+@contextmanager
+def _embedded(
+    classifier: Classifier, dataset: ImageSource, options: IngestOptions
+) -> Iterator[Iterator[EmbeddedBatch]]:
+    """The batches of `dataset`'s logits: embedded here, or on the Dask cluster of `options.dask` (any order)."""
+    if options.dask is None:
+        yield embed_dataset(classifier, dataset, options.batch_size, options.workers, options.precision)
+        return
+    try:
+        from models.cluster import dask_client, embed_on_cluster
+    except ImportError as exc:
+        if exc.name not in ("dask", "distributed"):
+            raise
+        raise ModelError("--dask needs the `distributed` package: pip install 'logit-search[dask]'") from exc
+    quiet_loggers()  # importing distributed set its loggers to INFO
+    with dask_client(options.dask) as client:
+        yield embed_on_cluster(client, classifier, dataset, options.batch_size, options.precision)
 
 
 def _stored(index: VectorStore, item_id: str) -> bool:

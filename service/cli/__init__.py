@@ -73,6 +73,12 @@ def _add_index_options(index: argparse.ArgumentParser) -> None:
         "--workers", type=int, help="processes decoding images while the model runs (default: cores - 1; 0: none)"
     )
     index.add_argument("--precision", choices=PRECISIONS, default="fp32", help="bf16/fp16: autocast on a CUDA device")
+    index.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="with --images or --data fashion-mnist: embed on a Dask cluster, its scheduler tcp://HOST:PORT or local:N "
+        "(N worker processes here); workers need this package and, for --images, the images' paths",
+    )
     add_settings_flags(index, (*INDEX_SETTINGS, "max_image_bytes", "max_image_pixels"))
 
 

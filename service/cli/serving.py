@@ -98,7 +98,7 @@ def build_index(args: argparse.Namespace) -> int:
             )
         index, classifier = catalog.store(name), catalog.index_model(name)
         thumbnails = catalog.entry(name).thumbnails
-        options = IngestOptions(args.batch_size, args.workers, args.precision, thumbnails=thumbnails)
+        options = IngestOptions(args.batch_size, args.workers, args.precision, thumbnails=thumbnails, dask=args.dask)
         if args.images is not None:
             add_image_folder(index, classifier, args.images, settings, options, progress=True)
         elif args.data == "fashion-mnist":

@@ -83,3 +83,41 @@ def test_unreadable_files_are_skipped_reported_and_retried_on_the_next_run(
     index = _open(settings, "photos")
     assert index.count() == 10
     index.close()
+
+
+def test_a_local_dask_cluster_stores_what_one_process_stores_and_resumes(
+    settings: Settings, tmp_path: Path, rng: np.random.Generator
+) -> None:
+    folder = tmp_path / "photos"
+    first = write_images(folder / "a", rng, 10)
+    (folder / "a" / "broken.png").write_bytes(b"not an image")
+    assert _index(settings, folder, "--dask", "local:2") == 2  # the readable ones stored, the broken file named
+    index = _open(settings, "photos")
+    stored = {item.id: item.logits for item in index.iter_items()}
+    thumbnails = {item_id: index.thumbnail(item_id) for item_id in stored}  # made on the workers
+    index.close()
+    assert sorted(stored) == [f"a/{p.name}" for p in first]
+    np.testing.assert_allclose(
+        [stored[f"a/{p.name}"] for p in first], upload_path_logits(load_model(settings), first), atol=1e-5
+    )
+    assert all(thumbnails[f"a/{p.name}"] == make_thumbnail(Image.open(p), MAX_THUMBNAIL_BYTES) for p in first)
+
+    (folder / "a" / "broken.png").unlink()
+    added = write_images(folder / "b", rng, 3)
+    assert _index(settings, folder, "--dask", "local:1") == 0
+    index = _open(settings, "photos")
+    after = {item.id: item.logits for item in index.iter_items()}
+    index.close()
+    assert len(after) == 13 and all(np.array_equal(after[key], value) for key, value in stored.items())
+    np.testing.assert_allclose(
+        [after[f"b/{p.name}"] for p in added], upload_path_logits(load_model(settings), added), atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("address", ["local:0", "local:two", "127.0.0.1:8786"])
+def test_a_dask_address_it_cannot_use_is_refused_with_the_forms_it_takes(
+    settings: Settings, tmp_path: Path, rng: np.random.Generator, address: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    write_images(tmp_path / "photos" / "a", rng, 2)
+    assert _index(settings, tmp_path / "photos", "--dask", address) != 0
+    assert any("local:N" in record.getMessage() for record in caplog.records)
