@@ -507,6 +507,13 @@ class IndexCreateRequest(Strict):
     target_recall: float = Field(
         0.95, gt=0, le=1, description="faiss hnsw/ivf: the recall@10 searches reach by default, measured on the index"
     )
+    shards: list[Annotated[str, Field(min_length=1, max_length=1000)]] | None = Field(
+        None,
+        min_length=2,
+        max_length=64,
+        description="pgvector flat: the PostgreSQL URLs of the shard servers to spread the index over (hash of the "
+        "id, postgres_fdw from the coordinator at PG_URL; docs/stores.md)",
+    )
     parameters: AnnParameters | None = Field(
         None, description="faiss hnsw/ivf: build parameters (default: chosen from the number of items and classes)"
     )
@@ -538,6 +545,7 @@ class IndexDescription(BaseModel):
         description="faiss hnsw/ivf (GET /v1/indexes/{name} only): options, build status, structures with bytes per "
         "item, and per metric and T the recall@10 measured, the search parameters chosen and when",
     )
+    shards: list[str] | None = Field(None, description="A sharded pgvector index: its shard servers (host:port/db)")
 
 
 class IndexList(BaseModel):

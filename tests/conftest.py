@@ -50,6 +50,19 @@ def pg_server() -> Iterator["PostgresServer"]:
 
 
 @pytest.fixture(scope="session")
+def shard_servers() -> Iterator[list["PostgresServer"]]:
+    """Two more servers, the shards of sharded pgvector indexes (`pg_server` is their coordinator)."""
+    from tests.postgres import start_primary
+
+    servers = [start_primary(), start_primary()]
+    try:
+        yield servers
+    finally:
+        for server in servers:
+            server.remove()
+
+
+@pytest.fixture(scope="session")
 def pg_database(pg_server: "PostgresServer") -> Iterator["PgDatabase"]:
     """Pools to `pg_server`, shared by the session's pgvector stores."""
     from indexes.pg import PgDatabase, PgOptions

@@ -47,7 +47,12 @@ class SqlCandidates:
         )
         statement = statements.nearest(self.layout, self.column, self.operator, self.where)
         with self.conn.pipeline():
-            cursors = [self.conn.cursor(binary=True).execute(statement, (Vector(v), *self.params, m)) for v in vectors]
+            cursors = [
+                self.conn.cursor(binary=True).execute(
+                    statement, statements.nearest_params(self.layout, Vector(v), self.params, m)
+                )
+                for v in vectors
+            ]
         scores = np.full((len(queries), m), -np.inf)
         keys = np.full((len(queries), m), -1, dtype=np.int64)
         found = np.zeros((len(queries), m, self.layout.dim), dtype=np.float32)

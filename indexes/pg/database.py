@@ -202,6 +202,11 @@ class PgDatabase:
             raise StoreConflictError(f"PostgreSQL refused a conflicting write: {exc}") from exc
         except psycopg.DataError as exc:
             raise InvalidInputError(f"PostgreSQL refused the data: {exc}") from exc
+        except psycopg.errors.SqlclientUnableToEstablishSqlconnection as exc:  # postgres_fdw could not reach a shard
+            raise StoreUnavailableError(
+                f"a shard server of this index is unreachable ({' '.join(str(exc).split())}); the other indexes keep "
+                "serving, and this one serves again once the shard is back"
+            ) from exc
         except psycopg.OperationalError as exc:
             raise StoreUnavailableError(f"PostgreSQL connection lost ({server.name}): {exc}; retry") from exc
 

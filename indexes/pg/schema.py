@@ -83,6 +83,7 @@ class Layout:
     dim: int
     temperatures: tuple[float, ...]
     index_type: str = "flat"
+    shards: int = 0  # shard servers of a sharded index (`shards.py`); 0: one server
 
     @property
     def table(self) -> sql.Identifier:
@@ -152,17 +153,7 @@ class Layout:
 
 def create_statements(layout: Layout, distributed: bool = False) -> list[sql.Composed | sql.SQL]:
     """DDL creating the table of `layout` (distributed by `id` on Citus when `distributed`)."""
-    table = layout.table
-    vector_columns = [
-        sql.SQL("{} vector({}) NOT NULL").format(sql.Identifier(c.name), sql.Literal(c.dim)) for c in layout.columns
-    ]
-    statements: list[sql.Composed | sql.SQL] = [
-        sql.SQL(
-            'CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, seq bigint GENERATED ALWAYS AS IDENTITY, '
-            "predicted integer NOT NULL, metadata jsonb NOT NULL, thumbnail bytea, {}) WITH (toast_tuple_target = 8160)"
-        ).format(table, sql.SQL(", ").join(vector_columns)),
-        sql.SQL("CREATE INDEX ON {} USING gin (metadata jsonb_path_ops)").format(table),
-    ]
+    statements = _table_statements(layout, "GENERATED ALWAYS AS IDENTITY")
     if distributed:
         statements.append(
             sql.SQL("SELECT create_distributed_table(format('%I.%I', {}, {})::regclass, 'id')").format(
@@ -171,9 +162,30 @@ def create_statements(layout: Layout, distributed: bool = False) -> list[sql.Com
         )
     for column in layout.hnsw_columns():
         statements.append(
-            sql.SQL("CREATE INDEX ON {} USING hnsw ({} vector_l2_ops)").format(table, sql.Identifier(column.name))
+            sql.SQL("CREATE INDEX ON {} USING hnsw ({} vector_l2_ops)").format(
+                layout.table, sql.Identifier(column.name)
+            )
         )
     return statements
+
+
+def shard_table_statements(layout: Layout) -> list[sql.Composed | sql.SQL]:
+    """DDL of the table a shard server holds for a sharded index: `seq` is given by the coordinator."""
+    return _table_statements(layout, "NOT NULL")
+
+
+def _table_statements(layout: Layout, seq: str) -> list[sql.Composed | sql.SQL]:
+    table = layout.table
+    vector_columns = [
+        sql.SQL("{} vector({}) NOT NULL").format(sql.Identifier(c.name), sql.Literal(c.dim)) for c in layout.columns
+    ]
+    return [
+        sql.SQL(
+            'CREATE TABLE {} (id text COLLATE "C" PRIMARY KEY, seq bigint {}, '
+            "predicted integer NOT NULL, metadata jsonb NOT NULL, thumbnail bytea, {}) WITH (toast_tuple_target = 8160)"
+        ).format(table, sql.SQL(seq), sql.SQL(", ").join(vector_columns)),
+        sql.SQL("CREATE INDEX ON {} USING gin (metadata jsonb_path_ops)").format(table),
+    ]
 
 
 def registry_statements() -> list[sql.Composed | sql.SQL]:

@@ -15,6 +15,7 @@ from psycopg.types.json import Jsonb
 from ..filters import JSON_NUMBER_PATTERN, NUMERIC_DERIVED, PREDICTED, Condition, Node, spelled_number
 from ..pages import Order
 from .schema import REGISTRY, SCHEMA, Column, Layout
+from .shards import partition
 
 
 def _registry() -> sql.Identifier:
@@ -198,10 +199,23 @@ def _json_type(value: Any) -> str:
 
 def nearest(layout: Layout, column: Column, operator: str, where: sql.Composable) -> sql.Composed:
     """The m nearest rows to one query vector: (id, pgvector distance, logits, metadata); params: vector, where...,
-    m. The metadata comes along: one round trip less for the usual search, which needs nothing else."""
-    return sql.SQL("SELECT id, {} {} %s AS score, logits, metadata FROM {} WHERE {} ORDER BY score LIMIT %s").format(
-        sql.Identifier(column.name), sql.SQL(operator), layout.table, where
-    )
+    m — once per shard of a sharded index (`nearest_params`). The metadata comes along: one round trip less for the
+    usual search, which needs nothing else.
+
+    A sharded index asks each shard's foreign table for its own m nearest (postgres_fdw sends the ORDER BY and the
+    LIMIT to the shard) and merges them, instead of a Merge Append that reads every row of every shard."""
+    text = "SELECT id, {} {} %s AS score, logits, metadata FROM {} WHERE {} ORDER BY score LIMIT %s"
+    name, op = sql.Identifier(column.name), sql.SQL(operator)
+    if not layout.shards:
+        return sql.SQL(text).format(name, op, layout.table, where)
+    branches = [sql.SQL("(" + text + ")").format(name, op, partition(layout, i), where) for i in range(layout.shards)]
+    return sql.SQL("SELECT * FROM ({}) AS shards ORDER BY score LIMIT %s").format(sql.SQL(" UNION ALL ").join(branches))
+
+
+def nearest_params(layout: Layout, vector: Any, params: tuple[Any, ...], m: int) -> tuple[Any, ...]:
+    """The values `nearest` binds, in order."""
+    one = (vector, *params, m)
+    return one if not layout.shards else (*(one * layout.shards), m)
 
 
 def matches(layout: Layout, where: sql.Composable) -> sql.Composed:

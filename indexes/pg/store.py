@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from pgvector import Vector
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ..ann.recall import Calibration, recall_at_10, recall_by_metric
@@ -20,6 +21,7 @@ from ..errors import (
     ItemNotFoundError,
     ManifestMismatchError,
     StoreConflictError,
+    StoreUnavailableError,
 )
 from ..facets import Facets, collect
 from ..filters import parse_filter
@@ -46,6 +48,14 @@ from .schema import (
     check_temperatures,
     create_statements,
 )
+from .shards import (
+    check_shards,
+    coordinator_statements,
+    drop_statements,
+    server_name,
+    shard_statements,
+    upsert_statements,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +77,7 @@ class PgIndexSpec:
     temperatures: tuple[float, ...] = (1.0,)
     index_type: str = "flat"
     target_recall: float = 0.95
+    shards: tuple[str, ...] = ()  # PostgreSQL URLs of the shard servers of a sharded index (`shards.py`)
 
 
 #: HNSW search effort (hnsw.ef_search) and candidates re-ranked (R) at each step of the recall ladder.
@@ -86,7 +97,7 @@ class PgVectorStore:
     def __init__(self, db: PgDatabase, spec: PgIndexSpec) -> None:
         self._db = db
         self._spec = spec
-        self._layout = Layout(spec.name, spec.dim, spec.temperatures, spec.index_type)
+        self._layout = Layout(spec.name, spec.dim, spec.temperatures, spec.index_type, len(spec.shards))
         self._lock = ReadWriteLock()  # close waits for the operations under way
         self._closed = False
         self._checked = False
@@ -102,12 +113,24 @@ class PgVectorStore:
         limit = MAX_HNSW_DIM - 2 if spec.index_type == "hnsw" else MAX_DIM - 1  # the widest columns: C + 2, C + 1
         if spec.dim > limit:
             raise InvalidInputError(f"pgvector {spec.index_type} indexes hold at most {limit} classes, not {spec.dim}")
+        if spec.shards:
+            check_shards(spec.shards)
+            if spec.index_type != "flat" or distributed:
+                raise InvalidInputError(
+                    "a sharded pgvector index is flat (exact search on every shard), and not on Citus: drop "
+                    '"index_type" or "shards"'
+                )
         store = cls(db, spec)
 
         def work(conn: Connection) -> None:
             values = (spec.name, spec.model_name, spec.model_sha256, spec.dim, list(spec.temperatures), spec.index_type)
             conn.execute(statements.register(), values)
-            for statement in create_statements(store._layout, distributed):
+            ddl = (
+                coordinator_statements(store._layout, spec.shards)
+                if spec.shards
+                else create_statements(store._layout, distributed)
+            )
+            for statement in ddl:
                 conn.execute(statement)
 
         try:
@@ -118,6 +141,12 @@ class PgVectorStore:
                 f'did not finish): drop it there (DROP TABLE logitsearch."{spec.name}"; DELETE FROM logitsearch.indexes '
                 f"WHERE name = '{spec.name}'), or choose another name"
             ) from exc
+        if spec.shards:
+            try:
+                store._on_shards(shard_statements(store._layout), "create the index's table")
+            except BaseException:
+                store.drop()  # the coordinator's partitions and registry row; the shards' tables made so far
+                raise
         store._checked = True
         logger.info(
             "created pgvector index %r (dim %d, T %s, %s)", spec.name, spec.dim, spec.temperatures, spec.index_type
@@ -129,7 +158,10 @@ class PgVectorStore:
         name = self._spec.name
 
         def work(conn: Connection) -> None:
-            conn.execute(statements.drop_table(self._layout))
+            for statement in (
+                drop_statements(self._layout) if self._spec.shards else [statements.drop_table(self._layout)]
+            ):
+                conn.execute(statement)
             conn.execute(statements.unregister(), (name,))
 
         self.close()  # waits for the operations under way: none finds its table gone
@@ -138,7 +170,28 @@ class PgVectorStore:
         except BaseException:
             self._closed = False  # still there: keep serving it
             raise
+        if self._spec.shards:  # the coordinator has forgotten them: a shard that is down keeps an orphan table
+            drop = [sql.SQL("DROP TABLE IF EXISTS {}").format(self._layout.table)]
+            self._on_shards(drop, "drop the index's table", missing_ok=True)
         logger.info("dropped pgvector index %r", name)
+
+    def _on_shards(self, ddl: list[Any], what: str, missing_ok: bool = False) -> None:
+        """Run `ddl` on every shard server, each in one transaction (connecting directly, not through the pool)."""
+        for url in self._spec.shards:
+            try:
+                with psycopg.connect(url, connect_timeout=max(1, round(self._db.options.connect_timeout_s))) as conn:
+                    for statement in ddl:
+                        conn.execute(statement)
+            except psycopg.errors.DuplicateTable as exc:
+                raise StoreConflictError(
+                    f"shard {server_name(url)} holds a table named {self.name!r} already: drop it there, or choose "
+                    "another name"
+                ) from exc
+            except psycopg.OperationalError as exc:
+                if missing_ok:
+                    logger.warning("could not %s on shard %s (%s); drop it there", what, server_name(url), exc)
+                    continue
+                raise StoreUnavailableError(f"cannot {what} on shard {server_name(url)}: {exc}") from exc
 
     @property
     def name(self) -> str:
@@ -224,6 +277,13 @@ class PgVectorStore:
         ]
 
         def work(conn: Connection) -> None:
+            if self._spec.shards:  # no ON CONFLICT on foreign partitions: keep stored seqs, delete, insert
+                seqs, delete, insert = upsert_statements(self._layout)
+                stored = dict(conn.execute(seqs, (checked_ids,)).fetchall())
+                conn.execute(delete, (checked_ids,))
+                with conn.cursor() as cursor:
+                    cursor.executemany(insert, [(stored.get(row[0]), *row) for row in rows])
+                return
             with conn.cursor() as cursor:
                 cursor.executemany(statements.upsert(self._layout), rows)
 

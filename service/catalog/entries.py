@@ -45,6 +45,7 @@ class IndexEntry:
     codec: str = "float32"  # faiss hnsw/ivf: candidate vectors' codec
     target_recall: float = 0.95  # faiss hnsw/ivf
     parameters: dict[str, int | None] | None = None  # faiss hnsw/ivf: m, ef_construction, nlist
+    shards: list[str] | None = None  # pgvector: the PostgreSQL URLs of a sharded index's shard servers
 
 
 @dataclass(frozen=True)

@@ -179,6 +179,7 @@ class Catalog:
         codec: str = "float32",
         target_recall: float = 0.95,
         parameters: dict[str, int | None] | None = None,
+        shards: list[str] | None = None,
     ) -> IndexStatus:
         """Create an empty index bound to `model`, durably and atomically.
 
@@ -188,7 +189,7 @@ class Catalog:
             IndexExistsError: an index of that name exists (409).
         """
         check_index_name(name)
-        check_store_options(self.settings, store, index_type, temperatures)
+        check_store_options(self.settings, store, index_type, temperatures, shards)
         spec = read_spec(self.settings.models_dir, model)
         if store == "pgvector":
             temperatures = [float(t) for t in temperatures or [1.0]]
@@ -203,6 +204,7 @@ class Catalog:
             codec=codec,
             target_recall=target_recall,
             parameters=parameters,
+            shards=shards,
         )
         approximate_options(entry)  # options that make no index are a 422 before anything is written
         final = self.indexes_dir / name

@@ -25,7 +25,9 @@ INDEX_TYPES = {"faiss": ("flat", "hnsw", "ivf"), "pgvector": ("flat", "hnsw")}
 DEFAULT_TEMPERATURES = (1.0,)
 
 
-def check_store_options(settings: Settings, store: str, index_type: str, temperatures: list[float] | None) -> None:
+def check_store_options(
+    settings: Settings, store: str, index_type: str, temperatures: list[float] | None, shards: list[str] | None = None
+) -> None:
     """Raise `InvalidIndexError` (422) for a store, index type or temperatures this service cannot create."""
     if store not in STORES:
         raise InvalidIndexError(f"store {store!r} is not available; choose one of {', '.join(STORES)}")
@@ -43,6 +45,11 @@ def check_store_options(settings: Settings, store: str, index_type: str, tempera
         raise InvalidIndexError(
             "temperatures apply to store 'pgvector' and to approximate faiss indexes (index_type hnsw or ivf); a flat "
             "faiss index answers every temperature exactly"
+        )
+    if shards is not None and (store != "pgvector" or index_type != "flat" or settings.pg_citus):
+        raise InvalidIndexError(
+            "shards apply to flat pgvector indexes on a plain PostgreSQL coordinator (not Citus, whose own sharding "
+            'is LOGITSEARCH_PG_CITUS): use "store": "pgvector" and "index_type": "flat", or drop "shards"'
         )
     if temperatures is not None:
         if not temperatures or any(not t > 0 or t == float("inf") for t in temperatures):
@@ -103,7 +110,14 @@ def _pg_spec(entry: Any, spec: ModelSpec) -> Any:
 
     temperatures = tuple(entry.temperatures or DEFAULT_TEMPERATURES)
     return PgIndexSpec(
-        entry.name, spec.name, spec.sha256, spec.num_classes, temperatures, entry.index_type, entry.target_recall
+        entry.name,
+        spec.name,
+        spec.sha256,
+        spec.num_classes,
+        temperatures,
+        entry.index_type,
+        entry.target_recall,
+        tuple(entry.shards or ()),
     )
 
 

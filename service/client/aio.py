@@ -137,6 +137,7 @@ class AsyncClient(ClientBase):
         codec: str | None = None,
         target_recall: float | None = None,
         parameters: dict[str, int] | None = None,
+        shards: Sequence[str] | None = None,
     ) -> IndexDescription:
         """Create an empty index bound to `model` (`Conflict` if it exists); `index_type` "hnsw" or "ivf" with the
         metrics and temperatures it serves approximately (POST /v1/indexes)."""
@@ -151,6 +152,7 @@ class AsyncClient(ClientBase):
             "codec": codec,
             "target_recall": target_recall,
             "parameters": parameters,
+            "shards": shards,
         }
         return await self._send(calls.create_index(options))
 

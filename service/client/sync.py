@@ -133,6 +133,7 @@ class Client(ClientBase):
         codec: str | None = None,
         target_recall: float | None = None,
         parameters: dict[str, int] | None = None,
+        shards: Sequence[str] | None = None,
     ) -> IndexDescription:
         """Create an empty index bound to `model` (`Conflict` if it exists); `index_type` "hnsw" or "ivf" with the
         metrics and temperatures it serves approximately (POST /v1/indexes)."""
@@ -147,6 +148,7 @@ class Client(ClientBase):
             "codec": codec,
             "target_recall": target_recall,
             "parameters": parameters,
+            "shards": shards,
         }
         return self._send(calls.create_index(options))
 

@@ -33,7 +33,17 @@ def describe(index: IndexStatus) -> IndexDescription:
         device=index.device,
         recall_at_10=index.recall_at_10,
         approximate=index.approximate,
+        shards=_shard_names(entry.shards),
     )
+
+
+def _shard_names(shards: list[str] | None) -> list[str] | None:
+    """`host:port/db` of each shard URL, without its password."""
+    if not shards:
+        return None
+    from indexes.pg.database import describe as describe_url
+
+    return [describe_url(url) for url in shards]
 
 
 @router.get("")
@@ -65,6 +75,7 @@ def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescript
         codec=body.codec,
         target_recall=body.target_recall,
         parameters=body.parameters.model_dump() if body.parameters else None,
+        shards=body.shards,
     )
     return describe(created)
 
