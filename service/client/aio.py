@@ -10,6 +10,7 @@ import httpx
 from ..evaluation_schemas import EvaluateResponse
 from ..schemas import (
     AgreementResponse,
+    AnalysisResponse,
     CountResponse,
     DeletedCount,
     DeleteResponse,
@@ -326,6 +327,11 @@ class AsyncClient(ClientBase):
         """Divergences between rows of a and b (or every pair), see docs/metrics.md."""
         body = calls.divergence_body(a, b, input, temperature, base, pairwise, measures)
         return await self._send(calls.divergence(body))
+
+    async def analyse(self, kind: str, *, index: str | None = None, **options: Any) -> AnalysisResponse:
+        """Run an analysis on the index's items (`label-issues`, `near-duplicates`, `uncertain`, `confusion`,
+        `distance-matrix`, `calibration`); options: `POST .../analyses/{kind}`'s body (filter, temperature, ...)."""
+        return await self._send(calls.analyse(kind, index, options))
 
     async def evaluate(self, *, index: str | None = None, **options: Any) -> EvaluateResponse:
         """How closely each search metric follows the CE ranking (options: `POST /v1/evaluate`'s body)."""

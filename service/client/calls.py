@@ -12,6 +12,7 @@ from pydantic import BaseModel
 from ..evaluation_schemas import EvaluateResponse
 from ..schemas import (
     AgreementResponse,
+    AnalysisResponse,
     CountResponse,
     DeletedCount,
     DeleteResponse,
@@ -67,6 +68,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "search_image": ("POST {index}/search/image",),
     "agreement": ("POST {index}/search/agreement",),
     "evaluate": ("POST {index}/evaluate",),
+    "analyse": ("POST {index}/analyses/{kind}",),
     "divergence": ("POST /v1/divergence",),
 }
 
@@ -311,6 +313,14 @@ def evaluate_body(options: Mapping[str, Any]) -> dict[str, Any]:
     if body.get("logits") is not None:
         body["logits"] = logits_rows(body["logits"])
     return body
+
+
+def analyse(kind: str, index: str | None, options: Mapping[str, Any]) -> Call[AnalysisResponse]:
+    """POST .../analyses/{kind}; an analysis reads and writes nothing but its answer, so it may be retried."""
+    body = {key: list(value) if isinstance(value, tuple) else value for key, value in options.items()}
+    return Call(
+        "POST", f"{_index(index)}/analyses/{quote(kind, safe='')}", _model(AnalysisResponse), json=drop_none(body)
+    )
 
 
 def evaluate(body: dict[str, Any], index: str | None) -> Call[EvaluateResponse]:

@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, status
+from fastapi import APIRouter, Depends, Request, status
 from fastapi.concurrency import run_in_threadpool
 
 from ..catalog.entries import IndexStatus
@@ -81,9 +81,14 @@ def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescript
 
 
 @router.get("/{index_name}", responses=_NOT_FOUND)
-def get_index(index_name: str, catalog: CatalogDep) -> IndexDescription:
-    """One index: its model, store, size and status."""
-    return describe(catalog.status(index_name))
+def get_index(index_name: str, catalog: CatalogDep, request: Request) -> IndexDescription:
+    """One index: its model, store, size and status, and its last calibration while it holds the same items."""
+    found = catalog.status(index_name)
+    described = describe(found)
+    count, calibration = request.app.state.calibrations.get(index_name, (None, None))
+    if calibration is not None and count == found.count:
+        described.calibration = calibration
+    return described
 
 
 @router.delete(
