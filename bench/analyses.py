@@ -31,7 +31,7 @@ from models import FASHION_LABELS, TrainConfig, load_classifier, model_exists, t
 from service.catalog.bootstrap import IngestOptions, add_fashion
 
 logger = logging.getLogger("bench.analyses")
-FLIP_SHARE, SUBSET, THRESHOLD = 0.02, 10_000, 1e-4
+FLIP_SHARE, SUBSET = 0.02, 10_000
 
 
 def _index(models: Path, directory: Path, limit: int | None) -> DurableIndex:
@@ -58,6 +58,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--limit", type=int, help="photos per split (default: all 70,000)")
     parser.add_argument("--models", type=Path, help="a models directory holding fashion-cnn (else trained here)")
+    parser.add_argument("--threshold", type=float, default=1e-8, help="near-duplicates: js (nats) of a pair at most")
+    parser.add_argument("-k", type=int, default=20, help="near-duplicates: neighbours looked at per item")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         index = _index(args.models or Path(scratch) / "models", Path(scratch) / "index", args.limit)
@@ -110,20 +112,22 @@ def main() -> None:
         exact: set[tuple[str, str]] = set()
         for start in range(0, len(subset), 1000):
             block = exact_matrix("js", logits[subset[start : start + 1000]], logits[subset], 1.0)
-            for a, b in zip(*np.nonzero(block <= THRESHOLD), strict=True):
+            for a, b in zip(*np.nonzero(block <= args.threshold), strict=True):
                 i, j = start + int(a), int(b)
                 if i < j:
                     exact.add((chosen[i], chosen[j]))
         found = timed(
             "near-duplicates",
-            AnalysisOptions(threshold=THRESHOLD, limit=100_000),
+            AnalysisOptions(threshold=args.threshold, k=args.k, limit=100_000),
         )
         pairs = {tuple(sorted((row["id"], row["other"]))) for row in found.rows}  # type: ignore[attr-defined]
+        exact = {tuple(sorted(pair)) for pair in exact}
         inside = {pair for pair in pairs if pair[0] in set(chosen) and pair[1] in set(chosen)}
         logger.info(
-            "near-duplicates (js <= %g): %d pairs at 70k; on a %d-photo subset the exact all-pairs check finds %d, "
-            "the analysis %d of them (recall %.3f)",
-            THRESHOLD, len(pairs), len(subset), len(exact), len(exact & inside), len(exact & inside) / max(1, len(exact)),
+            "near-duplicates (js <= %g, k = %d): %d pairs over all items; on a %d-photo subset the exact all-pairs "
+            "check finds %d pairs, the analysis (over all items) %d of them (recall %.3f) and %d others",
+            args.threshold, args.k, len(pairs), len(subset), len(exact), len(exact & inside),
+            len(exact & inside) / max(1, len(exact)), len(inside - exact),
         )  # fmt: skip
         for kind, options in (
             ("uncertain", AnalysisOptions(limit=100)),

@@ -1,5 +1,6 @@
 """Does a search metric follow the exact cross-entropy ranking for one query? Its top-k against CE's, live."""
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,7 @@ class Agreement:
         spearman: Spearman's rank correlation of the two metrics' exact values over the items of either list
             (None when fewer than two items, or one side is constant).
         compared: how many items that correlation is over (the union of the two lists).
+        compared_ids, metric_values, reference_values: those items, and both measures' exact values for each.
     """
 
     metric: str
@@ -34,6 +36,9 @@ class Agreement:
     overlap: float
     spearman: float | None
     compared: int
+    compared_ids: list[str] = dataclasses.field(default_factory=list)
+    metric_values: list[float] = dataclasses.field(default_factory=list)
+    reference_values: list[float] = dataclasses.field(default_factory=list)
 
 
 def check_agreement(
@@ -72,9 +77,11 @@ def check_agreement(
     union = list(dict.fromkeys([*metric_ids, *reference_ids]))
     shared = len(set(metric_ids) & set(reference_ids))
     spearman = None
-    if len(union) >= 2:
+    values = [np.empty((1, 0)), np.empty((1, 0))]
+    if union:
         items = np.stack([store.get(item_id).logits for item_id in union])[None]  # (1, m, C)
         values = [exact_distances(name, queries, items, temperature) for name in (metric, reference)]
+    if len(union) >= 2:
         rho = float(spearman_rows(*values)[0])
         spearman = None if np.isnan(rho) else rho
     return Agreement(
@@ -88,4 +95,7 @@ def check_agreement(
         overlap=shared / len(reference_ids) if reference_ids else 1.0,
         spearman=spearman,
         compared=len(union),
+        compared_ids=union,
+        metric_values=values[0][0].tolist(),
+        reference_values=values[1][0].tolist(),
     )

@@ -268,7 +268,9 @@ class DeletedCount(BaseModel):
     count: int = Field(description="Items the index holds now")
 
 
-ANALYSIS_KINDS = ("label-issues", "near-duplicates", "uncertain", "confusion", "distance-matrix", "calibration")
+ANALYSIS_KINDS = (
+    "label-issues", "near-duplicates", "uncertain", "confusion", "distance-matrix", "calibration", "projection"
+)
 
 
 class AnalysisRequest(Strict):
@@ -335,6 +337,9 @@ class SearchRequest(Strict):
     temperature: Temperature = 1.0
     filter: FilterSpec | None = Field(None, description=_FILTER_DOC, examples=[_FILTER_EXAMPLE])
     exact: bool = Field(False, description="On an approximate (hnsw, ivf) index: answer by the exact scan")
+    describe: bool = Field(
+        False, description="Each hit also carries its predicted class and whether it has a thumbnail (k <= 1000)"
+    )
     target_recall: float | None = Field(
         None,
         gt=0,
@@ -373,6 +378,9 @@ class AgreementRequest(Strict):
     reference: MetricName = Field("ce", description="The ranking to check against; the exact CE by default")
     temperature: Temperature = 1.0
     filter: FilterSpec | None = Field(None, description="As in /v1/search; applies to both lists")
+    temperatures: list[Annotated[float, Field(gt=0, allow_inf_nan=False)]] | None = Field(
+        None, max_length=32, description="Also the overlap and Spearman at each of these temperatures (`sweep`)"
+    )
 
 
 class AgreementResponse(BaseModel):
@@ -390,12 +398,20 @@ class AgreementResponse(BaseModel):
         description="Spearman's rank correlation of the two metrics' values over the items of either list"
     )
     compared: int = Field(description="How many items the correlation is over (the union of the lists)")
+    compared_ids: list[str] = Field(description="Those items: the union of both lists")
+    metric_values: list[float | None] = Field(description="The metric's exact value for each of compared_ids")
+    reference_values: list[float | None] = Field(description="The reference's exact value for each of compared_ids")
+    sweep: list[dict[str, float | None]] | None = Field(
+        None, description='With "temperatures": {"temperature", "overlap", "spearman"} at each'
+    )
 
 
 class Neighbor(BaseModel):
     id: str
     distance: float
     metadata: Metadata
+    predicted: int | None = Field(None, description='With "describe": true: the stored item\'s argmax class')
+    thumbnail: bool | None = Field(None, description='With "describe": true: whether the item has a thumbnail')
 
 
 class SearchResponse(BaseModel):

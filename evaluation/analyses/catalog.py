@@ -11,6 +11,7 @@ from .duplicates import near_duplicates
 from .label_issues import label_issues
 from .matrix import distance_matrix
 from .options import AnalysisOptions, AnalysisResult
+from .projection import projection
 from .reading import Selection, read_items
 from .uncertain import uncertain
 
@@ -30,6 +31,7 @@ ANALYSES: dict[str, Runner] = {
         index, None if o.ids is not None else _reading(o, index), o
     ),
     "calibration": lambda index, o, labels: calibration(index, _reading(o, index), o, o.filter),
+    "projection": lambda index, o, labels: projection(_reading(o, index), o, labels, index.dim),
 }
 
 

@@ -73,13 +73,16 @@ def _log_replaced() -> None:
         )
 
 
-def search_response(result: SearchResult, metric: str, temperature: float) -> Response:
+def search_response(
+    result: SearchResult, metric: str, temperature: float, described: dict[str, tuple[int, bool]] | None = None
+) -> Response:
     """The JSON of a `SearchResponse`: `{"metric", "temperature", "exact", "recall_at_10", "results": [[{"id",
-    "distance", "metadata"}]]}`."""
+    "distance", "metadata"}]]}`, each hit with `predicted` and `thumbnail` from `described` when given."""
     with paused_gc():
         results = [
             [
                 {"id": item_id, "distance": distance, "metadata": metadata}
+                | ({"predicted": described[item_id][0], "thumbnail": described[item_id][1]} if described else {})
                 for item_id, distance, metadata in zip(hits.ids, hits.distances.tolist(), hits.metadata, strict=True)
             ]
             for hits in result.columns()

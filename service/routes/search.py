@@ -8,6 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.responses import Response
 
 from evaluation.agreement import check_agreement
+from indexes.errors import InvalidInputError
 from indexes.store import InlineSearch, SearchResult, VectorStore
 from indexes.validation import check_vectors
 from models import Classifier
@@ -60,7 +61,24 @@ async def search_neighbors(
     if result is None:
         result = await run_in_threadpool(_search, body, queries, classifier, index, settings)
     metrics.queries.labels(index.name, body.metric).inc(body.num_queries)
+    if body.describe:
+        described = await run_in_threadpool(_describe, index, result, body.k * body.num_queries)
+        return search_response(result, body.metric, body.temperature, described)
     return search_response(result, body.metric, body.temperature)
+
+
+#: Hits a described search may carry (each reads the stored item and its thumbnail's presence).
+MAX_DESCRIBED = 1000
+
+
+def _describe(index: VectorStore, result: SearchResult, asked: int) -> dict[str, tuple[int, bool]]:
+    """Each hit's predicted class and whether it has a thumbnail, read from the store."""
+    if asked > MAX_DESCRIBED:
+        raise InvalidInputError(f'"describe": true describes at most {MAX_DESCRIBED} hits (k x queries), not {asked}')
+    ids = {item_id for hits in result.columns() for item_id in hits.ids}
+    return {
+        item_id: (int(np.argmax(index.get(item_id).logits)), index.thumbnail(item_id) is not None) for item_id in ids
+    }
 
 
 def _search(
@@ -108,4 +126,8 @@ def check_search_agreement(
     query = resolve_vectors([body.query], classifier, index, settings, where="query")[0]
     filter = class_filter(body.filter, classifier)
     found = check_agreement(index, query, body.k, body.metric, body.reference, body.temperature, filter)
-    return AgreementResponse.model_validate(found, from_attributes=True)
+    answer = AgreementResponse.model_validate(found, from_attributes=True)
+    if body.temperatures:
+        at = [check_agreement(index, query, body.k, body.metric, body.reference, t, filter) for t in body.temperatures]
+        answer.sweep = [{"temperature": a.temperature, "overlap": a.overlap, "spearman": a.spearman} for a in at]
+    return answer

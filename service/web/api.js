@@ -64,6 +64,10 @@ export async function postJson(path, body) {
   return (await send(path, options)).json();
 }
 
+export async function deleteJson(path) {
+  return (await send(path, { method: "DELETE" })).json();
+}
+
 export async function postFiles(path, field, files, fields = {}) {
   const form = new FormData();
   for (const file of files) form.append(field, file);

@@ -4,18 +4,24 @@ import {
   argmax, hideResults, renderAgreement, renderChips, renderComparison, renderFooter, renderQuery, renderResults,
   setPredicted, setThumbnail, showError,
 } from "./view.js";
+import { showOther, wireViews } from "./views.js";
 
 const $ = (id) => document.getElementById(id);
-const state = { index: "", k: 10, metric: "l2", temperature: 1, filter: {}, query: null };
+const state = { view: "search", index: "", k: 10, metric: "l2", reference: "ce", temperature: 1, filter: {}, query: null };
 const page = { indexes: [], labels: {}, imageUrl: null, last: null, items: new Map(), compared: [], version: "" };
+const VIEWS = ["search", "browse", "map", "analyses", "admin"];
+const SWEEP = [0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128];
+const IMAGE_STORAGE = "logitsearch.image.";
 
 // -- state <-> URL ---------------------------------------------------------------------------------------------
 
 function readUrl() {
   const params = new URLSearchParams(location.search);
+  state.view = VIEWS.includes(params.get("view")) ? params.get("view") : "search";
   state.index = params.get("index") || state.index;
   state.k = Number(params.get("k")) || 10;
   state.metric = params.get("metric") || "l2";
+  state.reference = params.get("ref") || "ce";
   state.temperature = Number(params.get("t")) || 1;
   state.filter = {};
   let problem = "";
@@ -26,14 +32,19 @@ function readUrl() {
   }
   if (params.get("id")) state.query = { id: params.get("id") };
   else if (params.get("logits")) state.query = { logits: params.get("logits").split(",").map(Number) };
-  else state.query = null;
+  else if (params.get("img")) {
+    const kept = sessionStorage.getItem(IMAGE_STORAGE + params.get("img"));
+    state.query = kept ? { logits: JSON.parse(kept), image: params.get("img") } : null;
+    if (!kept) problem = "this link names an image uploaded in another browser session: upload the image again";
+  } else state.query = null;
   return problem; // "" when the URL reads well
 }
 
 function writeUrl(push) {
-  const params = new URLSearchParams({ index: state.index, k: state.k, metric: state.metric, t: state.temperature });
+  const params = new URLSearchParams({ view: state.view, index: state.index, k: state.k, metric: state.metric, ref: state.reference, t: state.temperature });
   if (Object.keys(state.filter).length) params.set("filter", JSON.stringify(state.filter));
   if (state.query?.id !== undefined) params.set("id", state.query.id);
+  else if (state.query?.image) params.set("img", state.query.image); // a short handle, not kilobytes of logits
   else if (state.query?.logits) params.set("logits", state.query.logits.join(","));
   const url = `${location.pathname}?${params}`;
   if (push) history.pushState(null, "", url);
@@ -45,7 +56,9 @@ function syncForm() {
   $("k").value = state.k;
   $("metric").value = state.metric;
   $("temperature").value = state.temperature;
+  $("reference").value = state.reference;
   $("query-id").value = state.query?.id ?? "";
+  showView(state.view);
 }
 
 function readForm() {
@@ -53,6 +66,21 @@ function readForm() {
   state.k = Number($("k").value) || 10;
   state.metric = $("metric").value;
   state.temperature = Number($("temperature").value) || 1;
+  state.reference = $("reference").value;
+}
+
+function showView(view) {
+  for (const name of VIEWS) {
+    $(`view-${name}`).hidden = name !== view;
+    const tab = document.querySelector(`.tab[data-view=${name}]`);
+    tab.setAttribute("aria-selected", String(name === view));
+    tab.classList.toggle("current", name === view);
+  }
+}
+
+function context() {
+  const index = currentIndex();
+  return { index, prefix: index ? indexPrefix(index.name) : "", labels: index ? page.labels[index.model] ?? [] : [] };
 }
 
 // -- the search ------------------------------------------------------------------------------------------------
@@ -67,7 +95,7 @@ async function labelsOf(index) {
 
 async function queryLogits(prefix) {
   if (state.query.logits) {
-    const title = page.imageUrl ? "Query: the uploaded image" : "Query: the given logits";
+    const title = page.imageUrl || state.query.image ? "Query: the uploaded image" : "Query: the given logits";
     return { logits: state.query.logits, title, thumb: page.imageUrl };
   }
   const item = await getJson(`${prefix}/items/${encodeId(state.query.id)}`);
@@ -89,25 +117,19 @@ async function run() {
   if (!Object.keys(state.filter).length) delete body.filter;
   const sent = state.query.id !== undefined ? { id: state.query.id } : { logits: state.query.logits };
   const [found, agreement] = await Promise.all([
-    postJson(`${prefix}/search`, { queries: [sent], ...body }),
-    postJson(`${prefix}/search/agreement`, { query: sent, ...body, metric: "l2", reference: "ce" }),
+    postJson(`${prefix}/search`, { queries: [sent], ...body, describe: true }),
+    postJson(`${prefix}/search/agreement`, { query: sent, ...body, reference: state.reference, temperatures: SWEEP }),
   ]);
   page.last = { index: index.name, query: sent, request: body, results: found, agreement };
   page.compared = [];
   renderQuery({ ...query, labels, temperature: state.temperature });
-  renderAgreement(agreement);
+  renderAgreement(agreement, labels, pick);
   const hits = found.results[0];
   renderResults(hits, { metric: found.metric, onPick: pick, onCompare: toggleCompare, compared: page.compared });
-  renderChips(state.filter, chipCandidates(hits, labels), { onAdd: addFilter, onRemove: removeFilter });
-  await Promise.all(hits.map((hit) => decorate(prefix, hit.id, labels)));
-}
-
-async function decorate(prefix, id, labels) {
-  const [item, url] = await Promise.all([getJson(`${prefix}/items/${encodeId(id)}`), thumbnailUrl(prefix, id)]);
-  page.items.set(id, item);
-  setThumbnail(id, url);
-  const predicted = argmax(item.logits);
-  setPredicted(id, labels[predicted] ?? String(predicted));
+  renderChips(state.filter, chipCandidates(hits, labels), { onAdd: addFilter, onRemove: removeFilter, labels });
+  for (const hit of hits) setPredicted(hit.id, labels[hit.predicted] ?? String(hit.predicted));
+  // One request per thumbnail the hits have: the search said which do (k + 2 requests a search, at most).
+  await Promise.all(hits.filter((hit) => hit.thumbnail).map(async (hit) => setThumbnail(hit.id, await thumbnailUrl(prefix, hit.id))));
 }
 
 function chipCandidates(hits, labels) {
@@ -146,6 +168,7 @@ function searchWith(query) {
 
 function pick(id) {
   page.imageUrl = null;
+  state.view = "search";
   return searchWith({ id });
 }
 
@@ -169,7 +192,8 @@ function toggleCompare(id) {
   }
   return act(async () => {
     if (page.compared.length !== 2) return renderComparison(null);
-    const [a, b] = page.compared.map((x) => page.items.get(x));
+    const { prefix } = context();
+    const [a, b] = await Promise.all(page.compared.map(async (x) => page.items.get(x) ?? getJson(`${prefix}/items/${encodeId(x)}`)));
     const answer = await postJson("/v1/divergence", { a: [a.logits], b: [b.logits], temperature: state.temperature });
     renderComparison(a.id, b.id, answer.values);
   });
@@ -183,7 +207,10 @@ async function searchImage(file) {
     const embedded = await postFiles(`/v1/models/${encodeURIComponent(index.model)}/embed`, "files", [file]);
     if (page.imageUrl) URL.revokeObjectURL(page.imageUrl);
     page.imageUrl = URL.createObjectURL(file);
-    state.query = { logits: embedded.logits[0] };
+    const digest = new Uint8Array(await crypto.subtle.digest("SHA-256", await file.arrayBuffer()));
+    const handle = [...digest.slice(0, 8)].map((b) => b.toString(16).padStart(2, "0")).join("");
+    sessionStorage.setItem(IMAGE_STORAGE + handle, JSON.stringify(embedded.logits[0]));
+    state.query = { logits: embedded.logits[0], image: handle };
     writeUrl(true);
     syncForm();
     await run();
@@ -212,7 +239,13 @@ function download() {
 // -- start -----------------------------------------------------------------------------------------------------
 
 async function loadCatalog() {
-  const [{ indexes }, { models }] = await Promise.all([getJson("/v1/indexes"), getJson("/v1/models")]);
+  let indexes, models;
+  try {
+    [{ indexes }, { models }] = await Promise.all([getJson("/v1/indexes"), getJson("/v1/models")]);
+  } catch (err) {
+    $("footer").textContent = "the service did not answer: reload once it is up";
+    throw err;
+  }
   page.indexes = indexes;
   page.labels = Object.fromEntries(models.map((model) => [model.name, model.labels]));
   const select = $("index");
@@ -251,22 +284,46 @@ function wire() {
     const file = e.dataTransfer.files[0];
     if (file) searchImage(file);
   });
-  for (const id of ["index", "k", "metric", "temperature"]) {
+  for (const id of ["k", "metric", "temperature", "reference"]) {
     $(id).addEventListener("change", () => act(async () => {
       readForm();
       writeUrl(true);
-      const index = currentIndex();
-      if (index) renderFooter(index, page.version);
       await run();
     }));
   }
+  $("index").addEventListener("change", () => act(async () => {
+    readForm();
+    state.query = null; // another index: the previous one's query and filters mean nothing here
+    state.filter = {};
+    hideResults();
+    renderChips({}, [], { onAdd: addFilter, onRemove: removeFilter });
+    writeUrl(true);
+    const index = currentIndex();
+    if (index) renderFooter(index, page.version);
+    await refreshView();
+  }));
+  for (const tab of document.querySelectorAll(".tab")) {
+    tab.addEventListener("click", () => act(async () => {
+      state.view = tab.dataset.view;
+      writeUrl(true);
+      showView(state.view);
+      await refreshView();
+    }));
+  }
+  wireViews({ context, act, searchFrom: pick, reloadCatalog: async () => { await loadCatalog(); syncForm(); } });
   $("download").addEventListener("click", download);
   window.addEventListener("popstate", () => act(async () => {
     const problem = readUrl();
     syncForm();
     if (problem) showError(problem);
-    else await run();
+    else await refreshView();
   }));
+}
+
+// The view shown: search runs the query of the URL; the others load what they show.
+async function refreshView() {
+  if (state.view === "search") return run();
+  return showOther(state.view);
 }
 
 async function start() {
@@ -275,7 +332,7 @@ async function start() {
   syncForm();
   writeUrl(false);
   if (problem) showError(problem);
-  else await run();
+  else await refreshView();
 }
 
 wire();

@@ -1,4 +1,6 @@
-// Rendering: the query card, the results grid, filter chips, the comparison table, errors and the footer.
+// Rendering: the query card, the agreement panel, the results grid, filter chips, the comparison table, errors
+// and the footer.
+import { scatter, sweep } from "./charts.js";
 
 const $ = (id) => document.getElementById(id);
 
@@ -38,7 +40,7 @@ export function showError(message) {
 }
 
 export function hideResults() {
-  for (const id of ["query-card", "results-section", "compare"]) $(id).hidden = true;
+  for (const id of ["query-card", "agreement-card", "results-section", "compare"]) $(id).hidden = true;
 }
 
 export function renderQuery({ title, thumb, logits, labels, temperature }) {
@@ -49,32 +51,56 @@ export function renderQuery({ title, thumb, logits, labels, temperature }) {
   if (thumb) image.src = thumb;
   const { probabilities, entropy } = softmax(logits, temperature);
   const order = probabilities.map((p, i) => [p, i]).sort((a, b) => b[0] - a[0]).slice(0, 5);
+  // Bars are scaled to the largest probability, so that they stay apart at high T; the scale says so.
+  const top = order[0][0];
   $("top5").replaceChildren(
     ...order.map(([p, i]) =>
       el("div", { class: "bar-row" },
         el("span", { class: "bar-label" }, labels[i] ?? String(i)),
-        el("span", { class: "bar" }, el("span", { class: "fill", style: { width: `${(100 * p).toFixed(1)}%` } })),
+        el("span", { class: "bar" }, el("span", { class: "fill", style: { width: `${(100 * p / top).toFixed(1)}%` } })),
         el("span", { class: "bar-value" }, p.toFixed(3)),
       ),
     ),
+    el("div", { class: "bar-scale" }, el("span", {}, "scale"), el("span", { class: "axis" }, el("span", {}, "0"), el("span", {}, top.toFixed(3))), el("span", {})),
   );
   $("entropy").textContent = `entropy ${formatNumber(entropy)} nats at T = ${temperature}`;
 }
 
-export function renderAgreement(agreement) {
+export function renderAgreement(agreement, labels = [], onPick = () => {}) {
   const text = $("agreement-text");
+  const card = $("agreement-card");
   if (!agreement) {
     text.textContent = "…";
+    card.hidden = true;
     return;
   }
+  const { metric, reference } = agreement;
+  $("agreement-title").textContent = `Does ${metric} follow ${reference} here?`;
   const rho = agreement.spearman === null ? "n/a" : agreement.spearman.toFixed(3);
   const verdict = agreement.overlap >= 0.8 ? "yes" : agreement.overlap >= 0.5 ? "partly" : "not much";
   text.replaceChildren(
     el("strong", { "data-testid": "agreement-verdict" }, verdict),
-    `: ${agreement.shared} of the exact CE top-${agreement.reference_ids.length} are in the L2 top-${agreement.metric_ids.length} `,
+    `: ${agreement.shared} of the exact ${reference.toUpperCase()} top-${agreement.reference_ids.length} are in the ${metric} top-${agreement.metric_ids.length} `,
     `(overlap ${agreement.overlap.toFixed(2)}); Spearman's ρ over those ${agreement.compared} items: ${rho}`,
     el("small", {}, ` at T = ${agreement.temperature}, computed by the service`),
   );
+  card.hidden = false;
+  const shared = new Set(agreement.metric_ids.filter((id) => agreement.reference_ids.includes(id)));
+  const list = (ids) => ids.map((id) =>
+    el("li", { class: shared.has(id) ? "shared" : "" },
+      el("a", { href: "#", onclick: (e) => { e.preventDefault(); onPick(id); } }, id),
+      shared.has(id) ? el("span", { class: "both", title: "in both lists" }, " ●") : null));
+  $("metric-list-title").textContent = `${metric} top-${agreement.metric_ids.length}`;
+  $("reference-list-title").textContent = `exact ${reference} top-${agreement.reference_ids.length}`;
+  $("metric-list").replaceChildren(...list(agreement.metric_ids));
+  $("reference-list").replaceChildren(...list(agreement.reference_ids));
+  const marked = agreement.compared_ids.map((id) => shared.has(id));
+  scatter($("agreement-scatter"), agreement.metric_values, agreement.reference_values, marked, { xLabel: metric, yLabel: reference });
+  $("scatter-caption").textContent = `the ${agreement.compared} items of either list: ${metric} (x) against ${reference} (y); filled: in both`;
+  if (agreement.sweep) {
+    sweep($("agreement-sweep"), agreement.sweep.map((s) => s.temperature), agreement.sweep.map((s) => s.overlap),
+      { xLabel: "T", yLabel: `overlap@${agreement.k}`, current: agreement.temperature });
+  }
 }
 
 export function renderResults(hits, { metric, onPick, onCompare, compared }) {
@@ -129,16 +155,18 @@ export function formatNumber(value) {
 }
 
 // Chips for the metadata values of the results (click: filter on it) and the active filter (click: drop it).
-export function renderChips(filter, candidates, { onAdd, onRemove }) {
+export function renderChips(filter, candidates, { onAdd, onRemove, labels = [] }) {
+  // A predicted class shows as its label name (the filter keeps the index, which every model has).
+  const shown = (key, value) => (key === "predicted" && labels[value] !== undefined ? `${key} = ${labels[value]}` : `${key} = ${JSON.stringify(value)}`);
   const active = Object.entries(filter).map(([key, value]) =>
     el("button", { type: "button", class: "chip active", title: "remove this filter", onclick: () => onRemove(key) },
-      `${key} = ${JSON.stringify(value)} ×`),
+      `${shown(key, value)} ×`),
   );
   const offered = candidates
     .filter(([key]) => !(key in filter))
     .map(([key, value]) =>
       el("button", { type: "button", class: "chip", title: "only items with this value", onclick: () => onAdd(key, value) },
-        `${key} = ${JSON.stringify(value)}`),
+        shown(key, value)),
     );
   $("filters").replaceChildren(...(active.length || offered.length ? [el("span", {}, "Filter:"), ...active, ...offered] : []));
 }

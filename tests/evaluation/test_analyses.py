@@ -153,3 +153,18 @@ def test_an_analysis_refuses_more_items_than_it_may_read_and_unknown_kinds(index
         run_analysis("mystery", index, AnalysisOptions(), None)
     with pytest.raises(InvalidInputError, match="no item holds a class in metadata field 'nope'"):
         run_analysis("confusion", index, AnalysisOptions(label_field="nope"), None)
+
+
+def test_projection_is_the_pca_of_the_log_probabilities(index: VectorStore) -> None:
+    from sklearn.decomposition import PCA
+
+    ids, logits, _ = _items()
+    result = run_analysis("projection", index, AnalysisOptions(temperature=2.0), LABELS)
+    assert result.summary["ids"] == ids and result.summary["label"][:3] == [m["label"] for m in _items()[2][:3]]
+    log_p = np.log(softmax(logits.astype(np.float64) / 2.0, axis=1))
+    reference = PCA(n_components=2).fit(log_p)
+    expected = reference.transform(log_p)
+    got = np.column_stack([result.summary["x"], result.summary["y"]])
+    for axis in range(2):  # each principal axis up to its sign
+        assert abs(np.corrcoef(got[:, axis], expected[:, axis])[0, 1]) > 0.9999
+    np.testing.assert_allclose(result.summary["explained_variance"], reference.explained_variance_ratio_, rtol=1e-6)

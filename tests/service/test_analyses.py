@@ -45,3 +45,26 @@ def test_analyses_over_http_agree_with_the_stored_items(settings: Settings) -> N
             "js",
             "tri",
         }
+
+
+def test_a_described_search_and_an_agreement_sweep_carry_what_the_page_shows(settings: Settings) -> None:
+    from tests.helpers import brute_force
+
+    with serving(settings) as url, Client(url) as client:
+        import httpx
+
+        query = {"queries": [{"id": "digits-7"}], "k": 5, "metric": "js", "describe": True}
+        hits = httpx.post(f"{url}/v1/search", json=query).json()["results"][0]
+        for hit in hits:
+            assert hit["predicted"] == int(np.argmax(client.get_item(hit["id"]).logits)) and hit["thumbnail"] is True
+        body = {"query": {"id": "digits-7"}, "k": 5, "metric": "l2", "reference": "kl", "temperatures": [0.5, 4.0]}
+        answer = httpx.post(f"{url}/v1/search/agreement", json=body).json()
+        for point in answer["sweep"]:
+            alone = httpx.post(f"{url}/v1/search/agreement", json=body | {"temperature": point["temperature"]}).json()
+            assert (point["overlap"], point["spearman"]) == (alone["overlap"], alone["spearman"])
+        query_logits = np.array([client.get_item("digits-7").logits])
+        items = np.array([client.get_item(i).logits for i in answer["compared_ids"]])
+        np.testing.assert_allclose(answer["metric_values"], brute_force("l2", query_logits, items)[0], rtol=1e-6)
+        np.testing.assert_allclose(answer["reference_values"], brute_force("kl", query_logits, items)[0], atol=1e-9)
+        too_many = httpx.post(f"{url}/v1/search", json=query | {"k": 1001})
+        assert too_many.status_code == 422

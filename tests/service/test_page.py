@@ -103,7 +103,9 @@ def test_dropping_a_digit_finds_it_first_with_its_thumbnail(page: "sync_api.Page
     assert page.locator("#query-thumb").is_visible() and page.locator("#top5 .bar-row").count() == 5
     assert page.locator("#query-title").inner_text() == "Query: the uploaded image"
     assert "nats" in page.locator("#entropy").inner_text()
-    assert "logits" in parse_qs(urlparse(page.url).query)  # an uploaded image is shared as its logits
+    query = parse_qs(urlparse(page.url).query)  # an uploaded image is kept by a short handle, not its logits
+    assert "logits" not in query and len(query["img"][0]) == 16
+    assert page.locator("#top5").inner_text().count("scale") == 1  # bars scaled to the top probability, and say so
 
 
 def test_choosing_a_file_then_clicking_a_result_searches_from_it(
@@ -120,8 +122,8 @@ def test_choosing_a_file_then_clicking_a_result_searches_from_it(
     page.wait_for_selector(f"#query-title:has-text('Query: {second}')")
     page.wait_for_function("id => document.querySelector('#results .result .id')?.textContent === id", arg=second)
     assert parse_qs(urlparse(page.url).query)["id"] == [second]
-    page.go_back()  # the previous query comes back from the URL (an upload, as its logits)
-    page.wait_for_selector("#query-title:has-text('the given logits')")
+    page.go_back()  # the previous query comes back from the URL (an upload, by its handle in this session)
+    page.wait_for_selector("#query-title:has-text('the uploaded image')")
 
 
 def test_switching_the_metric_keeps_the_state_in_the_url(page: "sync_api.Page", url: str) -> None:
@@ -132,7 +134,8 @@ def test_switching_the_metric_keeps_the_state_in_the_url(page: "sync_api.Page", 
     page.wait_for_selector("#results-note:has-text('by kl')")
     assert parse_qs(urlparse(page.url).query)["metric"] == ["kl"]
     assert page.locator("#results .distance").first.inner_text().startswith("kl ")
-    expected = httpx.post(f"{url}/v1/search", json={"queries": [{"id": "digits-5"}], "k": 4, "metric": "kl"}).json()
+    asked = {"queries": [{"id": "digits-5"}], "k": 4, "metric": "kl", "describe": True}
+    expected = httpx.post(f"{url}/v1/search", json=asked).json()
     assert page.locator("#results .result .id").all_inner_texts() == [h["id"] for h in expected["results"][0]]
     with page.expect_download() as download:
         page.click("#download")
@@ -147,7 +150,11 @@ def test_choosing_another_index_searches_it_with_its_own_items(page: "sync_api.P
     assert httpx.post(f"{url}/v1/indexes/mini/items", json={"items": items}).status_code == 200
     page.goto(f"{url}/?id=mini-1")  # not in the default index: the page says so
     page.wait_for_selector("#error:has-text('mini-1')")
-    page.select_option("#index", "mini")
+    page.select_option("#index", "mini")  # another index: the previous query and its filters are cleared
+    page.wait_for_function("() => !new URLSearchParams(location.search).has('id')")
+    assert page.locator("#results-section").is_hidden()
+    page.fill("#query-id", "mini-1")
+    page.click("#search-id")
     page.wait_for_function("() => document.querySelectorAll('#results .result').length === 3")
     assert _first_result(page) == "mini-1" and page.locator("#error").is_hidden()
     assert page.locator("#footer").inner_text().startswith("model digits-cnn · index mini: 3 items · CPU")
@@ -216,3 +223,110 @@ def test_the_api_docs_render_offline(page: "sync_api.Page", url: str) -> None:
     page.goto(f"{url}/docs")
     page.wait_for_selector(".swagger-ui .info .title:has-text('logit-search')")
     assert page.locator(".opblock-summary-path", has_text="/v1/search/agreement").count() >= 1
+
+
+def _mini_index(url: str, name: str, count: int) -> None:
+    assert httpx.post(f"{url}/v1/indexes", json={"name": name, "model": "digits-cnn"}).status_code == 201
+    items = [
+        {"id": f"{name}-{i:02d}", "image": base64.b64encode(digit_png(i)).decode(), "metadata": {"label": i % 10}}
+        for i in range(count)
+    ]
+    assert httpx.post(f"{url}/v1/indexes/{name}/items", json={"items": items}).status_code == 200
+
+
+def test_the_agreement_panel_lists_both_top_k_as_the_api_does(page: "sync_api.Page", url: str) -> None:
+    page.goto(f"{url}/?id=digits-3&metric=kl&ref=js&t=2")
+    page.wait_for_selector("#agreement-card:not([hidden]) #metric-list li")
+    found = httpx.post(
+        f"{url}/v1/search/agreement",
+        json={"query": {"id": "digits-3"}, "k": 10, "metric": "kl", "reference": "js", "temperature": 2},
+    ).json()
+    assert page.locator("#metric-list li a").all_inner_texts() == found["metric_ids"]
+    assert page.locator("#reference-list li a").all_inner_texts() == found["reference_ids"]
+    assert page.locator("#metric-list li.shared").count() == found["shared"]
+    assert page.locator("#agreement-title").inner_text() == "Does kl follow js here?"
+    page.select_option("#reference", "ce")  # the panel follows the chosen reference
+    page.wait_for_selector("#agreement-title:has-text('follow ce')")
+    assert parse_qs(urlparse(page.url).query)["ref"] == ["ce"]
+
+
+def test_browsing_pages_through_an_index_without_repeats_and_deletes_an_item(page: "sync_api.Page", url: str) -> None:
+    _mini_index(url, "shelf", 30)
+    page.goto(f"{url}/?view=browse&index=shelf")
+    page.wait_for_selector("#browse-grid .result")
+    while page.locator("#browse-more").is_visible():
+        before = page.locator("#browse-grid .result").count()
+        page.click("#browse-more")
+        page.wait_for_function("n => document.querySelectorAll('#browse-grid .result').length > n", arg=before)
+    listed = [card.get_attribute("data-id") for card in page.locator("#browse-grid .result").all()]
+    assert listed == [f"shelf-{i:02d}" for i in range(30)]
+    assert page.locator("#facet-label li").count() == 10 and "30 items match" in page.inner_text("#browse-count")
+    page.locator("#facet-label button", has_text="3: 3").click()  # a facet filters the grid
+    page.wait_for_function("() => document.querySelectorAll('#browse-grid .result').length === 3")
+    assert json.loads(page.input_value("#browse-filter")) == {"label": 3}
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator("#browse-grid .result", has_text="shelf-03").locator("button.delete").click()
+    page.wait_for_function("() => document.querySelectorAll('#browse-grid .result').length === 2")
+    assert httpx.get(f"{url}/v1/indexes/shelf/items/shelf-03").status_code == 404
+
+
+def test_the_map_draws_every_item_and_a_box_selects_them(page: "sync_api.Page", url: str) -> None:
+    page.goto(f"{url}/?view=map")
+    page.click("#map-form button")
+    page.wait_for_selector("#map[data-points]")
+    assert page.get_attribute("#map", "data-points") == "1797"
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 1, box["y"] + 1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=5)  # a drag, as a hand moves
+    page.mouse.up()
+    assert page.get_attribute("#map-selected", "data-count") == "1797"
+    page.locator("#map-selected a").first.click()  # one click searches from a selected item
+    page.wait_for_selector("#results .result")
+    assert parse_qs(urlparse(page.url).query)["view"] == ["search"]
+
+
+def test_the_analyses_grid_shows_what_the_api_answers(page: "sync_api.Page", url: str) -> None:
+    page.goto(f"{url}/?view=analyses")
+    page.select_option("#analysis-kind", "uncertain")
+    page.fill("#analysis-limit", "6")
+    page.click("#analysis-form button")
+    page.wait_for_selector("#analysis-note:has-text('6 shown')")
+    expected = httpx.post(f"{url}/v1/analyses/uncertain", json={"limit": 6}).json()
+    assert [card.get_attribute("data-id") for card in page.locator("#analysis-grid .result").all()] == [
+        row["id"] for row in expected["rows"]
+    ]
+
+
+def test_admin_creates_fills_from_a_folder_and_drops_an_index(page: "sync_api.Page", url: str, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    (folder / "7").mkdir(parents=True)
+    for i in range(20):
+        (folder / "7" / f"{i}.png").write_bytes(digit_png(i))
+    page.goto(f"{url}/?view=admin")
+    page.wait_for_selector("#index-table tr[data-index=default]")
+    page.fill("#create-name", "pictures")
+    page.click("#create-form button")
+    page.wait_for_selector("#index-table tr[data-index=pictures]")
+    page.select_option("#index", "pictures")
+    page.set_input_files("#upload-folder", str(folder))
+    page.wait_for_selector("#upload-note:has-text('20 of 20 images added to pictures')")
+    assert httpx.get(f"{url}/v1/indexes/pictures").json()["count"] == 20
+    page.on("dialog", lambda dialog: dialog.accept())
+    page.locator("#index-table tr[data-index=pictures] button.delete").click()
+    page.wait_for_function("() => !document.querySelector('#index-table tr[data-index=pictures]')")
+    assert httpx.get(f"{url}/v1/indexes/pictures").status_code == 404
+
+
+def test_the_page_is_usable_420_px_wide(browser: "sync_api.Browser", url: str) -> None:
+    context = browser.new_context(viewport={"width": 420, "height": 900})
+    narrow = context.new_page()
+    narrow.goto(f"{url}/?id=digits-7")
+    narrow.wait_for_selector("#results .result")
+    assert narrow.evaluate("() => document.documentElement.scrollWidth") <= 420
+    narrow.keyboard.press("Tab")  # keyboard: the first control takes the focus
+    assert narrow.evaluate("() => document.activeElement !== document.body")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    narrow.screenshot(path=ARTIFACTS / "narrow.png", full_page=True)
+    context.close()
