@@ -269,7 +269,13 @@ class DeletedCount(BaseModel):
 
 
 ANALYSIS_KINDS = (
-    "label-issues", "near-duplicates", "uncertain", "confusion", "distance-matrix", "calibration", "projection"
+    "label-issues",
+    "near-duplicates",
+    "uncertain",
+    "confusion",
+    "distance-matrix",
+    "calibration",
+    "projection",
 )
 
 

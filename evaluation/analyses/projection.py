@@ -12,7 +12,9 @@ from .reading import Selection, class_labels
 _BLOCK = 20_000
 
 
-def projection(items: Selection, options: AnalysisOptions, labels: list[str] | None, num_classes: int) -> AnalysisResult:
+def projection(
+    items: Selection, options: AnalysisOptions, labels: list[str] | None, num_classes: int
+) -> AnalysisResult:
     """PCA by the eigenvectors of the `(C, C)` covariance (accumulated block by block: memory O(C² + block·C))."""
     n = len(items)
     mean = np.zeros(num_classes)
