@@ -20,6 +20,8 @@ from .filters import (
 )
 from .store import Filter, Metadata
 
+#: Scaled logits below this count as minus infinity (exp is 1e-304 there), in numpy as in SQL.
+_FLOOR = -700.0
 #: Derived values are computed in float64 over blocks of about this many logits at a time.
 _BLOCK_VALUES = 1 << 20
 
@@ -154,8 +156,9 @@ def _softmax_statistic(field: str) -> Any:
         out = np.empty(num_rows, dtype=np.float64)
         step = max(1, _BLOCK_VALUES // max(num_classes, 1))
         for start in range(0, num_rows, step):
-            z = vectors[start : start + step].astype(np.float64) / temperature
-            z -= z.max(axis=1, keepdims=True)
+            # Shift before scaling, and floor: at a tiny T, z / T overflows and inf - inf is NaN (the SQL does the same).
+            block = vectors[start : start + step].astype(np.float64)
+            z = np.maximum((block - block.max(axis=1, keepdims=True)) / temperature, _FLOOR)
             exp = np.exp(z)
             total = exp.sum(axis=1, keepdims=True)
             p = exp / total

@@ -127,10 +127,10 @@ def where(node: Node | None, temperature: float = 1.0) -> tuple[sql.Composable, 
 
 
 # The softmax of one row at T as a set of `u = (z - max z) / T` (float8; 1 at the top class): each statistic is
-# a scalar subquery over it, binding T once, computed as `indexes.masks` computes it in numpy. PostgreSQL's exp
-# raises on underflow instead of returning 0, hence the floor.
-_EXP = "CASE WHEN u < -745 THEN 0 ELSE exp(u) END"
-_SCALED = "SELECT (x::float8 - max(x::float8) OVER ()) / %s AS u FROM unnest(logits::real[]) AS x"
+# a scalar subquery over it, binding T once, computed as `indexes.masks` computes it in numpy, with the same floor
+# at -700 (PostgreSQL's exp raises on underflow instead of returning 0; at a tiny T, inf - inf would be NaN).
+_EXP = "exp(u)"
+_SCALED = "SELECT GREATEST((x::float8 - max(x::float8) OVER ()) / %s, -700) AS u FROM unnest(logits::real[]) AS x"
 _DERIVED = {
     "confidence": f"(SELECT 1.0 / sum({_EXP}) FROM ({_SCALED}) AS s)",
     "margin": f"(SELECT (1.0 - COALESCE((array_agg({_EXP} ORDER BY u DESC))[2], 0)) / sum({_EXP}) FROM ({_SCALED}) AS s)",

@@ -310,7 +310,13 @@ function wire() {
       await refreshView();
     }));
   }
-  wireViews({ context, act, searchFrom: pick, reloadCatalog: async () => { await loadCatalog(); syncForm(); } });
+  const switchTo = async (view, then) => {
+    state.view = view;
+    writeUrl(true);
+    showView(view);
+    await then();
+  };
+  wireViews({ context, act, searchFrom: pick, showView: switchTo, reloadCatalog: async () => { await loadCatalog(); syncForm(); } });
   $("download").addEventListener("click", download);
   window.addEventListener("popstate", () => act(async () => {
     const problem = readUrl();

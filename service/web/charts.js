@@ -23,15 +23,16 @@ function range(values) {
 
 function ticks(ctx, box, [xLow, xHigh], [yLow, yHigh], xFormat, yFormat) {
   ctx.fillStyle = MUTED;
-  ctx.textAlign = "center";
+  ctx.textAlign = "left";
   ctx.fillText(xFormat(xLow), box.left, box.bottom + 13);
+  ctx.textAlign = "right";
   ctx.fillText(xFormat(xHigh), box.right, box.bottom + 13);
   ctx.textAlign = "right";
   ctx.fillText(yFormat(yHigh), box.left - 3, box.top + 9);
   ctx.fillText(yFormat(yLow), box.left - 3, box.bottom);
 }
 
-const short = (v) => (Math.abs(v) >= 100 || (Math.abs(v) < 0.01 && v !== 0) ? v.toExponential(1) : v.toFixed(2));
+const short = (v) => (v === 0 ? "0" : Math.abs(v) >= 1000 || Math.abs(v) < 0.01 ? v.toExponential(2) : v.toPrecision(4));
 
 // Points (x[i], y[i]); `marked[i]` draws filled (in both lists), else hollow. Returns the drawn positions.
 export function scatter(canvas, xs, ys, marked, { xLabel, yLabel }) {
@@ -81,6 +82,33 @@ export function sweep(canvas, xs, ys, { xLabel, yLabel, current }) {
     ctx.setLineDash([]);
   }
   ticks(ctx, box, [xs[0], xs[xs.length - 1]], [0, 1], (v) => String(v), (v) => v.toFixed(1));
+  ctx.fillStyle = INK;
+  ctx.textAlign = "center";
+  ctx.fillText(xLabel, (box.left + box.right) / 2, box.bottom + 26);
+  ctx.textAlign = "left";
+  ctx.fillText(yLabel, box.left + 4, box.top + 12);
+}
+
+// Several series over the same x (log scale): [{ name, ys }], each in a palette colour; y spans `yRange`.
+export function lines(canvas, xs, series, { xLabel, yLabel, yRange = [0, 1] }) {
+  const { ctx, box } = frame(canvas);
+  const xr = range(xs.map(Math.log));
+  const px = (v) => box.left + ((Math.log(v) - xr[0]) / (xr[1] - xr[0])) * (box.right - box.left);
+  const py = (v) => box.bottom - ((v - yRange[0]) / (yRange[1] - yRange[0])) * (box.bottom - box.top);
+  series.forEach(({ ys }, s) => {
+    ctx.strokeStyle = PALETTE[s % PALETTE.length];
+    ctx.lineWidth = 2;
+    ctx.beginPath();
+    let started = false;
+    xs.forEach((x, i) => {
+      if (ys[i] === null || ys[i] === undefined) return;
+      if (started) ctx.lineTo(px(x), py(ys[i])); else ctx.moveTo(px(x), py(ys[i]));
+      started = true;
+    });
+    ctx.stroke();
+  });
+  ctx.lineWidth = 1;
+  ticks(ctx, box, [xs[0], xs[xs.length - 1]], yRange, (v) => String(v), (v) => v.toFixed(1));
   ctx.fillStyle = INK;
   ctx.textAlign = "center";
   ctx.fillText(xLabel, (box.left + box.right) / 2, box.bottom + 26);

@@ -1,7 +1,7 @@
 // The views besides search: browse an index (filter, order, facets, pages by cursor), its map (a projection with
 // box selection), the analyses' grids, and the indexes' admin (create, drop, upload a folder, delete an item).
 import { deleteJson, encodeId, getJson, indexPrefix, postJson, thumbnailUrl } from "./api.js";
-import { PALETTE, map as drawMap } from "./charts.js";
+import { PALETTE, map as drawMap, lines } from "./charts.js";
 import { el, formatNumber, showError, softmax } from "./view.js";
 
 const $ = (id) => document.getElementById(id);
@@ -17,6 +17,8 @@ export function wireViews(hooks) {
   $("analysis-form").addEventListener("submit", (e) => { e.preventDefault(); app.act(showAnalysis); });
   $("create-form").addEventListener("submit", (e) => { e.preventDefault(); app.act(createIndex); });
   $("upload-folder").addEventListener("change", (e) => app.act(() => upload([...e.target.files])));
+  $("evaluate-form").addEventListener("submit", (e) => { e.preventDefault(); app.act(showEvaluation); });
+  $("map-browse").addEventListener("click", () => app.act(() => app.showView("browse", () => showSelected(mapped.selected))));
   wireMap();
 }
 
@@ -87,6 +89,17 @@ async function showBrowse(fresh) {
   const onDelete = (id) => app.act(() => deleteItem(prefix, id));
   $("browse-grid").append(...page.items.map((item) => itemCard(item, { prefix, labels, temperature, onDelete })));
   $("browse-more").hidden = !page.next;
+}
+
+// The items a map selection holds (the first 200), in the browse grid.
+async function showSelected(ids) {
+  const { prefix, labels } = app.context();
+  const shown = ids.slice(0, 200);
+  const items = await Promise.all(shown.map((id) => getJson(`${prefix}/items/${encodeId(id)}`)));
+  const onDelete = (id) => app.act(() => deleteItem(prefix, id));
+  $("browse-grid").replaceChildren(...items.map((item) => itemCard(item, { prefix, labels, temperature: 1, onDelete })));
+  $("browse-count").textContent = `${ids.length} items selected on the map` + (ids.length > 200 ? " (the first 200 shown)" : "");
+  $("browse-more").hidden = true;
 }
 
 function renderFacet(id, groups, name, filterFor) {
@@ -184,6 +197,8 @@ function select(left, top, right, bottom) {
   $("map-selected").replaceChildren(...chosen.slice(0, 200).map((id) =>
     el("li", {}, el("a", { href: "#", onclick: (e) => { e.preventDefault(); app.searchFrom(id); } }, id))));
   $("map-selected").dataset.count = String(chosen.length);
+  mapped.selected = chosen;
+  $("map-browse").hidden = !chosen.length;
 }
 
 // -- analyses --------------------------------------------------------------------------------------------------
@@ -209,6 +224,27 @@ async function showAnalysis() {
   $("analysis-grid").replaceChildren(...cards);
   const extra = kind === "label-issues" ? ` (${answer.summary.issues} issues flagged by ${answer.summary.method})` : "";
   $("analysis-note").textContent = `${kind} over ${answer.read} items: ${answer.rows.length} shown${extra}`;
+}
+
+// The index-level evaluation (`POST .../evaluate`): overlap and Spearman with CE against T for every metric.
+async function showEvaluation() {
+  const { index, prefix } = app.context();
+  if (!index) return;
+  $("evaluate-note").textContent = "evaluating…";
+  const report = await postJson(`${prefix}/evaluate`, { num_queries: Number($("evaluate-queries").value) || 100 });
+  const temperatures = [...new Set(report.ranking.map((row) => row.temperature))].sort((a, b) => a - b);
+  const metrics = [...new Set(report.ranking.map((row) => row.metric))];
+  const series = (field) => metrics.map((metric) => ({
+    name: metric,
+    ys: temperatures.map((t) => report.ranking.find((row) => row.metric === metric && row.temperature === t)?.[field] ?? null),
+  }));
+  lines($("evaluate-overlap"), temperatures, series("overlap_at_k"), { xLabel: "T", yLabel: "overlap@k" });
+  lines($("evaluate-spearman"), temperatures, series("spearman_mean"), { xLabel: "T", yLabel: "Spearman ρ", yRange: [-1, 1] });
+  $("evaluate-legend").replaceChildren(...metrics.map((metric, i) =>
+    el("span", { class: "legend" }, el("span", { class: "swatch", style: { background: PALETTE[i % PALETTE.length] } }), metric)));
+  const queries = report.ranking[0]?.num_queries ?? 0;
+  $("evaluate-note").textContent = `${metrics.length} metrics at ${temperatures.length} temperatures over ${queries} queries`;
+  $("evaluate-overlap").dataset.series = String(metrics.length);
 }
 
 // -- admin -----------------------------------------------------------------------------------------------------

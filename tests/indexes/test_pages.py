@@ -216,3 +216,14 @@ def test_a_cursor_names_its_listing_and_refuses_others() -> None:
     for order in ("size", "confidence:up", "predicted"):
         with pytest.raises(InvalidInputError, match="order is insertion"):
             parse_order(order)
+
+
+@pytest.mark.parametrize("t", [1e-300, 1e-30, 1e30])
+def test_derived_orders_stay_finite_and_agree_at_extreme_temperatures(store: VectorStore, t: float) -> None:
+    ids, vectors, metadata = _items(6, 20)
+    store.upsert(ids, vectors, metadata)
+    for field in ("confidence", "margin", "entropy"):
+        page = store.page({field: {"$gte": 0}}, Order(field), None, 100, t)
+        assert page.matched == 20 and len(page.items) == 20
+    low = store.page(None, Order("entropy", True), None, 100, 1e-300)
+    assert low.matched == 20  # one-hot at a tiny T: every entropy is 0 (ties by insertion)

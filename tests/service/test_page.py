@@ -282,6 +282,18 @@ def test_the_map_draws_every_item_and_a_box_selects_them(page: "sync_api.Page", 
     page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=5)  # a drag, as a hand moves
     page.mouse.up()
     assert page.get_attribute("#map-selected", "data-count") == "1797"
+    page.click("#map-browse")  # the selection, as a grid
+    page.wait_for_selector("#browse-count:has-text('1797 items selected on the map')")
+    assert page.locator("#browse-grid .result").count() == 200
+    page.go_back()
+    page.click("#map-form button")
+    page.wait_for_selector("#map[data-points]")
+    box = page.locator("#map").bounding_box()
+    assert box is not None
+    page.mouse.move(box["x"] + 1, box["y"] + 1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] - 2, box["y"] + box["height"] - 2, steps=5)
+    page.mouse.up()
     page.locator("#map-selected a").first.click()  # one click searches from a selected item
     page.wait_for_selector("#results .result")
     assert parse_qs(urlparse(page.url).query)["view"] == ["search"]
@@ -297,6 +309,17 @@ def test_the_analyses_grid_shows_what_the_api_answers(page: "sync_api.Page", url
     assert [card.get_attribute("data-id") for card in page.locator("#analysis-grid .result").all()] == [
         row["id"] for row in expected["rows"]
     ]
+
+
+def test_the_index_evaluation_plots_every_metric_against_temperature(page: "sync_api.Page", url: str) -> None:
+    page.goto(f"{url}/?view=analyses")
+    page.fill("#evaluate-queries", "20")
+    page.click("#evaluate-form button")
+    page.wait_for_selector("#evaluate-overlap[data-series]", timeout=120_000)
+    report = httpx.post(f"{url}/v1/evaluate", json={"num_queries": 20}, timeout=120).json()
+    metrics = list(dict.fromkeys(row["metric"] for row in report["ranking"]))
+    assert page.get_attribute("#evaluate-overlap", "data-series") == str(len(metrics))
+    assert page.locator("#evaluate-legend .legend").all_inner_texts() == metrics
 
 
 def test_admin_creates_fills_from_a_folder_and_drops_an_index(page: "sync_api.Page", url: str, tmp_path: Path) -> None:
