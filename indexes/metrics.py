@@ -8,7 +8,7 @@ orders items like the metric (or bounds it), then the candidates' true values ar
   cancellation); `kl = ce − H(p)` differs by a constant per query, so it ranks the same.
 - `kl_reverse(x, z) = Σ q log q − q · log p`: inner product of `[log p, 1]` with the augmented `[q, −H(q)]`.
 - `js`, `tri`: no inner-product form. `s = ‖√p − √q‖² = 2 − 2 √p · √q` (twice the squared Hellinger
-  distance) bounds both: `tri ≥ s` and `js ≥ s / 4`. Candidates come in order of `√p · √q`; once the bound at
+  distance) bounds both: `tri ≥ s` and `js ≥ (ln 2 / 2) s` (`js_hellinger_bounds`). Candidates come in order of `√p · √q`; once the bound at
   the last candidate reaches the k-th exact value, no other item can enter the top k.
 - `l2_centered`: L2 after subtracting each row's mean; `cosine`: inner product of unit rows.
 """
@@ -128,6 +128,44 @@ def _float32_error(num_classes: int) -> float:
     return (2 * num_classes + 8) * float(np.finfo(np.float32).eps)
 
 
+#: `js ≥ JS_HELLINGER_LOWER · s` and `js ≤ s / 2` with `s = ‖√p − √q‖²` (`js_hellinger_bounds`).
+JS_HELLINGER_LOWER = float(np.log(2.0) / 2.0)
+
+
+def js_hellinger_bounds(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds `(ln 2 / 2) s ≤ js ≤ s / 2` on the Jensen–Shannon divergence (nats) from `s = ‖√p − √q‖²`.
+
+    Both are tight: the lower one at disjoint supports (`js = ln 2`, `s = 2`), the upper one as `q → p`.
+
+    Proof. Both sides are sums over classes, so it suffices to bound each term. Write `m = (p + q) / 2 > 0` and
+    `t = (p − q) / (p + q) ∈ [−1, 1]`; then `p = m (1 + t)`, `q = m (1 − t)`, and the terms are
+
+    - `js_i = ½ [p log(p/m) + q log(q/m)] = ½ m h(t)`, `h(t) = (1 + t) log(1 + t) + (1 − t) log(1 − t)`;
+    - `s_i = (√p − √q)² = p + q − 2√(pq) = 2 m g(t)`, `g(t) = 1 − √(1 − t²)`.
+
+    With `x = t² ∈ [0, 1]`, both have series of non-negative terms that converge on `[0, 1]`:
+    `h = Σ_{n≥1} a_n xⁿ`, `a_n = 1 / (n (2n − 1))`, and `g = Σ_{n≥1} c_n xⁿ`, `c_n = C(2n, n) / ((2n − 1) 4ⁿ)`.
+    Their ratio `r_n = a_n / c_n = 4ⁿ / (n C(2n, n))` falls strictly: `r_{n+1} / r_n = 2n / (2n + 1) < 1`.
+
+    Upper: `r_1 = 2`, so `a_n ≤ 2 c_n` for every n, `h ≤ 2g`, and `js_i = ½ m h ≤ m g = s_i / 2`.
+
+    Lower: let `b_n = a_n − 2 ln 2 · c_n`. At `x = 1`, `Σ a_n = h(1) = 2 ln 2` and `Σ c_n = g(1) = 1`, so
+    `Σ b_n = 0`; as `r_n` falls, `b_n > 0` for `n < N` and `b_n ≤ 0` for `n ≥ N` (some N). For `x ∈ [0, 1]`,
+    `xⁿ ≥ x^N` when `n < N` and `xⁿ ≤ x^N` when `n ≥ N`, so `b_n xⁿ ≥ b_n x^N` for every n, and
+    `h − 2 ln 2 · g = Σ b_n xⁿ ≥ x^N Σ b_n = 0`: `js_i = ½ m h ≥ m ln 2 · g = (ln 2 / 2) s_i`. ∎
+
+    (The same `g ≤ x` gives `tri_i = (p − q)² / (p + q) = 2 m x ≥ s_i`.) `tests/indexes/test_metrics.py` checks
+    both bounds against mpmath on random and adversarial pairs.
+
+    Args:
+        s: `(...)` values of `‖√p − √q‖²` in `[0, 2]`.
+
+    Returns:
+        The lower and upper bounds on js, each shaped like `s`.
+    """
+    return JS_HELLINGER_LOWER * s, 0.5 * s
+
+
 def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, temperature: float) -> np.ndarray:
     """A lower bound on the true value of every item FAISS did not return, from its last score per query.
 
@@ -135,7 +173,7 @@ def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, 
     score is `p · log q = −ce` with terms of one sign, so its float32 error is at most δ·ce (terms of p that
     flush to zero in float32 only raise the score): `ce ≥ −s / (1 + δ)`. `kl = ce − H(p)`. For `kl_reverse`
     the score is `q · log p + H(q) = −kl_reverse` with error at most δ (kl_reverse + 2 log C). For `js` and
-    `tri`, `s = √p · √q` and the Hellinger bounds `tri ≥ 2 − 2s`, `js ≥ (2 − 2s) / 4`.
+    `tri`, `s = √p · √q` and the Hellinger bounds `tri ≥ 2 − 2s`, `js ≥ (ln 2 / 2)(2 − 2s)`.
 
     Args:
         scores: `(q,)` the m-th (last) FAISS score of each query.
@@ -149,7 +187,7 @@ def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, 
     s = scores.astype(np.float64) + (num_classes + 1) * 2.0**-149  # and the rounding of subnormal sums
     if metric in ("js", "tri"):
         hellinger: np.ndarray = np.maximum(2.0 - 2.0 * s - 2.0 * delta, 0.0)
-        return hellinger / 4.0 if metric == "js" else hellinger
+        return JS_HELLINGER_LOWER * hellinger if metric == "js" else hellinger
     if metric == "kl_reverse":
         bound = (-s - 2.0 * delta * np.log(num_classes)) / (1.0 + delta)
         # Past the float32 floor of the query's log-probabilities the scores are not the metric any more.
