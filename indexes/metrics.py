@@ -24,6 +24,10 @@ from .divergences import compute_divergence, log_softmax
 SEARCH_METRICS: tuple[str, ...] = ("l2", "l2_centered", "ce", "kl", "kl_reverse", "js", "tri", "cosine")
 #: Metrics whose values depend on the softmax temperature.
 TEMPERATURE_METRICS = frozenset({"ce", "kl", "kl_reverse", "js", "tri"})
+#: Metrics whose candidate scores are float32 distances (or inner products of unit rows) of the logits themselves.
+GEOMETRIC_METRICS = frozenset({"l2", "l2_centered", "cosine"})
+#: Metrics whose exact search has a certificate (`candidate_lower_bound`): all of them.
+CERTIFIED_METRICS = TEMPERATURE_METRICS | GEOMETRIC_METRICS
 #: The metrics whose float64 ties `order_breaking_ties` orders by a second value; the others keep a stable sort.
 TIE_BROKEN_METRICS = frozenset({"js", "tri"})
 #: float32 log-probabilities are clipped here: finite, and far below anything a probability rounds to.
@@ -183,6 +187,8 @@ def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, 
         `(q,)` float64; -inf where no bound holds (a log-probability past the float32 floor).
     """
     num_classes = queries.shape[1]
+    if metric in GEOMETRIC_METRICS:
+        return _geometric_lower_bound(metric, scores, queries)
     delta = _float32_error(num_classes)
     s = scores.astype(np.float64) + (num_classes + 1) * 2.0**-149  # and the rounding of subnormal sums
     if metric in ("js", "tri"):
@@ -197,6 +203,45 @@ def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, 
         if metric == "kl":  # minus H(p), computed as the exact re-rank computes it
             bound = bound - compute_divergence(queries, queries, measure="ce", temperature=temperature)
     result: np.ndarray = np.where(np.isfinite(s), bound, -np.inf)
+    return result
+
+
+def _geometric_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """`candidate_lower_bound` for `l2`, `l2_centered` (true, not squared, distances) and `cosine` (`1 − cos`).
+
+    `cosine`: the score is `ŝ = y · w` of the float32 unit rows, within `γ (1 + ε)²` of `y · w` (terms bounded by
+    Cauchy–Schwarz, `γ = _float32_error(C)`), and `y`, `w` are within `ε` of the exact unit rows, so an item left
+    out (`ŝ ≤ s`, the m-th score) has `cos ≤ s + γ (1 + ε)² + 3ε`.
+
+    `l2`, `l2_centered`: the score `ŝ` is the float32 squared distance `D² = ‖y − w‖²` between the embedded query
+    `y` (`(q, D)`, the query rounded to float32, or its centred row) and item `w`, by FAISS's (or the scan's)
+    expansion `‖y‖² − 2 y · w + ‖w‖²` or by direct differences (pgvector): within `γ (‖y‖ + ‖w‖)²` either way.
+    With `a = ‖y‖` and `‖w‖ ≤ a + D`, an item left out (`ŝ ≥ s`) has `D² + γ (2a + D)² ≥ s`, increasing in D, so
+    `D ≥ D₀`, the root of `(1 + γ) D² + 4γa D + 4γa² − s`. The true distance differs from D by at most `η`
+    (`‖x − y‖` of the query, computed here) plus `ε ‖w‖` (the item's rounding to float32; 0 for `l2`, whose
+    items are stored as float32): `d ≥ D₀ (1 − ε) − η − εa`.
+
+    Near-duplicate clusters at large norms (distances far below `√γ ‖y‖`) get no useful bound, so their searches
+    widen and end in the float64 scan of every match: exact, if slower. A bound computed in float64 is lowered by
+    1e-12 relative for its own rounding.
+    """
+    num_classes = queries.shape[1]
+    gamma, eps = _float32_error(num_classes), float(np.finfo(np.float32).eps)
+    s = scores.astype(np.float64)
+    if metric == "cosine":
+        cosine_bound: np.ndarray = 1.0 - s - gamma * (1.0 + eps) ** 2 - 3.0 * eps
+        return np.where(np.isfinite(s), cosine_bound - 1e-12, -np.inf)
+    exact = _centred(queries, 1.0) if metric == "l2_centered" else queries.astype(np.float64)
+    rounded = exact.astype(np.float32).astype(np.float64)
+    a = np.linalg.norm(rounded, axis=1)
+    eta = np.linalg.norm(exact - rounded, axis=1)
+    s = s + 3.0 * (num_classes + 1) * 2.0**-149  # subnormal float32 terms
+    with np.errstate(over="ignore", invalid="ignore"):
+        root = np.sqrt(np.maximum(4.0 * gamma**2 * a**2 - (1.0 + gamma) * (4.0 * gamma * a**2 - s), 0.0))
+        d0 = np.where(s > 4.0 * gamma * a**2, (root - 2.0 * gamma * a) / (1.0 + gamma), 0.0)
+        item_eps = 0.0 if metric == "l2" else eps
+        bound = d0 * (1.0 - item_eps) - eta - item_eps * a
+    result: np.ndarray = np.where(np.isnan(s), -np.inf, np.maximum(bound, 0.0) * (1.0 - 1e-12))
     return result
 
 

@@ -9,6 +9,7 @@ from indexes import rerank
 from indexes.device import configure_cpu
 from indexes.faiss_index import FaissIndex
 from indexes.metrics import EMBEDDINGS, SEARCH_METRICS, candidate_lower_bound, js_hellinger_bounds
+from indexes.scan import scan_candidates
 from tests.helpers import assert_matches_brute_force, brute_force, precise_divergences
 
 
@@ -173,3 +174,42 @@ def test_weak_bound_falls_back_to_exact_scan(
     result = index.search(queries, 60, metric=metric, temperature=10.0)
     assert scans, "expected the exact scan to be used"
     assert_matches_brute_force(result, brute_force(metric, queries, vectors, 10.0), ids, 60, tol=1e-6)
+
+
+@pytest.mark.parametrize("metric", ["l2", "l2_centered", "cosine"])
+def test_geometric_certificate_bounds_every_item_from_its_own_float32_score(metric: str) -> None:
+    """Every item's float32 score, from the scan's expansion and from FAISS, bounds its true distance (numpy
+    float64 from exact differences) from below, at norms from 1 to 1e4 and distances from 1e-6 to 1e3."""
+    rng = np.random.default_rng(7)
+    num_classes = 50
+    queries = rng.standard_normal((6, num_classes)) * rng.choice([1.0, 1e2, 1e3], size=(6, 1))
+    offsets = rng.standard_normal((6, 80, num_classes)) * rng.choice([1e-6, 1e-3, 1.0, 1e2], size=(6, 80, 1))
+    num_far = 0
+    for query, offset in zip(queries, offsets, strict=True):
+        items = (query + offset).astype(np.float32)
+        x, z = query[None, :], items.astype(np.float64)
+        if metric == "l2_centered":
+            x, z = x - x.mean(), z - z.mean(axis=1, keepdims=True)
+        if metric == "cosine":
+            unit_x, unit_z = x / np.linalg.norm(x), z / np.linalg.norm(z, axis=1, keepdims=True)
+            truth = 0.5 * np.sum((unit_x - unit_z) ** 2, axis=1)
+        else:
+            truth = np.linalg.norm(x - z, axis=1)
+        if metric == "l2":
+            matrix, kind, vectors = items, "l2", query[None, :].astype(np.float32)
+        else:
+            embedding = EMBEDDINGS[metric]
+            matrix, vectors = embedding.transform_items(items, 1.0), embedding.transform_queries(query[None, :], 1.0)
+            kind = embedding.kind
+        norms = np.einsum("nc,nc->n", matrix, matrix, dtype=np.float32)
+        scores, positions = scan_candidates(matrix, norms, vectors, len(items), kind, None)  # type: ignore[arg-type]
+        faiss_scores = (
+            np.sum((matrix - vectors) ** 2, axis=1, dtype=np.float32) if kind == "l2" else matrix @ vectors[0]
+        )
+        for score, rows in ((scores[0], positions[0]), (faiss_scores, np.arange(len(items)))):
+            bound = candidate_lower_bound(metric, score, query[None, :].repeat(len(score), 0), 1.0)
+            assert np.all(bound <= truth[rows]), (metric, np.max(bound - truth[rows]))
+        far = truth[rows] > (1e-3 if metric == "cosine" else 0.1 * np.linalg.norm(query))
+        assert np.all(bound[far] > 0.5 * truth[rows][far])  # not vacuous where distances are large
+        num_far += int(far.sum())
+    assert num_far > 50
