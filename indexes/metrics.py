@@ -8,7 +8,7 @@ orders items like the metric (or bounds it), then the candidates' true values ar
   cancellation); `kl = ce − H(p)` differs by a constant per query, so it ranks the same.
 - `kl_reverse(x, z) = Σ q log q − q · log p`: inner product of `[log p, 1]` with the augmented `[q, −H(q)]`.
 - `js`, `tri`: no inner-product form. `s = ‖√p − √q‖² = 2 − 2 √p · √q` (twice the squared Hellinger
-  distance) bounds both: `tri ≥ s` and `js ≥ s / 4`. Candidates come in order of `√p · √q`; once the bound at
+  distance) bounds both: `tri ≥ s` and `js ≥ (ln 2 / 2) s` (`js_hellinger_bounds`). Candidates come in order of `√p · √q`; once the bound at
   the last candidate reaches the k-th exact value, no other item can enter the top k.
 - `l2_centered`: L2 after subtracting each row's mean; `cosine`: inner product of unit rows.
 """
@@ -24,6 +24,10 @@ from .divergences import compute_divergence, log_softmax
 SEARCH_METRICS: tuple[str, ...] = ("l2", "l2_centered", "ce", "kl", "kl_reverse", "js", "tri", "cosine")
 #: Metrics whose values depend on the softmax temperature.
 TEMPERATURE_METRICS = frozenset({"ce", "kl", "kl_reverse", "js", "tri"})
+#: Metrics whose candidate scores are float32 distances (or inner products of unit rows) of the logits themselves.
+GEOMETRIC_METRICS = frozenset({"l2", "l2_centered", "cosine"})
+#: Metrics whose exact search has a certificate (`candidate_lower_bound`): all of them.
+CERTIFIED_METRICS = TEMPERATURE_METRICS | GEOMETRIC_METRICS
 #: The metrics whose float64 ties `order_breaking_ties` orders by a second value; the others keep a stable sort.
 TIE_BROKEN_METRICS = frozenset({"js", "tri"})
 #: float32 log-probabilities are clipped here: finite, and far below anything a probability rounds to.
@@ -128,6 +132,44 @@ def _float32_error(num_classes: int) -> float:
     return (2 * num_classes + 8) * float(np.finfo(np.float32).eps)
 
 
+#: `js ≥ JS_HELLINGER_LOWER · s` and `js ≤ s / 2` with `s = ‖√p − √q‖²` (`js_hellinger_bounds`).
+JS_HELLINGER_LOWER = float(np.log(2.0) / 2.0)
+
+
+def js_hellinger_bounds(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds `(ln 2 / 2) s ≤ js ≤ s / 2` on the Jensen–Shannon divergence (nats) from `s = ‖√p − √q‖²`.
+
+    Both are tight: the lower one at disjoint supports (`js = ln 2`, `s = 2`), the upper one as `q → p`.
+
+    Proof. Both sides are sums over classes, so it suffices to bound each term. Write `m = (p + q) / 2 > 0` and
+    `t = (p − q) / (p + q) ∈ [−1, 1]`; then `p = m (1 + t)`, `q = m (1 − t)`, and the terms are
+
+    - `js_i = ½ [p log(p/m) + q log(q/m)] = ½ m h(t)`, `h(t) = (1 + t) log(1 + t) + (1 − t) log(1 − t)`;
+    - `s_i = (√p − √q)² = p + q − 2√(pq) = 2 m g(t)`, `g(t) = 1 − √(1 − t²)`.
+
+    With `x = t² ∈ [0, 1]`, both have series of non-negative terms that converge on `[0, 1]`:
+    `h = Σ_{n≥1} a_n xⁿ`, `a_n = 1 / (n (2n − 1))`, and `g = Σ_{n≥1} c_n xⁿ`, `c_n = C(2n, n) / ((2n − 1) 4ⁿ)`.
+    Their ratio `r_n = a_n / c_n = 4ⁿ / (n C(2n, n))` falls strictly: `r_{n+1} / r_n = 2n / (2n + 1) < 1`.
+
+    Upper: `r_1 = 2`, so `a_n ≤ 2 c_n` for every n, `h ≤ 2g`, and `js_i = ½ m h ≤ m g = s_i / 2`.
+
+    Lower: let `b_n = a_n − 2 ln 2 · c_n`. At `x = 1`, `Σ a_n = h(1) = 2 ln 2` and `Σ c_n = g(1) = 1`, so
+    `Σ b_n = 0`; as `r_n` falls, `b_n > 0` for `n < N` and `b_n ≤ 0` for `n ≥ N` (some N). For `x ∈ [0, 1]`,
+    `xⁿ ≥ x^N` when `n < N` and `xⁿ ≤ x^N` when `n ≥ N`, so `b_n xⁿ ≥ b_n x^N` for every n, and
+    `h − 2 ln 2 · g = Σ b_n xⁿ ≥ x^N Σ b_n = 0`: `js_i = ½ m h ≥ m ln 2 · g = (ln 2 / 2) s_i`. ∎
+
+    (The same `g ≤ x` gives `tri_i = (p − q)² / (p + q) = 2 m x ≥ s_i`.) `tests/indexes/test_metrics.py` checks
+    both bounds against mpmath on random and adversarial pairs.
+
+    Args:
+        s: `(...)` values of `‖√p − √q‖²` in `[0, 2]`.
+
+    Returns:
+        The lower and upper bounds on js, each shaped like `s`.
+    """
+    return JS_HELLINGER_LOWER * s, 0.5 * s
+
+
 def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, temperature: float) -> np.ndarray:
     """A lower bound on the true value of every item FAISS did not return, from its last score per query.
 
@@ -135,7 +177,7 @@ def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, 
     score is `p · log q = −ce` with terms of one sign, so its float32 error is at most δ·ce (terms of p that
     flush to zero in float32 only raise the score): `ce ≥ −s / (1 + δ)`. `kl = ce − H(p)`. For `kl_reverse`
     the score is `q · log p + H(q) = −kl_reverse` with error at most δ (kl_reverse + 2 log C). For `js` and
-    `tri`, `s = √p · √q` and the Hellinger bounds `tri ≥ 2 − 2s`, `js ≥ (2 − 2s) / 4`.
+    `tri`, `s = √p · √q` and the Hellinger bounds `tri ≥ 2 − 2s`, `js ≥ (ln 2 / 2)(2 − 2s)`.
 
     Args:
         scores: `(q,)` the m-th (last) FAISS score of each query.
@@ -145,11 +187,13 @@ def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, 
         `(q,)` float64; -inf where no bound holds (a log-probability past the float32 floor).
     """
     num_classes = queries.shape[1]
+    if metric in GEOMETRIC_METRICS:
+        return _geometric_lower_bound(metric, scores, queries)
     delta = _float32_error(num_classes)
     s = scores.astype(np.float64) + (num_classes + 1) * 2.0**-149  # and the rounding of subnormal sums
     if metric in ("js", "tri"):
         hellinger: np.ndarray = np.maximum(2.0 - 2.0 * s - 2.0 * delta, 0.0)
-        return hellinger / 4.0 if metric == "js" else hellinger
+        return JS_HELLINGER_LOWER * hellinger if metric == "js" else hellinger
     if metric == "kl_reverse":
         bound = (-s - 2.0 * delta * np.log(num_classes)) / (1.0 + delta)
         # Past the float32 floor of the query's log-probabilities the scores are not the metric any more.
@@ -159,6 +203,45 @@ def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, 
         if metric == "kl":  # minus H(p), computed as the exact re-rank computes it
             bound = bound - compute_divergence(queries, queries, measure="ce", temperature=temperature)
     result: np.ndarray = np.where(np.isfinite(s), bound, -np.inf)
+    return result
+
+
+def _geometric_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray) -> np.ndarray:
+    """`candidate_lower_bound` for `l2`, `l2_centered` (true, not squared, distances) and `cosine` (`1 − cos`).
+
+    `cosine`: the score is `ŝ = y · w` of the float32 unit rows, within `γ (1 + ε)²` of `y · w` (terms bounded by
+    Cauchy–Schwarz, `γ = _float32_error(C)`), and `y`, `w` are within `ε` of the exact unit rows, so an item left
+    out (`ŝ ≤ s`, the m-th score) has `cos ≤ s + γ (1 + ε)² + 3ε`.
+
+    `l2`, `l2_centered`: the score `ŝ` is the float32 squared distance `D² = ‖y − w‖²` between the embedded query
+    `y` (`(q, D)`, the query rounded to float32, or its centred row) and item `w`, by FAISS's (or the scan's)
+    expansion `‖y‖² − 2 y · w + ‖w‖²` or by direct differences (pgvector): within `γ (‖y‖ + ‖w‖)²` either way.
+    With `a = ‖y‖` and `‖w‖ ≤ a + D`, an item left out (`ŝ ≥ s`) has `D² + γ (2a + D)² ≥ s`, increasing in D, so
+    `D ≥ D₀`, the root of `(1 + γ) D² + 4γa D + 4γa² − s`. The true distance differs from D by at most `η`
+    (`‖x − y‖` of the query, computed here) plus `ε ‖w‖` (the item's rounding to float32; 0 for `l2`, whose
+    items are stored as float32): `d ≥ D₀ (1 − ε) − η − εa`.
+
+    Near-duplicate clusters at large norms (distances far below `√γ ‖y‖`) get no useful bound, so their searches
+    widen and end in the float64 scan of every match: exact, if slower. A bound computed in float64 is lowered by
+    1e-12 relative for its own rounding.
+    """
+    num_classes = queries.shape[1]
+    gamma, eps = _float32_error(num_classes), float(np.finfo(np.float32).eps)
+    s = scores.astype(np.float64)
+    if metric == "cosine":
+        cosine_bound: np.ndarray = 1.0 - s - gamma * (1.0 + eps) ** 2 - 3.0 * eps
+        return np.where(np.isfinite(s), cosine_bound - 1e-12, -np.inf)
+    exact = _centred(queries, 1.0) if metric == "l2_centered" else queries.astype(np.float64)
+    rounded = exact.astype(np.float32).astype(np.float64)
+    a = np.linalg.norm(rounded, axis=1)
+    eta = np.linalg.norm(exact - rounded, axis=1)
+    s = s + 3.0 * (num_classes + 1) * 2.0**-149  # subnormal float32 terms
+    with np.errstate(over="ignore", invalid="ignore"):
+        root = np.sqrt(np.maximum(4.0 * gamma**2 * a**2 - (1.0 + gamma) * (4.0 * gamma * a**2 - s), 0.0))
+        d0 = np.where(s > 4.0 * gamma * a**2, (root - 2.0 * gamma * a) / (1.0 + gamma), 0.0)
+        item_eps = 0.0 if metric == "l2" else eps
+        bound = d0 * (1.0 - item_eps) - eta - item_eps * a
+    result: np.ndarray = np.where(np.isnan(s), -np.inf, np.maximum(bound, 0.0) * (1.0 - 1e-12))
     return result
 
 

@@ -2,7 +2,7 @@
 
 A store finds candidates in float32 (FAISS, or SQL on pgvector) in a space where its own distance orders items
 like the metric or bounds it (`indexes.metrics`); `exact_top` computes their true values in float64, keeps the
-k best, and for the divergences proves that no item left out could enter the top k (`candidate_lower_bound`),
+k best, and proves that no item left out could enter the top k (`candidate_lower_bound`),
 fetching more candidates, or comparing every matching item, when it cannot. Every store answers exact searches
 through this one function, so they return the same top k on the same data (ties aside).
 """
@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from .metrics import (
-    TEMPERATURE_METRICS,
+    CERTIFIED_METRICS,
     TIE_BROKEN_METRICS,
     candidate_lower_bound,
     exact_distances,
@@ -33,8 +33,8 @@ class Candidates:
     """The m best candidates of each query in a store's candidate search.
 
     Attributes:
-        scores: `(q, m)` the search's own scores, larger = closer for inner-product embeddings (only the last
-            column is used, by the certificate of the divergences).
+        scores: `(q, m)` the search's own float32 scores: inner products (larger = closer) for inner-product
+            embeddings, squared distances for L2 ones (only the last column is used, by the certificate).
         keys: `(q, m)` int64 store keys of the candidates, best first; -1 past the last match.
         vectors: `(q, m, C)` the candidates' stored logits (any row where the key is -1).
     """
@@ -79,7 +79,7 @@ def exact_top(
     """Per query, the keys and exact distances of its k nearest matching items, closest first.
 
     Candidates are over-fetched (2k, at least k + 32) to absorb float32 rounding in the candidate search.
-    For the divergences a certificate decides: a query whose lower bound on every item not fetched is below
+    A certificate decides (every metric, `candidate_lower_bound`): a query whose lower bound on every item not fetched is below
     its k-th exact value is searched again with four times as many candidates; past half of the matching
     items, they are all compared exactly instead. A query with fewer candidates than asked has them all.
 
@@ -129,7 +129,7 @@ def _rerank(
     exact[found.keys < 0] = np.inf
     order = np.argsort(exact, axis=1, kind="stable")[:, :k]
     done = np.ones(len(rows), dtype=bool)
-    if source.exact and metric in TEMPERATURE_METRICS and not complete:
+    if source.exact and metric in CERTIFIED_METRICS and not complete:
         kth = np.take_along_axis(exact, order[:, -1:], axis=1)[:, 0]
         done = candidate_lower_bound(metric, found.scores[:, -1], queries[rows], temperature) >= kth
         done |= found.keys[:, -1] < 0  # fewer than m matched: every match is a candidate

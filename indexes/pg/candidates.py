@@ -61,6 +61,8 @@ class SqlCandidates:
             for j, (item_id, score, logits, metadata) in enumerate(cursor.fetchall()):
                 scores[i, j], keys[i, j], found[i, j] = sign * score, self._key(item_id), logits.to_numpy()
                 self._metadata[item_id] = metadata
+        if self.operator == "<->":  # squared distances, as FAISS's, for the certificate (`candidate_lower_bound`)
+            scores = np.where(keys >= 0, scores**2, np.inf)
         return Candidates(scores, keys, found)
 
     def num_matches(self) -> int:

@@ -1,5 +1,6 @@
 """Every search metric returns the exact top-k of an independent scipy brute force, for any T, k and filter."""
 
+import mpmath
 import numpy as np
 import pytest
 from scipy.spatial.distance import jensenshannon
@@ -7,7 +8,8 @@ from scipy.spatial.distance import jensenshannon
 from indexes import rerank
 from indexes.device import configure_cpu
 from indexes.faiss_index import FaissIndex
-from indexes.metrics import EMBEDDINGS, SEARCH_METRICS, candidate_lower_bound
+from indexes.metrics import EMBEDDINGS, SEARCH_METRICS, candidate_lower_bound, js_hellinger_bounds
+from indexes.scan import scan_candidates
 from tests.helpers import assert_matches_brute_force, brute_force, precise_divergences
 
 
@@ -80,6 +82,53 @@ def test_hellinger_bounds_hold(rng: np.random.Generator) -> None:
     assert np.all(tri <= 2 * (2 - 2 * inner) + 1e-12)  # the bound is within a factor 2 for tri
 
 
+def _js_and_hellinger(p: list[mpmath.mpf], q: list[mpmath.mpf]) -> tuple[mpmath.mpf, mpmath.mpf]:
+    """Jensen–Shannon (nats) and `s = ‖√p − √q‖²` in 340-digit arithmetic."""
+    js = mpmath.mpf(0)
+    for a, b in zip(p, q, strict=True):
+        m = (a + b) / 2
+        js += (a * mpmath.log(a / m) if a > 0 else 0) + (b * mpmath.log(b / m) if b > 0 else 0)
+    s = mpmath.fsum((mpmath.sqrt(a) - mpmath.sqrt(b)) ** 2 for a, b in zip(p, q, strict=True))
+    return js / 2, s
+
+
+def _adversarial_pairs(rng: np.random.Generator) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Where either bound is tight or nearly so: disjoint supports, near-identical, a tiny mass moved, one-hot
+    against uniform, two classes at every ratio."""
+    pairs = [(np.array([1.0, 0.0]), np.array([0.0, 1.0])), (np.eye(5)[0], np.eye(5)[4])]
+    base = rng.dirichlet(np.ones(8))
+    for eps in (1e-3, 1e-8, 1e-15):
+        nudged = base * (1 + eps * rng.standard_normal(8))
+        pairs.append((base, nudged / nudged.sum()))
+        moved = np.array([1 - eps, eps, 0.0])
+        pairs.append((moved, np.array([eps, 1 - eps, 0.0])))
+        pairs.append((np.array([1 - eps, eps]), np.array([1.0, 0.0])))
+    pairs.append((np.eye(1000)[0], np.full(1000, 1e-3)))
+    for ratio in np.geomspace(1e-12, 1.0, 25):
+        pairs.append((np.array([1.0, ratio]) / (1 + ratio), np.array([ratio, 1.0]) / (1 + ratio)))
+    return pairs
+
+
+def test_js_hellinger_bounds_against_the_oracle(rng: np.random.Generator) -> None:
+    """`(ln 2 / 2) s ≤ js ≤ s / 2` (the proof in `js_hellinger_bounds`) holds in 340-digit arithmetic on random
+    and adversarial pairs, both ends are reached, and it is the bound the certificate uses."""
+    random = [(rng.dirichlet(np.full(c, a)), rng.dirichlet(np.full(c, a))) for c in (2, 10, 100) for a in (0.05, 1)]
+    ratios = []
+    for p, q in [*random, *_adversarial_pairs(rng)]:
+        js, s = _js_and_hellinger([mpmath.mpf(float(v)) for v in p], [mpmath.mpf(float(v)) for v in q])
+        if s == 0:
+            continue
+        assert mpmath.log(2) / 2 * s <= js <= s / 2, (p, q)
+        ratios.append(js / s)
+        lower, upper = js_hellinger_bounds(np.array(float(s)))
+        assert lower <= float(js) * (1 + 1e-15) and float(js) <= upper * (1 + 1e-15)
+    assert min(ratios) < mpmath.log(2) / 2 + 1e-12 and max(ratios) > 0.5 - 1e-6  # both bounds are tight
+    inner = np.array([1.0 - float(s) / 2 for s in (0.5, 1.0)])  # the certificate from an exact score √p · √q
+    assert np.allclose(
+        candidate_lower_bound("js", inner, np.zeros((2, 10)), 1.0), np.log(2) / 2 * np.array([0.5, 1.0]), rtol=1e-3
+    )
+
+
 @pytest.mark.parametrize("temperature", [0.01, 1.0, 100.0, pytest.param(0.1, marks=pytest.mark.slow)])
 def test_certificate_bounds_every_item_from_its_own_float32_score(rng: np.random.Generator, temperature: float) -> None:
     """An item's float32 score, as FAISS computes it, bounds its true value (mpmath) from below: the certificate
@@ -125,3 +174,42 @@ def test_weak_bound_falls_back_to_exact_scan(
     result = index.search(queries, 60, metric=metric, temperature=10.0)
     assert scans, "expected the exact scan to be used"
     assert_matches_brute_force(result, brute_force(metric, queries, vectors, 10.0), ids, 60, tol=1e-6)
+
+
+@pytest.mark.parametrize("metric", ["l2", "l2_centered", "cosine"])
+def test_geometric_certificate_bounds_every_item_from_its_own_float32_score(metric: str) -> None:
+    """Every item's float32 score, from the scan's expansion and from FAISS, bounds its true distance (numpy
+    float64 from exact differences) from below, at norms from 1 to 1e4 and distances from 1e-6 to 1e3."""
+    rng = np.random.default_rng(7)
+    num_classes = 50
+    queries = rng.standard_normal((6, num_classes)) * rng.choice([1.0, 1e2, 1e3], size=(6, 1))
+    offsets = rng.standard_normal((6, 80, num_classes)) * rng.choice([1e-6, 1e-3, 1.0, 1e2], size=(6, 80, 1))
+    num_far = 0
+    for query, offset in zip(queries, offsets, strict=True):
+        items = (query + offset).astype(np.float32)
+        x, z = query[None, :], items.astype(np.float64)
+        if metric == "l2_centered":
+            x, z = x - x.mean(), z - z.mean(axis=1, keepdims=True)
+        if metric == "cosine":
+            unit_x, unit_z = x / np.linalg.norm(x), z / np.linalg.norm(z, axis=1, keepdims=True)
+            truth = 0.5 * np.sum((unit_x - unit_z) ** 2, axis=1)
+        else:
+            truth = np.linalg.norm(x - z, axis=1)
+        if metric == "l2":
+            matrix, kind, vectors = items, "l2", query[None, :].astype(np.float32)
+        else:
+            embedding = EMBEDDINGS[metric]
+            matrix, vectors = embedding.transform_items(items, 1.0), embedding.transform_queries(query[None, :], 1.0)
+            kind = embedding.kind
+        norms = np.einsum("nc,nc->n", matrix, matrix, dtype=np.float32)
+        scores, positions = scan_candidates(matrix, norms, vectors, len(items), kind, None)  # type: ignore[arg-type]
+        faiss_scores = (
+            np.sum((matrix - vectors) ** 2, axis=1, dtype=np.float32) if kind == "l2" else matrix @ vectors[0]
+        )
+        for score, rows in ((scores[0], positions[0]), (faiss_scores, np.arange(len(items)))):
+            bound = candidate_lower_bound(metric, score, query[None, :].repeat(len(score), 0), 1.0)
+            assert np.all(bound <= truth[rows]), (metric, np.max(bound - truth[rows]))
+        far = truth[rows] > (1e-3 if metric == "cosine" else 0.1 * np.linalg.norm(query))
+        assert np.all(bound[far] > 0.5 * truth[rows][far])  # not vacuous where distances are large
+        num_far += int(far.sum())
+    assert num_far > 50

@@ -116,3 +116,33 @@ def test_identities_hold_at_low_temperature(x: np.ndarray, t: float, nudge: floa
     row = compute_divergences(x, y, measures=["ce", "kl"], temperature=t)
     h = compute_divergences(x, x, measures=["ce"], temperature=t)["ce"][0]
     assert row["ce"][0] == pytest.approx(h + row["kl"][0], rel=1e-12, abs=1e-300)
+
+
+def _precise_cosine(x: np.ndarray, y: np.ndarray) -> mpmath.mpf:
+    """`1 − cos(x, y)` in 340-digit arithmetic from the float64 rows as given."""
+    a, b = [mpmath.mpf(float(v)) for v in x], [mpmath.mpf(float(v)) for v in y]
+    dot = mpmath.fsum(u * v for u, v in zip(a, b, strict=True))
+    norm_a, norm_b = mpmath.sqrt(mpmath.fsum(u * u for u in a)), mpmath.sqrt(mpmath.fsum(v * v for v in b))
+    return 1 - dot / (norm_a * norm_b)
+
+
+@pytest.mark.parametrize("num_classes", [10, 1000])
+@pytest.mark.parametrize("distance", [1e-11, 1e-12, 1e-13, 1e-14])
+def test_tiny_cosine_distances_match_the_oracle(num_classes: int, distance: float) -> None:
+    """Rows at a chosen angle (large norms, C up to 1000) come back within 1e-6 relative, row-wise and pairwise:
+    `1 − x̂ · ŷ` read 8e-5 off at 1e-11 and up to 34× off below 1e-12."""
+    rng = np.random.default_rng(int(-np.log10(distance)) + num_classes)
+    x = rng.standard_normal((3, num_classes)) * 1e3
+    direction = rng.standard_normal((3, num_classes))
+    direction -= (np.einsum("ic,ic->i", direction, x) / np.einsum("ic,ic->i", x, x))[:, None] * x  # ⊥ x
+    # 1 − cos θ ≈ θ²/2: an orthogonal step of θ‖x‖ turns x by about θ.
+    step = np.sqrt(2 * distance) * np.linalg.norm(x, axis=1) / np.linalg.norm(direction, axis=1)
+    y = x + step[:, None] * direction
+    rowwise = compute_divergences(x, y, measures=["cosine"])["cosine"]
+    pairwise = compute_divergences(x, y, measures=["cosine"], pairwise=True)["cosine"]
+    for i in range(3):
+        true = _precise_cosine(x[i], y[i])
+        assert 0.5 * distance < true < 2 * distance  # the construction did what it says
+        for got, how in ((rowwise[i], "row-wise"), (pairwise[i, i], "pairwise")):
+            error = abs((mpmath.mpf(float(got)) - true) / true)
+            assert error <= 1e-6, f"{how} cosine {got!r} vs {mpmath.nstr(true, 17)} (error {mpmath.nstr(error, 3)})"
