@@ -9,6 +9,7 @@ from indexes.store import Filter, VectorStore
 
 from .errors import EvaluationConfigError
 from .ranking import spearman_rows
+from .saturation import order_keys
 
 
 @dataclass(frozen=True)
@@ -74,8 +75,12 @@ def check_agreement(
     spearman = None
     if len(union) >= 2:
         items = np.stack([store.get(item_id).logits for item_id in union])[None]  # (1, m, C)
-        values = [exact_distances(name, queries, items, temperature) for name in (metric, reference)]
-        rho = float(spearman_rows(*values)[0])
+        repeated = np.repeat(queries, len(union), axis=0)
+        values = [  # js and tri ranked by their true order where they saturate (`saturation.order_keys`)
+            order_keys(name, exact_distances(name, queries, items, temperature)[0], repeated, items[0], temperature)
+            for name in (metric, reference)
+        ]
+        rho = float(spearman_rows(values[0][None], values[1][None])[0])
         spearman = None if np.isnan(rho) else rho
     return Agreement(
         metric=metric,
