@@ -10,6 +10,7 @@ from indexes.store import Filter, VectorStore
 
 from .errors import EvaluationConfigError
 from .ranking import spearman_rows
+from .saturation import order_keys
 
 
 @dataclass(frozen=True)
@@ -82,7 +83,12 @@ def check_agreement(
         items = np.stack([store.get(item_id).logits for item_id in union])[None]  # (1, m, C)
         values = [exact_distances(name, queries, items, temperature) for name in (metric, reference)]
     if len(union) >= 2:
-        rho = float(spearman_rows(*values)[0])
+        repeated = np.repeat(queries, len(union), axis=0)
+        keys = [  # js and tri ranked by their true order where they saturate (`saturation.order_keys`)
+            order_keys(name, value[0], repeated, items[0], temperature)
+            for name, value in zip((metric, reference), values, strict=True)
+        ]
+        rho = float(spearman_rows(keys[0][None], keys[1][None])[0])
         spearman = None if np.isnan(rho) else rho
     return Agreement(
         metric=metric,

@@ -3,6 +3,9 @@
 from collections.abc import Sequence
 from typing import Any
 
+#: A pairwise Spearman is flagged when more than this share of its pairs still tie on one side.
+TIES_FLAG = 0.01
+
 
 def _number(value: Any, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
@@ -70,6 +73,7 @@ def _pairwise_section(report: dict[str, Any]) -> list[str]:
             f"{a} / {b}",
             *(
                 f"{_number(cells[a, b, t]['pearson'], 2)} / {_number(cells[a, b, t]['spearman'], 2)}"
+                + ("*" if cells[a, b, t].get("spearman_ties", 0.0) > TIES_FLAG else "")
                 for t in temperatures
             ),
         ]
@@ -81,6 +85,9 @@ def _pairwise_section(report: dict[str, Any]) -> list[str]:
         f"Pearson / Spearman over {report['config']['sampled']['pairwise_pairs']} random item pairs, by temperature:",
         "",
         *_table(["measures", *(f"T={t:g}" for t in temperatures)], rows),
+        "",
+        "js and tri are ranked by their true order where they saturate in float64 (complements in log space). "
+        f"\\* marks a Spearman over pairs of which more than {TIES_FLAG:.0%} still tie on one side.",
         "",
     ]
 

@@ -11,6 +11,7 @@ from indexes.divergences import compute_divergence, compute_divergences
 
 from .measures import center_rows
 from .ranking import pearson_rows, spearman_rows
+from .saturation import order_keys, tied_share
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -63,19 +64,28 @@ def correlate_measures(
         num_pairs: random pairs of distinct items (the same pairs at every temperature).
         seed: seeds the pairs.
 
+    Spearman ranks js and tri by their true order (`saturation.order_keys`): at low T most pairs tie at their
+    maxima in float64 and would otherwise be ranked by rounding noise. Pearson uses the values as they are (those
+    ties are at most an ulp apart in value).
+
     Returns:
-        ``[{"temperature", "a", "b", "pearson", "spearman"}]`` for each temperature and each unordered pair of
-        `PAIRWISE_MEASURES` (in that order); a correlation with a constant measure is None.
+        ``[{"temperature", "a", "b", "pearson", "spearman", "spearman_ties"}]`` for each temperature and each
+        unordered pair of `PAIRWISE_MEASURES` (in that order); a correlation with a constant measure is None;
+        ``spearman_ties`` is the larger share of distinct pairs whose rank key still ties another's on either
+        side (a Spearman that rests on ties when above 0; a pair drawn twice, either way round, counts once).
     """
     x = np.asarray(logits, dtype=np.float64)
     first, second = sample_pairs(len(x), num_pairs, seed)
+    # A pair drawn twice (either way round: js, tri and L2 are symmetric) ties truly; count it once.
+    _, distinct = np.unique(np.minimum(first, second) * len(x) + np.maximum(first, second), return_index=True)
     rows: list[dict[str, Any]] = []
     for temperature in temperatures:
         values = measure_pairs(x[first], x[second], temperature)
+        keys = {name: order_keys(name, v, x[first], x[second], temperature) for name, v in values.items()}
+        ties = {name: tied_share(k[distinct]) for name, k in keys.items()}
         for a, b in itertools.combinations(PAIRWISE_MEASURES, 2):
-            pair = np.stack([values[a], values[b]])
-            pearson = float(pearson_rows(pair[:1], pair[1:])[0])
-            spearman = float(spearman_rows(pair[:1], pair[1:])[0])
+            pearson = float(pearson_rows(values[a][None], values[b][None])[0])
+            spearman = float(spearman_rows(keys[a][None], keys[b][None])[0])
             rows.append(
                 {
                     "temperature": float(temperature),
@@ -83,6 +93,7 @@ def correlate_measures(
                     "b": b,
                     "pearson": None if np.isnan(pearson) else pearson,
                     "spearman": None if np.isnan(spearman) else spearman,
+                    "spearman_ties": max(ties[a], ties[b]),
                 }
             )
     return rows

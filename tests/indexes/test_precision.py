@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from indexes.divergences import compute_divergences
-from tests.helpers import precise_divergences
+from tests.helpers import precise_divergences, precise_softmax
 
 MEASURES = ("ce", "kl", "kl_reverse", "js", "tri")
 
@@ -146,3 +146,69 @@ def test_tiny_cosine_distances_match_the_oracle(num_classes: int, distance: floa
         for got, how in ((rowwise[i], "row-wise"), (pairwise[i, i], "pairwise")):
             error = abs((mpmath.mpf(float(got)) - true) / true)
             assert error <= 1e-6, f"{how} cosine {got!r} vs {mpmath.nstr(true, 17)} (error {mpmath.nstr(error, 3)})"
+
+
+def _disjoint_tail_pairs() -> list[tuple[str, np.ndarray, np.ndarray, str]]:
+    """Pairs where JS = (ln 2 / 2)·tri exactly (mass differing only on disjoint supports), at every magnitude."""
+    rng = np.random.default_rng(33)
+    pairs: list[tuple[str, np.ndarray, np.ndarray, str]] = []
+    for scale in (1.0, 0.3, 1e-3, 1e-9, 1e-30, 1e-100, 1e-250):  # the differing share of the mass
+        for _ in range(3):
+            head = rng.dirichlet(np.ones(3)) * (1 - scale) if scale < 1 else np.array([])
+            p, q = np.concatenate([head, [scale, 0.0]]), np.concatenate([head, [0.0, scale]])
+            pairs.append((f"disjoint share {scale:g}", p, q, "probabilities"))
+    for t in (0.01, 0.02, 0.05):  # saturated logits: supports disjoint up to float64
+        x = rng.standard_normal((4, 10)) * 5
+        pairs += [(f"logits T={t}, row {i}", x[i], x[(i + 1) % 4], f"logits {t}") for i in range(4)]
+    return pairs
+
+
+def _precise_js_tri(x: np.ndarray, y: np.ndarray, t: float, kind: str) -> dict[str, mpmath.mpf]:
+    """JS and tri in 340-digit arithmetic (`precise_divergences` would divide by the zeros of these rows)."""
+    if kind == "logits":
+        p, q = precise_softmax(x, t), precise_softmax(y, t)
+    else:
+        p, q = ([mpmath.mpf(float(v)) / mpmath.fsum(map(float, row)) for v in row] for row in (x, y))
+    m = [(a + b) / 2 for a, b in zip(p, q, strict=True)]
+
+    def kl(u: list[mpmath.mpf]) -> mpmath.mpf:
+        return mpmath.fsum(a * mpmath.log(a / b) for a, b in zip(u, m, strict=True) if a > 0)
+
+    tri = mpmath.fsum((a - b) ** 2 / (a + b) for a, b in zip(p, q, strict=True) if a + b > 0)
+    return {"js": (kl(p) + kl(q)) / 2, "tri": tri}
+
+
+@pytest.mark.parametrize(("name", "x", "y", "kind"), _disjoint_tail_pairs())
+def test_js_never_exceeds_its_triangular_bound_at_the_tight_edge(
+    name: str, x: np.ndarray, y: np.ndarray, kind: str
+) -> None:
+    """JS ≤ (ln 2 / 2)·tri in float64, row-wise, pairwise and measure by measure, where the bound is tight (the
+    oracle: mpmath shows JS/tri is ln 2 / 2 there), and both stay within the precision guarantee."""
+    input_kind, t = ("probabilities", 1.0) if kind == "probabilities" else ("logits", float(kind.split()[1]))
+    true = _precise_js_tri(x, y, t, input_kind)
+    assert true["tri"] == 0 or true["js"] <= mpmath.log(2) / 2 * true["tri"] * (1 + mpmath.mpf(10) ** -300)
+    rows = np.stack([x, y])
+    pairwise = compute_divergences(rows, rows, measures=["js", "tri"], input=input_kind, temperature=t, pairwise=True)
+    row_wise = compute_divergences(x, y, measures=["js", "tri"], input=input_kind, temperature=t)
+    alone = {m: compute_divergences(x, y, measures=[m], input=input_kind, temperature=t)[m] for m in ("js", "tri")}
+    for js, tri in ((pairwise["js"][0, 1], pairwise["tri"][0, 1]), (row_wise["js"][0], row_wise["tri"][0])):
+        assert js <= np.log(2) / 2 * tri, f"{name}: js {js!r} > (ln 2 / 2)·tri {np.log(2) / 2 * tri!r}"
+    assert alone["js"][0] <= np.log(2) / 2 * alone["tri"][0], name
+    assert_precise(float(row_wise["js"][0]), true["js"], f"js, {name}")
+    assert_precise(float(row_wise["tri"][0]), true["tri"], f"tri, {name}")
+
+
+@pytest.mark.parametrize(
+    ("exponent", "second"),
+    [(e, "complement") for e in (-1, -5, -20, -100, -200, -297, -300, -307)]
+    + [(e, "one") for e in (-20, -100, -200, -290, -297, -300, -307)],
+)
+def test_ce_of_a_row_with_itself_is_its_entropy_down_to_tiny_probabilities(exponent: int, second: str) -> None:
+    """ce(a, a) = H(p) within 1e-6 relative for probability rows (ε, 1 − ε) with C = 2, including 1 − ε == 1.0 in
+    float64, where the renormalisation carries the ε·1 share of the entropy (oracle: mpmath, 340 digits)."""
+    epsilon = 10.0**exponent
+    row = np.array([epsilon, 1.0 - epsilon if second == "complement" else 1.0])
+    true = precise_divergences(row, row, 1.0, "probabilities")["ce"]
+    got = compute_divergences(row, row, measures=["ce", "kl"], input="probabilities")
+    assert got["kl"][0] == 0.0
+    assert_precise(float(got["ce"][0]), true, f"ce(a, a) with ε = 1e{exponent}, second entry {second}")
