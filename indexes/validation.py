@@ -69,9 +69,23 @@ def check_id(item_id: Any) -> str:
     return item_id
 
 
+#: Ids that URLs cannot carry: clients and proxies resolve `/items/.` and `/items/..` as dot segments.
+DOT_SEGMENTS = frozenset({".", ".."})
+
+
 def check_ids(ids: Sequence[Any]) -> list[str]:
-    """Check every id and that none repeats within one request."""
+    """Check every id of a write, that none is a dot segment, and that none repeats within one request.
+
+    Reads and deletes check with `check_id` only, so an item stored under `.` or `..` before they were refused
+    stays readable and removable through the library.
+    """
     checked = [check_id(item_id) for item_id in ids]
+    for item_id in checked:
+        if item_id in DOT_SEGMENTS:
+            raise InvalidInputError(
+                f"id {item_id!r} cannot be used: URLs resolve it as a dot segment, so /v1/items/{item_id} could "
+                "never reach it; choose another id"
+            )
     if len(set(checked)) != len(checked):
         seen: set[str] = set()
         duplicate = next(i for i in checked if i in seen or seen.add(i))  # type: ignore[func-returns-value]

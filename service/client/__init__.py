@@ -24,4 +24,5 @@ from .errors import StorageFull as StorageFull
 from .errors import TooManyRequests as TooManyRequests
 from .errors import Unauthorized as Unauthorized
 from .errors import Unavailable as Unavailable
+from .errors import UnexpectedResponse as UnexpectedResponse
 from .sync import Client as Client

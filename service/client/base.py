@@ -11,7 +11,7 @@ import numpy as np
 
 from ..schemas import Limits
 from .calls import Call
-from .errors import ConnectionFailed, error_for
+from .errors import ConnectionFailed, error_for, unexpected_response
 
 T = TypeVar("T")
 
@@ -83,7 +83,10 @@ class ClientBase:
     def _read(call: Call[T], response: httpx.Response) -> T:
         if response.is_error:
             raise error_for(response)
-        return call.read(response)
+        try:
+            return call.read(response)
+        except (ValueError, KeyError, TypeError) as exc:  # pydantic's ValidationError and JSONDecodeError included
+            raise unexpected_response(response, exc) from exc
 
     @staticmethod
     def _connection_failed(call: Call[Any], url: str, exc: httpx.TransportError) -> ConnectionFailed:

@@ -71,6 +71,24 @@ class ServerError(LogitSearchError):
     """Any other 5xx: a fault of the service (please report it)."""
 
 
+class UnexpectedResponse(LogitSearchError):
+    """A success status whose body is not the service's answer (an HTML page, JSON of another shape): the URL
+    is not a logit-search service of this version, or a proxy answered in its place."""
+
+
+def unexpected_response(response: httpx.Response, exc: Exception) -> UnexpectedResponse:
+    """The exception for a 2xx whose body could not be read as the answer `exc` failed to parse."""
+    kind = response.headers.get("content-type", "no content type")
+    start = response.content[:80].decode("utf-8", errors="replace")
+    reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+    detail = (
+        f"the answer is not the service's ({kind}, starting {start!r}: {reason}); check that the URL is a "
+        "logit-search service of this version and that no proxy answers in its place"
+    )
+    request = response.request
+    return UnexpectedResponse(detail, status=response.status_code, method=request.method, url=str(request.url))
+
+
 _BY_STATUS: dict[int, type[LogitSearchError]] = {
     400: InvalidRequest,
     401: Unauthorized,

@@ -3,6 +3,7 @@
 import hmac
 import json
 import logging
+from functools import partial
 from typing import Literal
 
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -51,14 +52,16 @@ class AccessControl:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
+        # A refusal leaves a request body unread: the connection closes after it, or the body's bytes would be
+        # parsed as the next request on it (a 431 for a large body).
+        refuse = partial(_refuse, send, close=_has_body(scope["method"], headers))
         host = headers.get(b"host", b"").decode("latin-1")
         if not self._host_allowed(host):
-            await _refuse(send, 400, f"Host {host!r} is not allowed here; add it to LOGITSEARCH_ALLOWED_HOSTS")
+            await refuse(400, f"Host {host!r} is not allowed here; add it to LOGITSEARCH_ALLOWED_HOSTS")
             return
         role = self._role(headers)
         if role is None and not is_open(scope["path"]):
-            await _refuse(
-                send,
+            await refuse(
                 401,
                 "missing or wrong API key: send `Authorization: Bearer <key>` or `X-API-Key: <key>`",
                 [(b"www-authenticate", b"Bearer")],
@@ -67,8 +70,7 @@ class AccessControl:
         content_type = headers.get(b"content-type", b"")
         if _has_body(scope["method"], headers) and not _acceptable_type(content_type):
             sent = content_type.decode("latin-1").split(";", 1)[0].strip()
-            await _refuse(
-                send,
+            await refuse(
                 415,
                 "send the body as application/json (or multipart/form-data where a route takes files), "
                 f"with that Content-Type header; this body came {f'as {sent}' if sent else 'without one'}",
@@ -114,8 +116,13 @@ def _acceptable_type(content_type: bytes) -> bool:
     return media in (b"application/json", b"multipart/form-data") or media.endswith(b"+json")
 
 
-async def _refuse(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+async def _refuse(
+    send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]] | None = None, *, close: bool = False
+) -> None:
+    """Answer `status` with `{"detail": ...}`; `close` ends the connection after it (uvicorn honours the header)."""
     body = json.dumps({"detail": detail}).encode()
     start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *(headers or [])]
+    if close:
+        start.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": start})
     await send({"type": "http.response.body", "body": body})

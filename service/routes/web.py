@@ -35,10 +35,20 @@ router = APIRouter(include_in_schema=False)
 
 
 class RevalidatedFiles(StaticFiles):
-    """Static files that browsers revalidate (ETag) on each load, so an upgraded service is seen at once."""
+    """Static files that browsers revalidate (ETag) on each load, so an upgraded service is seen at once.
+
+    With `page_policy`, every file carries the page's headers (`PAGE_HEADERS`): `/ui/index.html` is the page
+    itself and must not be framed or run foreign scripts any more than `/` may.
+    """
+
+    def __init__(self, *, directory: Path, page_policy: bool = False) -> None:
+        super().__init__(directory=directory)
+        self.page_policy = page_policy
 
     async def get_response(self, path: str, scope: Scope) -> Response:
         response = await super().get_response(path, scope)
+        if self.page_policy:
+            response.headers.update(PAGE_HEADERS)
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
@@ -93,6 +103,6 @@ def _redoc_script() -> bytes:
 
 def install_web(app: FastAPI) -> None:
     """Serve the page, its files under `/ui/`, and the docs with their assets under `/docs/assets/`."""
-    app.mount("/ui", RevalidatedFiles(directory=WEB_DIR), name="ui")
+    app.mount("/ui", RevalidatedFiles(directory=WEB_DIR, page_policy=True), name="ui")
     app.mount(DOCS_ASSETS, RevalidatedFiles(directory=docs_assets_dir()), name="docs-assets")
     app.include_router(router)

@@ -86,8 +86,10 @@ export async function thumbnailUrl(prefix, id) {
   }
 }
 
+// An id is one path segment whatever it holds: its slashes are sent as %2F (the server decodes them back), so
+// `..` inside an id can never climb out of the index's URL into another index's item.
 export function encodeId(id) {
-  return id.split("/").map(encodeURIComponent).join("/");
+  return encodeURIComponent(id);
 }
 
 export function indexPrefix(name) {
