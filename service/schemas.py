@@ -716,6 +716,9 @@ class PairwiseRowOut(BaseModel):
     b: str
     pearson: float | None
     spearman: float | None
+    spearman_ties: float | None = Field(
+        None, description="The larger share of distinct pairs whose rank still ties on either side (flagged above 1 %)"
+    )
 
 
 class SeparabilityRowOut(BaseModel):
