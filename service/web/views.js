@@ -25,7 +25,7 @@ export function wireViews(hooks) {
 export async function showOther(view) {
   if (view === "browse") return showBrowse(true);
   if (view === "map") return showMap();
-  if (view === "analyses") return $("analysis-grid").childElementCount ? null : showAnalysis();
+  if (view === "analyses") return null; // an analysis can take a while: it runs when asked, not on opening the view
   if (view === "admin") return showAdmin();
 }
 
@@ -203,9 +203,12 @@ function select(left, top, right, bottom) {
 
 // -- analyses --------------------------------------------------------------------------------------------------
 
+let analysisRun = 0; // only the latest run's answer is shown
+
 async function showAnalysis() {
   const { index, prefix, labels } = app.context();
   if (!index) return;
+  const run = ++analysisRun;
   const kind = $("analysis-kind").value;
   const temperature = Number($("analysis-t").value) || 1;
   const body = { filter: filterOf("analysis-filter"), temperature, limit: Number($("analysis-limit").value) || 48 };
@@ -213,6 +216,7 @@ async function showAnalysis() {
   const answer = await postJson(`${prefix}/analyses/${kind}`, body);
   const ids = kind === "near-duplicates" ? answer.rows.flatMap((row) => [row.id, row.other]) : answer.rows.map((row) => row.id);
   const items = await Promise.all([...new Set(ids)].map((id) => getJson(`${prefix}/items/${encodeId(id)}`)));
+  if (run !== analysisRun) return;
   const byId = new Map(items.map((item) => [item.id, item]));
   const note = (row, id) => {
     if (kind === "label-issues") return `quality ${row.score.toFixed(3)} · label ${labels[row.label] ?? row.label} · neighbours agree ${row.neighbour_agreement.toFixed(2)}`;
