@@ -13,9 +13,6 @@ from typing import Any
 from .errors import InvalidInputError
 from .filters import NUMERIC_DERIVED
 
-#: Groups one count answers at most by default (the largest first).
-DEFAULT_GROUPS, MAX_GROUPS = 100, 10_000
-
 
 @dataclass(frozen=True)
 class Facets:
@@ -67,9 +64,3 @@ def collect(pairs: Iterable[tuple[Any, int]], matched: int, missing: int, limit:
     ranked = sorted(merged.items(), key=lambda item: (-item[1][1], item[0][0], str(item[0][1])))
     groups = [(value, int(count)) for _, (value, count) in ranked[:limit]]
     return Facets(matched, groups, missing, len(ranked) > limit)
-
-
-def check_groups(limit: int) -> int:
-    if not 1 <= limit <= MAX_GROUPS:
-        raise InvalidInputError(f"limit (groups) must be between 1 and {MAX_GROUPS}, got {limit}")
-    return limit
