@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from indexes.durable import DurableIndex
-from indexes.store import SearchResult
+from indexes.store import SearchResult, VectorStore
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -173,6 +173,25 @@ def open_durable(path: Path, **overrides: object) -> DurableIndex:
     options: dict[str, object] = {"name": "t", "model_name": "m", "model_sha256": "ab" * 32, "dim": DURABLE_DIM}
     options.update(overrides)
     return DurableIndex.open(path, **options)  # type: ignore[arg-type]
+
+
+def store_of_kind(
+    request: pytest.FixtureRequest, kind: str, path: Path, dim: int, temperatures: tuple[float, ...] = (1.0,)
+) -> VectorStore:
+    """An empty store for a parametrized fixture: the FAISS store at `path` (`kind` "faiss") or a fresh pgvector
+    index (`kind` "pgvector", on the session's `pg_database`), closed or dropped when the test ends."""
+    if kind == "faiss":
+        durable = open_durable(path, dim=dim)
+        request.addfinalizer(durable.close)
+        return durable
+    import uuid
+
+    from indexes.pg import PgIndexSpec, PgVectorStore
+
+    spec = PgIndexSpec(f"t-{uuid.uuid4().hex[:12]}", "m", "ab" * 32, dim, temperatures)
+    created = PgVectorStore.create(request.getfixturevalue("pg_database"), spec)
+    request.addfinalizer(created.drop)
+    return created
 
 
 def durable_vectors(rng: np.random.Generator, n: int) -> np.ndarray:

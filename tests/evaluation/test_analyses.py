@@ -1,7 +1,6 @@
 """The analyses (`evaluation.analyses`) on real stores against independent references: numpy and scipy brute
 force, cleanlab called directly on the same probabilities, scikit-learn's confusion matrix."""
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,9 @@ from sklearn.metrics import confusion_matrix
 
 from evaluation.analyses import AnalysisOptions, run_analysis
 from evaluation.analyses.calibration import TEMPERATURES, reaches_at
-from indexes.durable import DurableIndex
 from indexes.errors import InvalidInputError
 from indexes.store import VectorStore
-from tests.helpers import brute_force
+from tests.helpers import brute_force, store_of_kind
 
 C = 4
 LABELS = ["ant", "bee", "cow", "dog"]
@@ -38,16 +36,7 @@ def _items(n: int = 120, seed: int = 0) -> tuple[list[str], np.ndarray, list[dic
 
 @pytest.fixture(params=["faiss", "pgvector"])
 def index(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    store: VectorStore
-    if request.param == "faiss":
-        store = DurableIndex.open(tmp_path / "i", name="t", model_name="m", model_sha256="ab" * 32, dim=C)
-        request.addfinalizer(store.close)
-    else:
-        from indexes.pg import PgIndexSpec, PgVectorStore
-
-        spec = PgIndexSpec(f"a-{uuid.uuid4().hex[:10]}", "m", "ab" * 32, C, (1.0, 2.0))
-        store = PgVectorStore.create(request.getfixturevalue("pg_database"), spec)
-        request.addfinalizer(store.drop)
+    store = store_of_kind(request, request.param, tmp_path / "i", C, (1.0, 2.0))
     store.upsert(*_items())
     yield store
 

@@ -1,6 +1,5 @@
 """Browsing, counting and deleting by filter, on both stores, against plain-Python references (tests/filter_oracle.py)."""
 
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +12,7 @@ from indexes.errors import InvalidInputError
 from indexes.pages import Cursor, Order, decode_cursor, encode_cursor, listing_key, parse_order
 from indexes.store import VectorStore
 from tests import filter_oracle
+from tests.helpers import store_of_kind
 
 DIM = 5
 
@@ -33,17 +33,7 @@ def _items(seed: int, n: int, start: int = 0) -> tuple[list[str], np.ndarray, li
 
 @pytest.fixture(params=("faiss", "pgvector"))
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    opened: VectorStore
-    if request.param == "faiss":
-        opened = DurableIndex.open(tmp_path / "faiss", name="t", model_name="m", model_sha256="ab" * 32, dim=DIM)
-        request.addfinalizer(opened.close)
-    else:
-        from indexes.pg import PgIndexSpec, PgVectorStore
-
-        spec = PgIndexSpec(f"p-{uuid.uuid4().hex[:12]}", "m", "ab" * 32, DIM, (1.0,))
-        opened = PgVectorStore.create(request.getfixturevalue("pg_database"), spec)
-        request.addfinalizer(opened.drop)
-    yield opened
+    yield store_of_kind(request, request.param, tmp_path / "faiss", DIM)
 
 
 def _scan(store: VectorStore, filter: dict[str, Any] | None, order: Order, limit: int, t: float) -> list[str]:
