@@ -5,8 +5,12 @@ import math
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import Response
+from starlette.routing import Match
 
 from evaluation.errors import AnalysisUnavailableError
 from indexes.errors import (
@@ -152,8 +156,34 @@ async def _handle_validation(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse(status_code=422, content={"detail": detail})
 
 
+#: The methods a 405's `Allow` may name (HTTP's, less CONNECT and TRACE, which no route serves).
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route serves at the request's path, asked of each route as the router would ask it.
+
+    Starlette's own 405 names the methods of the first route that matched the path only, and FastAPI's included
+    routers are routes of their own, so the question goes through `BaseRoute.matches` with each method in turn.
+    """
+    return [
+        method
+        for method in _METHODS
+        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes)
+    ]
+
+
+async def _handle_http(request: Request, exc: Exception) -> Response:
+    """Starlette's and FastAPI's own HTTP errors, with a 405's `Allow` naming all of the path's methods."""
+    assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 405 and (methods := allowed_methods(request)):
+        exc.headers = {**(exc.headers or {}), "Allow": ", ".join(methods)}
+    return await http_exception_handler(request, exc)
+
+
 def register_error_handlers(app: FastAPI) -> None:
     """Map every domain error class to its status code, and keep request-validation errors encodable."""
     for cls, _ in _STATUS:
         app.add_exception_handler(cls, _handle)
     app.add_exception_handler(RequestValidationError, _handle_validation)
+    app.add_exception_handler(StarletteHTTPException, _handle_http)

@@ -1,8 +1,11 @@
 """The OpenAPI schema is as strict as the validation: what the schema allows, the API does not refuse as malformed."""
 
+import re
 from typing import Any
 
 import pytest
+
+from fastapi.testclient import TestClient
 
 from tests.helpers import openapi_schema, valid_against_openapi
 
@@ -61,3 +64,20 @@ def test_operation_ids_are_readable_and_unique() -> None:
     assert len(ids) == len(set(ids))
     assert "search-search_neighbors" in ids and "search-search_neighbors-in_index" in ids
     assert "embed-embed_images-with_model" in ids and all("_post" not in i and "_get" not in i for i in ids)
+
+
+def test_a_405_allows_every_method_the_schema_gives_its_path(client: TestClient) -> None:
+    def pattern(path: str) -> re.Pattern[str]:  # an item id may hold slashes (`{item_id:path}`)
+        return re.compile(re.sub(r"\{\w+\}", "[^/]+", path.replace("{item_id}", ".+")) + "$")
+
+    templates = {pattern(path): operations for path, operations in OPENAPI["paths"].items()}
+    for path, operations in OPENAPI["paths"].items():
+        if "patch" in operations:
+            continue
+        url = re.sub(r"\{\w+\}", "x", path)
+        answer = client.request("PATCH", url)
+        assert answer.status_code == 405, (path, answer.status_code)
+        # `/v1/items/list` is also `/v1/items/{item_id}`: every template the URL fits serves it
+        served = {method.upper() for template, ops in templates.items() if template.match(url) for method in ops}
+        allowed = {method.strip() for method in answer.headers["allow"].split(",")}
+        assert served <= allowed <= served | {"HEAD"}, (path, allowed)
