@@ -236,7 +236,8 @@ def other_types(layout: Layout, key: str, wanted: Sequence[Any]) -> list[tuple[s
     as it is, and one such value: a statement per kind (numbers held as strings, strings held as numbers).
 
     A number is looked for among the strings that spell it (a scan: no index knows them), a string among the
-    numbers (the GIN index).
+    numbers (the GIN index). A string spelling a number past float8's range ("1e999") equals no number the
+    filters take (they refuse those), so it is skipped rather than cast (which would fail the statement).
     """
     numbers = [float(w) for w in wanted if isinstance(w, int | float) and not isinstance(w, bool)]
     strings = [w for w in wanted if isinstance(w, str)]
@@ -245,9 +246,11 @@ def other_types(layout: Layout, key: str, wanted: Sequence[Any]) -> list[tuple[s
     if numbers:
         condition = sql.SQL(
             "jsonb_typeof(metadata -> %s) = 'string' AND CASE WHEN (metadata ->> %s) ~ %s "
-            "THEN (metadata ->> %s)::float8 = ANY(%s::float8[]) ELSE false END AND NOT (metadata ->> %s) = ANY(%s::text[])"
+            "AND pg_input_is_valid(metadata ->> %s, 'float8') THEN (metadata ->> %s)::float8 = ANY(%s::float8[]) "
+            "ELSE false END AND NOT (metadata ->> %s) = ANY(%s::text[])"
         )
-        queries.append((condition, (key, key, f"^{JSON_NUMBER_PATTERN}$", key, numbers, key, strings)))
+        pattern = f"^{JSON_NUMBER_PATTERN}$"
+        queries.append((condition, (key, key, pattern, key, key, numbers, key, strings)))
     if spelled:
         condition = sql.SQL("(metadata @> ANY(%s::jsonb[]))")
         queries.append((condition, ([Jsonb({key: n}) for n in spelled],)))

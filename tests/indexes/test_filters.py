@@ -28,7 +28,8 @@ DERIVED_NUMBERS = {"confidence": (0.3, 0.5, 0.7, 0.9), "margin": (0.1, 0.3, 0.6)
 
 def _items(seed: int = 0) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
     """Seeded items whose metadata holds numbers, strings, booleans, null, nested values and missing keys; `"3"`
-    (a number spelled as a string) only in `d`, so that equalities on `d` with 3 are refused as mixed types."""
+    (a number spelled as a string) only in `d`, so that equalities on `d` with 3 are refused as mixed types, and
+    `"1e999"` (a number past float64's range spelled as a string: equal to no number) in `d` too."""
     rng = np.random.default_rng(seed)
     vectors = (rng.standard_normal((NUM_ITEMS, DIM)) * 2).astype(np.float32)
     metadata: list[dict[str, Any]] = []
@@ -42,6 +43,8 @@ def _items(seed: int = 0) -> tuple[list[str], np.ndarray, list[dict[str, Any]]]:
             item["c"] = [True, False, None, 1, [1, 2], {"x": 1}][int(rng.integers(6))]
         if i % 9 == 0:
             item["d"] = "3"
+        elif i % 9 == 4:
+            item["d"] = "1e999"
         elif rng.random() < 0.5:
             item["d"] = [3, "x", 2.5][int(rng.integers(3))]
         metadata.append(item)
