@@ -18,6 +18,7 @@ from indexes.errors import (
     IndexClosedError,
     IndexCorruptedError,
     InUseError,
+    ManifestMismatchError,
     InvalidInputError,
     ItemNotFoundError,
     StorageError,
@@ -107,6 +108,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (DeadlineExceededError, 503),
     (ServiceNotReadyError, 503),
     (IndexCorruptedError, 503),
+    (ManifestMismatchError, 503),
     (ModelError, 503),
     (AnalysisUnavailableError, 503),
 ]

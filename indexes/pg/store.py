@@ -242,7 +242,8 @@ class PgVectorStore:
                 f"index {self.name!r} in PostgreSQL holds model {model!r} (sha256 {sha256[:12]}), dim {dim}, "
                 f"temperatures {list(temperatures)}, {index_type}; the service expects model "
                 f"{self._spec.model_name!r} (sha256 {self._spec.model_sha256[:12]}), dim {self.dim}, "
-                f"temperatures {list(self.temperatures)}, {self.index_type}"
+                f"temperatures {list(self.temperatures)}, {self.index_type}; serve the model it was built with, or "
+                f"DELETE /v1/indexes/{self.name} and create it again"
             )
         self._checked = True
 

@@ -6,9 +6,11 @@ from typing import Any
 import httpx
 import numpy as np
 import pytest
+import torch
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 
+from models import TrainConfig, train_classifier
 from service.app import create_app
 from service.cli import main
 from service.config import Settings
@@ -142,3 +144,25 @@ def test_cli_index_into_pgvector(pg_settings: Settings, pg_server: PostgresServe
         )
         assert hit.json()["results"][0][0]["id"] == "digits-7"
         assert client.delete(f"/v1/indexes/{pgd}").status_code == 200
+
+
+def test_an_index_whose_model_was_retrained_is_503_with_the_reason(
+    pg_settings: Settings, rng: np.random.Generator
+) -> None:
+    pg = _unique("retrained")
+    with TestClient(create_app(pg_settings)) as client:
+        assert client.post("/v1/indexes", json={"name": pg, "model": "digits-cnn", "store": "pgvector"}).status_code == 201
+        assert client.post(f"/v1/indexes/{pg}/items", json={"items": _items(rng, 3)}).status_code == 200
+    # Retrained under the same name: the logits in PostgreSQL are another model's now.
+    train_classifier(
+        TrainConfig(name="digits-cnn", epochs=1, seed=5), pg_settings.models_dir, device=torch.device("cpu")
+    )
+    with TestClient(create_app(pg_settings)) as client:
+        search = client.post(f"/v1/indexes/{pg}/search", json={"queries": [{"logits": [0.0] * 10}], "k": 1})
+        assert search.status_code == 503 and "sha256" in search.json()["detail"], search.text
+        assert pg in search.json()["detail"] and "create it again" in search.json()["detail"]
+        listed = client.get(f"/v1/indexes/{pg}").json()
+        assert listed["status"] == "unavailable" and "sha256" in listed["reason"]
+        assert client.delete(f"/v1/indexes/{pg}").status_code == 200  # how the user starts over
+        assert client.post("/v1/indexes", json={"name": pg, "model": "digits-cnn", "store": "pgvector"}).status_code == 201
+        assert client.delete(f"/v1/indexes/{pg}").status_code == 200
