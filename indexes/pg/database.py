@@ -127,16 +127,23 @@ class PgDatabase:
             self._written = max(self._written, _lsn(row[0]) if row else 0)
         return result
 
-    def read(self, work: Callable[[psycopg.Connection[Any]], T]) -> T:
-        """`work(conn)` in a read-only REPEATABLE READ transaction (one snapshot) on a replica, else the primary.
+    def read(self, work: Callable[[psycopg.Connection[Any]], T], primary_first: bool = False) -> T:
+        """`work(conn)` in a read-only REPEATABLE READ transaction (one snapshot) on a replica, else the primary
+        (with `primary_first`, on the primary, else a replica: for what a replica may not have replayed yet).
 
-        A replica that fails is skipped for `REPLICA_BACKOFF_S` and the work runs again on the next server, so
-        `work` must only read.
+        A server that fails is skipped (a replica for `REPLICA_BACKOFF_S`) and the work runs again on the next, so
+        `work` must only read. The last server's failure is raised.
         """
-        for server in self._read_servers():
+        servers = self._read_servers(primary_first)
+        for server in servers:
             try:
                 with self._connect(server) as conn:
                     if server is not self._primary and not self._caught_up(server, conn):
+                        if server is servers[-1]:
+                            raise StoreUnavailableError(
+                                f"the primary is unreachable and {server.name} has not replayed this process's last "
+                                "write yet; retry"
+                            )
                         continue
                     # BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY, in the same round trip as the BEGIN
                     conn.isolation_level, conn.read_only = psycopg.IsolationLevel.REPEATABLE_READ, True
@@ -144,19 +151,22 @@ class PgDatabase:
                         _limit_to_deadline(conn)
                         return work(conn)
             except StoreUnavailableError as exc:
-                if server is self._primary:
+                if server is servers[-1]:
                     raise
-                server.down_until = time.monotonic() + REPLICA_BACKOFF_S
-                logger.warning("%s; reading from the next server for %.0f s", exc, REPLICA_BACKOFF_S)
-        raise AssertionError("unreachable: the primary is always tried last")  # pragma: no cover
+                if server is not self._primary:
+                    server.down_until = time.monotonic() + REPLICA_BACKOFF_S
+                logger.warning("%s; reading from the next server", exc)
+        raise AssertionError("unreachable: the last server answers or raises")  # pragma: no cover
 
-    def _read_servers(self) -> list[_Server]:
+    def _read_servers(self, primary_first: bool = False) -> list[_Server]:
+        """The servers a read tries, in order: the replicas not backing off (round robin), then the primary."""
         if self._next_replica is None:
             return [self._primary]
         now = time.monotonic()
         first = next(self._next_replica)
         order = self._replicas[first:] + self._replicas[:first]
-        return [server for server in order if server.down_until <= now] + [self._primary]
+        replicas = [server for server in order if server.down_until <= now]
+        return [self._primary, *replicas] if primary_first else [*replicas, self._primary]
 
     def _caught_up(self, server: _Server, conn: psycopg.Connection[Any]) -> bool:
         """Whether `server` has replayed this process's last write (asked only while it may not have)."""

@@ -1,6 +1,9 @@
 """The table of one pgvector index: its columns, how each row's vectors are computed, and its DDL.
 
-One table per index, in the `logitsearch` schema, named like the index: `id` (text, byte order), `seq` (the
+One table per index, in the `logitsearch` schema, named by `relation_name` (the index's name, cut to 40 characters,
+`#` and 8 hex digits of its hash: no index name, nor any name PostgreSQL derives for a table's own relations —
+`<table>_pkey`, `<table>_seq_seq`, the registry `indexes` — can be another index's table; indexes created before
+keep the table named like the index, which the registry's NULL `relation` says): `id` (text, byte order), `seq` (the
 insertion order: an upsert of a stored id keeps it), the raw `logits`, an optional `thumbnail` (bytea), the argmax class (`predicted`), `metadata` (jsonb, GIN index), and one column per candidate space
 of `indexes.metrics.EMBEDDINGS`: the centred and unit logits, and at each declared temperature T the
 log-softmax (`ce`, `kl`), `[q, −H(q)]` (`kl_reverse`) and `√q` (`js`, `tri`). They are computed here in
@@ -8,6 +11,7 @@ float64 and stored as float32, the same vectors the FAISS store searches, so tha
 candidates and share one certificate. A registry table records each index's model, dimension and temperatures.
 """
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -75,19 +79,36 @@ def _distinct_embeddings() -> list[Embedding]:
     return list(seen.values())
 
 
+def relation_name(name: str) -> str:
+    """The table of a new index named `name`: at most 49 characters, so that `#shard<i>` and PostgreSQL's own
+    suffixes fit in an identifier (63 bytes), and holding `#`, which index names cannot hold."""
+    return f"{name[:40]}#{hashlib.sha256(name.encode()).hexdigest()[:8]}"
+
+
 @dataclass(frozen=True)
 class Layout:
-    """The columns of an index of dimension `dim` holding vectors for `temperatures`."""
+    """The columns of an index of dimension `dim` holding vectors for `temperatures`, in table `relation` (None: the
+    index's own name, as tables were named before `relation_name`)."""
 
     name: str
     dim: int
     temperatures: tuple[float, ...]
     index_type: str = "flat"
     shards: int = 0  # shard servers of a sharded index (`shards.py`); 0: one server
+    relation: str | None = None
+
+    @property
+    def table_name(self) -> str:
+        return self.relation or self.name
 
     @property
     def table(self) -> sql.Identifier:
-        return sql.Identifier(SCHEMA, self.name)
+        return sql.Identifier(SCHEMA, self.table_name)
+
+    @property
+    def stem(self) -> str:
+        """The start of the names of the index's other relations (a sharded index's partitions and sequence)."""
+        return self.relation or self.name[:40]
 
     @property
     def columns(self) -> list[Column]:
@@ -189,14 +210,20 @@ def _table_statements(layout: Layout, seq: str) -> list[sql.Composed | sql.SQL]:
 
 
 def registry_statements() -> list[sql.Composed | sql.SQL]:
-    """DDL of the schema and its registry of indexes (idempotent)."""
+    """DDL of the schema and its registry of indexes (idempotent; `relation` added to a registry made before it,
+    taking its lock only then)."""
+    registry = sql.Identifier(SCHEMA, REGISTRY)
     return [
         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)),
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, model text NOT NULL, model_sha256 text NOT NULL, "
             "dim integer NOT NULL, temperatures float8[] NOT NULL, index_type text NOT NULL, "
-            "created_at timestamptz NOT NULL DEFAULT now())"
-        ).format(sql.Identifier(SCHEMA, REGISTRY)),
+            "created_at timestamptz NOT NULL DEFAULT now(), relation text)"
+        ).format(registry),
+        sql.SQL(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = {}::regclass AND attname = 'relation' "
+            "AND NOT attisdropped) THEN ALTER TABLE {} ADD COLUMN relation text; END IF; END $$"
+        ).format(sql.Literal(f'{SCHEMA}."{REGISTRY}"'), registry),
     ]
 
 

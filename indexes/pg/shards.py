@@ -55,8 +55,8 @@ def check_shards(shards: Sequence[str]) -> tuple[str, ...]:
 
 
 def partition(layout: Layout, i: int) -> sql.Identifier:
-    """The coordinator's foreign table for shard `i` (named by the index's hash: index names may be 63 bytes long)."""
-    return sql.Identifier(SCHEMA, f"{layout.name[:40]}#shard{i}")
+    """The coordinator's foreign table for shard `i` (index names may be 63 bytes long: `Layout.stem` is shorter)."""
+    return sql.Identifier(SCHEMA, f"{layout.stem}#shard{i}")
 
 
 def coordinator_statements(layout: Layout, shards: Sequence[str]) -> list[sql.Composed | sql.SQL]:
@@ -108,7 +108,7 @@ def coordinator_statements(layout: Layout, shards: Sequence[str]) -> list[sql.Co
                 sql.Literal(i),
                 sql.Identifier(server_name(url)),
                 sql.Literal(SCHEMA),
-                sql.Literal(layout.name),
+                sql.Literal(layout.table_name),
             )
         )
     return statements
@@ -132,7 +132,7 @@ def drop_statements(layout: Layout) -> list[sql.Composed | sql.SQL]:
 
 
 def sequence(layout: Layout) -> sql.Identifier:
-    return sql.Identifier(SCHEMA, f"{layout.name[:40]}#seq")
+    return sql.Identifier(SCHEMA, f"{layout.stem}#seq")
 
 
 def upsert_statements(layout: Layout) -> tuple[sql.Composed, sql.Composed, sql.Composed]:
@@ -144,7 +144,7 @@ def upsert_statements(layout: Layout) -> tuple[sql.Composed, sql.Composed, sql.C
         sql.SQL("INSERT INTO {} ({}) VALUES (COALESCE(%s, nextval({})), {})").format(
             layout.table,
             sql.SQL(", ").join(sql.Identifier(name) for name in names),
-            sql.Literal(f'{SCHEMA}."{layout.name[:40]}#seq"'),  # index names hold no quote (the catalog checks)
+            sql.Literal(f'{SCHEMA}."{layout.stem}#seq"'),  # index names hold no quote (the catalog checks)
             sql.SQL(", ").join(sql.Placeholder() * (len(names) - 1)),
         ),
     )

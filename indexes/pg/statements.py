@@ -23,17 +23,26 @@ def _registry() -> sql.Identifier:
 
 
 def register() -> sql.Composed:
-    """Record a new index: name, model, model_sha256, dim, temperatures, index_type (an existing name fails)."""
+    """Record a new index: name, model, model_sha256, dim, temperatures, index_type, relation (an existing name
+    fails)."""
     return sql.SQL(
-        "INSERT INTO {} (name, model, model_sha256, dim, temperatures, index_type) VALUES (%s, %s, %s, %s, %s, %s)"
+        "INSERT INTO {} (name, model, model_sha256, dim, temperatures, index_type, relation) "
+        "VALUES (%s, %s, %s, %s, %s, %s, %s)"
     ).format(_registry())
 
 
 def registry_row() -> sql.Composed:
-    """model, model_sha256, dim, temperatures, index_type of the index named %s."""
-    return sql.SQL("SELECT model, model_sha256, dim, temperatures, index_type FROM {} WHERE name = %s").format(
-        _registry()
-    )
+    """model, model_sha256, dim, temperatures, index_type, relation of the index named %s (the relation read through
+    jsonb: a replica of a registry made before that column still answers)."""
+    return sql.SQL(
+        "SELECT model, model_sha256, dim, temperatures, index_type, to_jsonb(r) ->> 'relation' FROM {} AS r "
+        "WHERE name = %s"
+    ).format(_registry())
+
+
+def relation_of() -> sql.Composed:
+    """The relation of the index named %s (no row: not registered; NULL: its table is named like it)."""
+    return sql.SQL("SELECT relation FROM {} WHERE name = %s").format(_registry())
 
 
 def unregister() -> sql.Composed:

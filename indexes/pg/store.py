@@ -2,7 +2,7 @@
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +47,7 @@ from .schema import (
     Layout,
     check_temperatures,
     create_statements,
+    relation_name,
 )
 from .shards import (
     check_shards,
@@ -121,9 +122,18 @@ class PgVectorStore:
                     '"index_type" or "shards"'
                 )
         store = cls(db, spec)
+        store._layout = replace(store._layout, relation=relation_name(spec.name))
 
         def work(conn: Connection) -> None:
-            values = (spec.name, spec.model_name, spec.model_sha256, spec.dim, list(spec.temperatures), spec.index_type)
+            values = (
+                spec.name,
+                spec.model_name,
+                spec.model_sha256,
+                spec.dim,
+                list(spec.temperatures),
+                spec.index_type,
+                store._layout.relation,
+            )
             conn.execute(statements.register(), values)
             ddl = (
                 coordinator_statements(store._layout, spec.shards)
@@ -138,8 +148,8 @@ class PgVectorStore:
         except StoreConflictError as exc:
             raise StoreConflictError(
                 f"PostgreSQL holds an index named {spec.name!r} already (another service's, or left by a create that "
-                f'did not finish): drop it there (DROP TABLE logitsearch."{spec.name}"; DELETE FROM logitsearch.indexes '
-                f"WHERE name = '{spec.name}'), or choose another name"
+                f'did not finish): drop it there (DROP TABLE logitsearch."{store._layout.table_name}"; DELETE FROM '
+                f"logitsearch.indexes WHERE name = '{spec.name}'), or choose another name"
             ) from exc
         if spec.shards:
             try:
@@ -158,6 +168,9 @@ class PgVectorStore:
         name = self._spec.name
 
         def work(conn: Connection) -> None:
+            row = conn.execute(statements.relation_of(), (name,)).fetchone()
+            if row is not None:  # never used since it was opened: its table is the one the registry names
+                self._layout = replace(self._layout, relation=row[0])
             for statement in (
                 drop_statements(self._layout) if self._spec.shards else [statements.drop_table(self._layout)]
             ):
@@ -229,13 +242,15 @@ class PgVectorStore:
             raise IndexClosedError(f"index {self.name!r} was closed (dropped, or the service is stopping)")
         if self._checked:
             return
-        row = self._db.write(lambda conn: conn.execute(statements.registry_row(), (self.name,)).fetchone())
+        # On the primary, else a replica: a service started while its primary is down serves reads from a replica.
+        statement = statements.registry_row()
+        row = self._db.read(lambda conn: conn.execute(statement, (self.name,)).fetchone(), primary_first=True)
         if row is None:
             raise IndexCorruptedError(
                 f"index {self.name!r} has no table in the PostgreSQL database (dropped there?); "
                 f"DELETE /v1/indexes/{self.name} and create it again"
             )
-        model, sha256, dim, temperatures, index_type = row
+        model, sha256, dim, temperatures, index_type, relation = row
         expected = (self._spec.model_name, self._spec.model_sha256, self.dim, list(self.temperatures), self.index_type)
         if (model, sha256, dim, list(temperatures), index_type) != expected:
             raise ManifestMismatchError(
@@ -245,6 +260,7 @@ class PgVectorStore:
                 f"temperatures {list(self.temperatures)}, {self.index_type}; serve the model it was built with, or "
                 f"DELETE /v1/indexes/{self.name} and create it again"
             )
+        self._layout = replace(self._layout, relation=relation)
         self._checked = True
 
     def count(self) -> int:
@@ -319,7 +335,6 @@ class PgVectorStore:
         pagination on (value, seq), the derived values computed by the server."""
         checked = parse_filter(filter)
         where, params = statements.where(checked, temperature)
-        statement = statements.next_page(self._layout, where, order, after is not None)
         cursor: tuple[Any, ...] = ()
         if after is not None:
             cursor = (after.value, after.seq) if order.derived else (after.seq,)
@@ -327,6 +342,7 @@ class PgVectorStore:
 
         def work(conn: Connection) -> Page:
             refuse_mixed_types(conn, self._layout, checked)
+            statement = statements.next_page(self._layout, where, order, after is not None)
             rows = conn.cursor(binary=True).execute(statement, bound).fetchall()
             matched = conn.execute(statements.count(self._layout, where), params).fetchone()
             shown = rows[:limit]

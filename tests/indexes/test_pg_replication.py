@@ -50,6 +50,15 @@ def test_reads_go_to_the_replica_and_see_this_process_writes(
         assert len(store.search(rng.standard_normal(DIM), 5, metric="js").neighbors[0]) == 5
         with pytest.raises(StoreUnavailableError, match="unreachable"):
             store.upsert(["x"], rng.standard_normal((1, DIM)), [{}])
+        # A service started while the primary is down checks its indexes on the replica and serves reads.
+        restarted = PgDatabase(PgOptions(primary.url, read_urls=(standby.url,), connect_timeout_s=1.0))
+        restarted.open()
+        try:
+            reopened = _store(restarted, store.name)
+            assert reopened.count() == 1000 and reopened.get("b3-7").metadata == {"batch": 3}
+            assert len(reopened.search(rng.standard_normal(DIM), 5, metric="ce").neighbors[0]) == 5
+        finally:
+            restarted.close()
         primary.start()
         standby.stop()  # a replica that is down: reads fall back to the primary
         assert store.count() == 1000

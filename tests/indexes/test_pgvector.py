@@ -177,3 +177,50 @@ def test_statements_stop_at_the_timeout_and_at_the_request_deadline(pg_server: P
         assert database.read(lambda conn: conn.execute("SELECT 1").fetchone()) == (1,)  # the pool is fine after
     finally:
         database.close()
+
+
+def test_index_names_postgresql_gives_its_own_relations_are_indexes_like_any(
+    pg_database: PgDatabase, rng: np.random.Generator
+) -> None:
+    """`indexes` (the registry) and the names PostgreSQL derives for an index's key, GIN index and sequence, also
+    at the 63-byte limit, where PostgreSQL cuts names: each is an index of its own, beside the one it names."""
+    first = PgVectorStore.create(pg_database, _spec(name=f"c{uuid.uuid4().hex[:8]}"))
+    long_name = "l" * 50 + uuid.uuid4().hex[:13]  # 63 characters, the longest name the catalog takes
+    stores = [first, PgVectorStore.create(pg_database, _spec(name=long_name, index_type="hnsw"))]
+    try:
+        derived = [f"{first.name}_{suffix}" for suffix in ("pkey", "metadata_idx", "seq_seq", "logits_idx")]
+        for name in [*derived, "indexes", long_name[:62] + "x", long_name[:58] + "_pkey"]:
+            stores.append(PgVectorStore.create(pg_database, _spec(name=name)))
+        for i, store in enumerate(stores):
+            store.upsert([f"{i}-a", f"{i}-b"], rng.standard_normal((2, DIM)), [{"i": i}, {"i": i}])
+        for i, store in enumerate(stores):
+            reopened = PgVectorStore(pg_database, _spec(name=store.name, index_type=store.index_type))
+            assert reopened.count() == 2 and reopened.get(f"{i}-b").metadata == {"i": i}
+            assert {n.id for n in reopened.search(rng.standard_normal(DIM), 5).neighbors[0]} == {f"{i}-a", f"{i}-b"}
+    finally:
+        for store in stores:
+            store.drop()
+    with psycopg.connect(pg_database.options.url) as conn:
+        left = conn.execute("SELECT count(*) FROM logitsearch.indexes WHERE name = ANY(%s)", ([s.name for s in stores],))
+        assert left.fetchone() == (0,)
+
+
+def test_an_index_created_before_relation_names_is_served_and_dropped(
+    pg_database: PgDatabase, rng: np.random.Generator
+) -> None:
+    """Tables made before `relation_name` are named like their index (NULL relation in the registry)."""
+    spec = _spec()
+    with psycopg.connect(pg_database.options.url) as conn:
+        for statement in create_statements(Layout(spec.name, DIM, spec.temperatures)):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO logitsearch.indexes (name, model, model_sha256, dim, temperatures, index_type) "
+            "VALUES (%s, %s, %s, %s, %s, 'flat')",
+            (spec.name, spec.model_name, spec.model_sha256, DIM, list(spec.temperatures)),
+        )
+    store = PgVectorStore(pg_database, spec)
+    store.upsert(["a", "b"], rng.standard_normal((2, DIM)), [{}, {}])
+    assert PgVectorStore(pg_database, spec).count() == 2
+    PgVectorStore(pg_database, spec).drop()  # never used since opened: finds its table through the registry
+    with psycopg.connect(pg_database.options.url) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (f'logitsearch."{spec.name}"',)).fetchone() == (None,)

@@ -11,6 +11,7 @@ import pytest
 
 from indexes.errors import InvalidInputError, StoreUnavailableError
 from indexes.pages import Order
+from indexes.pg.schema import relation_name
 from tests.helpers import brute_force
 
 if TYPE_CHECKING:
@@ -66,7 +67,7 @@ def test_rows_live_on_the_shards_and_listing_counting_deleting_work_as_on_one_se
     held = []
     for server in shard_servers:
         with psycopg.connect(server.url) as conn:
-            row = conn.execute(f'SELECT count(*) FROM logitsearch."{sharded.name}"').fetchone()
+            row = conn.execute(f'SELECT count(*) FROM logitsearch."{relation_name(sharded.name)}"').fetchone()
             held.append(row[0] if row else 0)
     assert sum(held) == N and min(held) > 0
     ids, vectors, _ = _data()
