@@ -18,9 +18,9 @@ from indexes.errors import (
     IndexClosedError,
     IndexCorruptedError,
     InUseError,
-    ManifestMismatchError,
     InvalidInputError,
     ItemNotFoundError,
+    ManifestMismatchError,
     StorageError,
     StorageFullError,
     StoreConflictError,
@@ -171,7 +171,9 @@ def allowed_methods(request: Request) -> list[str]:
     return [
         method
         for method in _METHODS
-        if any(route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes)
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in request.app.router.routes
+        )
     ]
 
 

@@ -201,7 +201,9 @@ def test_index_names_postgresql_gives_its_own_relations_are_indexes_like_any(
         for store in stores:
             store.drop()
     with psycopg.connect(pg_database.options.url) as conn:
-        left = conn.execute("SELECT count(*) FROM logitsearch.indexes WHERE name = ANY(%s)", ([s.name for s in stores],))
+        left = conn.execute(
+            "SELECT count(*) FROM logitsearch.indexes WHERE name = ANY(%s)", ([s.name for s in stores],)
+        )
         assert left.fetchone() == (0,)
 
 

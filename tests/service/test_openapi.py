@@ -4,7 +4,6 @@ import re
 from typing import Any
 
 import pytest
-
 from fastapi.testclient import TestClient
 
 from tests.helpers import openapi_schema, valid_against_openapi

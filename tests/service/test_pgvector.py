@@ -151,7 +151,9 @@ def test_an_index_whose_model_was_retrained_is_503_with_the_reason(
 ) -> None:
     pg = _unique("retrained")
     with TestClient(create_app(pg_settings)) as client:
-        assert client.post("/v1/indexes", json={"name": pg, "model": "digits-cnn", "store": "pgvector"}).status_code == 201
+        assert (
+            client.post("/v1/indexes", json={"name": pg, "model": "digits-cnn", "store": "pgvector"}).status_code == 201
+        )
         assert client.post(f"/v1/indexes/{pg}/items", json={"items": _items(rng, 3)}).status_code == 200
     # Retrained under the same name: the logits in PostgreSQL are another model's now.
     train_classifier(
@@ -164,5 +166,7 @@ def test_an_index_whose_model_was_retrained_is_503_with_the_reason(
         listed = client.get(f"/v1/indexes/{pg}").json()
         assert listed["status"] == "unavailable" and "sha256" in listed["reason"]
         assert client.delete(f"/v1/indexes/{pg}").status_code == 200  # how the user starts over
-        assert client.post("/v1/indexes", json={"name": pg, "model": "digits-cnn", "store": "pgvector"}).status_code == 201
+        assert (
+            client.post("/v1/indexes", json={"name": pg, "model": "digits-cnn", "store": "pgvector"}).status_code == 201
+        )
         assert client.delete(f"/v1/indexes/{pg}").status_code == 200
