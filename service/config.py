@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     max_concurrent_decodes: int = Field(
         2, ge=1, description="Images decoded at once, all requests together (each up to 4 bytes x max_image_pixels)"
     )
+    max_indexes: int = Field(
+        1000,
+        ge=1,
+        description="Most indexes one service holds (507 past it); fewer when the open-file limit leaves room for "
+        "fewer: each FAISS index keeps 2 files open",
+    )
     max_eval_queries: int = Field(500, ge=1, description="Most queries one POST /v1/evaluate may sample or send")
     max_eval_items: int = Field(
         20_000, ge=2, description="Most items each POST /v1/evaluate query is ranked against (larger indexes: sampled)"

@@ -76,6 +76,10 @@ class InvalidIndexError(ServiceError, ValueError):
     """A bad index name or option (422)."""
 
 
+class IndexLimitError(ServiceError):
+    """The service holds as many indexes as it may (`LOGITSEARCH_MAX_INDEXES`, the open-file limit)."""
+
+
 class IndexUnavailableError(ServiceNotReadyError):
     """The index is in the catalog but cannot serve: its files or its model do not check out (503)."""
 
@@ -103,6 +107,7 @@ _STATUS: list[tuple[type[Exception], int]] = [
     (LimitExceededError, 422),
     (InvalidVectorsError, 422),
     (StorageFullError, 507),
+    (IndexLimitError, 507),
     (StorageError, 503),
     (StoreUnavailableError, 503),
     (DeadlineExceededError, 503),

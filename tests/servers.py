@@ -1,6 +1,7 @@
 """Server-starting helpers: uvicorn in a thread, or `logitsearch serve` in a child process."""
 
 import os
+import resource
 import socket
 import subprocess
 import sys
@@ -45,8 +46,9 @@ def serving(settings: Settings) -> Iterator[str]:
         thread.join(timeout=30)
 
 
-def start_serve_process(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
-    """`python -m service.cli serve` on `data_dir` in a child process, returned once `/ready` answers 200."""
+def start_serve_process(data_dir: Path, port: int, open_files: int | None = None) -> subprocess.Popen[bytes]:
+    """`python -m service.cli serve` on `data_dir` in a child process, returned once `/ready` answers 200; with
+    `open_files`, under that open-file limit (soft and hard)."""
     env = os.environ | {
         "LOGITSEARCH_DATA_DIR": str(data_dir),
         "LOGITSEARCH_PORT": str(port),
@@ -55,7 +57,14 @@ def start_serve_process(data_dir: Path, port: int) -> subprocess.Popen[bytes]:
         "LOGITSEARCH_NUM_THREADS": "1",
         "LOGITSEARCH_LOG_LEVEL": "warning",
     }
-    process = subprocess.Popen([sys.executable, "-m", "service.cli", "serve"], env=env, stderr=subprocess.PIPE)
+
+    def limit() -> None:
+        if open_files is not None:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, open_files))
+
+    process = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "serve"], env=env, stderr=subprocess.PIPE, preexec_fn=limit
+    )
     deadline = time.monotonic() + 90
     while time.monotonic() < deadline:
         if process.poll() is not None:

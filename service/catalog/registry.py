@@ -28,12 +28,14 @@ from models import Classifier, ModelError, ModelNotFoundError, ModelSpec, read_s
 from ..config import INDEX_NAME_PATTERN, Settings
 from ..errors import (
     IndexExistsError,
+    IndexLimitError,
     IndexNotFoundError,
     IndexUnavailableError,
     ServiceNotReadyError,
 )
 from .bootstrap import import_plugins
 from .classifiers import ModelCache
+from .descriptors import index_capacity
 from .entries import (
     ENTRY_FILE,
     INDEX_NAME,
@@ -73,6 +75,7 @@ class Catalog:
         self._dropping: set[str] = set()  # indexes being dropped: their directories are going away
         self._creating: set[str] = set()  # names being created: reserved, their directories not there yet
         self.models = ModelCache(settings)
+        self.max_indexes = index_capacity(settings.max_indexes)
         self._lock = threading.Lock()  # guards _slots
 
     @property
@@ -98,6 +101,11 @@ class Catalog:
                 continue
             elif not INDEX_NAME.fullmatch(path.name):
                 logger.warning("ignoring %s: not a valid index name (%s)", path, INDEX_NAME_PATTERN)
+            elif len(self._slots) >= self.max_indexes:
+                reason = f"not opened: {self._full()}"
+                logger.error("index %r is %s", path.name, reason)
+                with self._lock:
+                    self._slots[path.name] = _Slot(IndexEntry(path.name, model=""), reason=reason)
             else:
                 with self._lock:
                     self._slots[path.name] = self._open_slot(path)
@@ -213,6 +221,8 @@ class Catalog:
         with self._lock:
             if name in self._slots or name in self._creating or final.exists():
                 raise IndexExistsError(f"index {name!r} exists; DELETE /v1/indexes/{name} first, or choose another")
+            if len(self._slots) + len(self._creating) >= self.max_indexes:
+                raise IndexLimitError(f"cannot create index {name!r}: {self._full()}")
             self._creating.add(name)
         try:
             self._make(final, entry, spec)
@@ -242,6 +252,12 @@ class Catalog:
             if created is not None and entry.store != "faiss":
                 drop_store(created, entry.store)  # the entry did not make it: remove the table too
             shutil.rmtree(staging, ignore_errors=True)
+
+    def _full(self) -> str:
+        return (
+            f"this service holds {self.max_indexes} indexes, its limit (LOGITSEARCH_MAX_INDEXES, and the open-file "
+            "limit: 2 files per index); drop one, or raise both and restart"
+        )
 
     def drop(self, name: str) -> None:
         """Close the index `name` and delete its files; it does not come back after a restart.
@@ -303,6 +319,8 @@ class Catalog:
     def _adopt(self, name: str) -> _Slot:
         """Open an index created elsewhere and serve it from now on; while it cannot be opened (its creator still
         owns it, say), 503 with the reason, not remembered: the next request tries again."""
+        if len(self._slots) >= self.max_indexes:
+            raise IndexUnavailableError(f"index {name!r} is unavailable: not opened: {self._full()}")
         slot = self._open_slot(self.indexes_dir / name)
         if slot.store is None:
             raise IndexUnavailableError(f"index {name!r} is unavailable: {slot.reason}")

@@ -64,7 +64,7 @@ class ConnectionFailed(Unavailable):
 
 
 class StorageFull(LogitSearchError):
-    """507: the server's disk is full; nothing of the request was stored."""
+    """507: the server's disk is full, or it holds as many indexes as it may; nothing of the request was stored."""
 
 
 class ServerError(LogitSearchError):

@@ -9,7 +9,7 @@ from ..catalog.entries import IndexStatus
 from ..errors import IndexConflictError
 from ..http.deps import CatalogDep, SettingsDep, require_write_key
 from ..http.routing import OffLoopRoute
-from ..schemas import WRITE_RESPONSES, DropResponse, ErrorResponse, IndexCreateRequest, IndexDescription, IndexList
+from ..schemas import DropResponse, ErrorResponse, IndexCreateRequest, IndexDescription, IndexList
 
 router = APIRouter(route_class=OffLoopRoute, prefix="/indexes", tags=["indexes"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No index of that name"}}
@@ -59,7 +59,10 @@ def list_indexes(catalog: CatalogDep) -> IndexList:
     responses={
         404: {"model": ErrorResponse, "description": "No model of that name"},
         409: {"model": ErrorResponse, "description": "An index of that name exists"},
-        **WRITE_RESPONSES,
+        507: {
+            "model": ErrorResponse,
+            "description": "The disk is full, or the service holds as many indexes as it may (MAX_INDEXES)",
+        },
     },
 )
 def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescription:

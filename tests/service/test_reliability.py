@@ -161,3 +161,48 @@ def test_protect_reads_requires_the_key_for_reads(settings: Settings, protect_re
         assert client.post("/v1/search", json={"queries": [{"id": "digits-1"}]}).status_code == expected
         assert client.get("/v1/items/digits-1", headers={"X-API-Key": "k3y"}).status_code == 200
         assert client.get("/health").status_code == 200  # liveness stays open for orchestrators
+
+
+def test_max_indexes_answers_507_and_a_drop_makes_room(settings: Settings) -> None:
+    limited = settings.model_copy(update={"max_indexes": 3})
+    with serving(limited) as url, httpx.Client(base_url=url, timeout=30) as http:
+        for name in ("a", "b"):  # the default index is the first of the three
+            assert http.post("/v1/indexes", json={"name": name, "model": "digits-cnn"}).status_code == 201
+        refused = http.post("/v1/indexes", json={"name": "c", "model": "digits-cnn"})
+        assert refused.status_code == 507 and "holds 3 indexes" in refused.json()["detail"], refused.text
+        assert "LOGITSEARCH_MAX_INDEXES" in refused.json()["detail"] and "c" not in _index_names(http)
+        assert http.delete("/v1/indexes/a").status_code == 200
+        assert http.post("/v1/indexes", json={"name": "c", "model": "digits-cnn"}).status_code == 201
+
+
+def _index_names(http: httpx.Client) -> set[str]:
+    return {index["name"] for index in http.get("/v1/indexes").json()["indexes"]}
+
+
+def test_under_a_small_open_file_limit_creates_stop_at_507_and_connections_keep_coming(settings: Settings) -> None:
+    """1,024 open files let a service create ~500 indexes, then fail with EMFILE (500) and refuse connections; the
+    capacity is now computed from the limit at start. 320 files: (320 - 256 reserved) / 2 = 32 indexes."""
+    port = free_port()
+    server = start_serve_process(settings.data_dir, port, open_files=320)
+    try:
+        with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) as http:
+            created = 1  # the default index
+            while (
+                answer := http.post("/v1/indexes", json={"name": f"i{created}", "model": "digits-cnn"})
+            ).status_code == 201:
+                created += 1
+                assert created <= 40, "no limit was applied"
+            assert answer.status_code == 507 and "open-file limit" in answer.json()["detail"], answer.text
+            assert created == 32
+            for name in ("i1", f"i{created - 1}"):
+                items = {"items": [{"id": "x", "logits": [1.0] * 10}]}
+                assert http.post(f"/v1/indexes/{name}/items", json=items).status_code == 200
+        clients = [httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=30) for _ in range(40)]
+        try:  # 40 new connections at once: each is served
+            assert all(c.get("/health").status_code == 200 for c in clients)
+        finally:
+            for c in clients:
+                c.close()
+    finally:
+        server.send_signal(signal.SIGKILL)
+        server.wait(timeout=30)
