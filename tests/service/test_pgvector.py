@@ -1,10 +1,13 @@
 """Indexes in PostgreSQL + pgvector over real HTTP: created per request, same answers as FAISS, 503 when down."""
 
+import threading
+import time
 import uuid
 from typing import Any
 
 import httpx
 import numpy as np
+import psycopg
 import pytest
 import torch
 from fastapi.testclient import TestClient
@@ -170,3 +173,45 @@ def test_an_index_whose_model_was_retrained_is_503_with_the_reason(
             client.post("/v1/indexes", json={"name": pg, "model": "digits-cnn", "store": "pgvector"}).status_code == 201
         )
         assert client.delete(f"/v1/indexes/{pg}").status_code == 200
+
+
+def test_a_create_waiting_on_a_locked_database_holds_up_no_other_request(
+    pg_settings: Settings, pg_server: PostgresServer
+) -> None:
+    """The registry table locked in PostgreSQL for as long as the test likes: the pgvector create waits on it, and
+    meanwhile the FAISS index, `/health` and the index's description answer (a create held the catalog lock
+    across the database call before: 8 s of lock, 8 s for every request)."""
+    pg = _unique("locked")
+    with serving(pg_settings) as url, httpx.Client(base_url=url, timeout=60) as http:
+        assert http.post("/v1/search", json={"queries": [{"id": "digits-7"}], "k": 3}).status_code == 200
+        with psycopg.connect(pg_server.url) as locker:
+            locker.execute("CREATE SCHEMA IF NOT EXISTS logitsearch")
+            locker.execute(
+                "CREATE TABLE IF NOT EXISTS logitsearch.indexes (name text PRIMARY KEY, model text NOT NULL, "
+                "model_sha256 text NOT NULL, dim integer NOT NULL, temperatures float8[] NOT NULL, "
+                "index_type text NOT NULL, created_at timestamptz NOT NULL DEFAULT now(), relation text)"
+            )
+            locker.commit()
+            locker.execute("LOCK TABLE logitsearch.indexes IN ACCESS EXCLUSIVE MODE")
+            answers: list[httpx.Response] = []
+            creating = threading.Thread(
+                target=lambda: answers.append(
+                    http.post("/v1/indexes", json={"name": pg, "model": "digits-cnn", "store": "pgvector"})
+                )
+            )
+            creating.start()
+            time.sleep(1.0)  # the create is now waiting on the lock
+            assert creating.is_alive()
+            # Had they to wait for the create, they would wait for the lock, which is held until they all answered.
+            for _ in range(10):
+                assert (
+                    http.post("/v1/search", json={"queries": [{"id": "digits-7"}], "k": 3}, timeout=10).status_code
+                    == 200
+                )
+                assert http.get("/health", timeout=10).status_code == 200
+                assert http.get("/v1/indexes/default", timeout=10).status_code == 200
+            assert creating.is_alive()
+            locker.rollback()  # the lock goes; the create finishes
+        creating.join(timeout=30)
+        assert answers and answers[0].status_code == 201, answers
+        assert http.delete(f"/v1/indexes/{pg}").status_code == 200
