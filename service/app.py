@@ -19,6 +19,7 @@ from .config import Settings, get_settings
 from .errors import register_error_handlers
 from .http.access import AccessControl
 from .http.limits import BodySizeLimit, RequestTimeout
+from .http.openapi import install_openapi
 from .http.telemetry import install_metrics
 from .routes import analyses, count, divergence, embed, evaluate, health, indexes, info, items, models, search
 from .routes.web import install_web
@@ -130,4 +131,5 @@ def create_app(settings: Settings | None = None, catalog: Catalog | None = None)
     app.add_middleware(RequestTimeout, seconds=app.state.settings.request_timeout_s)
     app.add_middleware(AccessControl, settings=app.state.settings)  # keys and Host before any body is read
     install_metrics(app)
+    install_openapi(app, app.state.settings)
     return app

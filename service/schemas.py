@@ -24,6 +24,10 @@ MEASURES: tuple[str, ...] = ("ce", "kl", "kl_reverse", "js", "tri", "euclidean")
 EXTRA_MEASURES: tuple[str, ...] = ("l2", "l2_centered", "cosine")
 #: Characters in an item id (indexes.validation.MAX_ID_LENGTH).
 MAX_ID_LENGTH = 256
+#: Fields a listing is ordered by (indexes.pages.ORDER_FIELDS).
+ORDER_FIELDS: tuple[str, ...] = ("insertion", "confidence", "margin", "entropy")
+#: Index names (service.config.INDEX_NAME_PATTERN).
+INDEX_NAME_PATTERN = r"[a-z0-9][a-z0-9_-]{0,62}"
 #: Metrics an evaluation ranks against the exact CE ranking (evaluation.measures.RANKING_METRICS).
 RANKING_METRICS: tuple[str, ...] = ("l2", "l2_centered", "kl", "js", "tri", "cosine")
 #: An evaluation's temperatures by default, and at most how many (evaluation.options).
@@ -72,8 +76,15 @@ Metadata = dict[str, Any]
 
 # The schema is as strict as the validation where JSON Schema can say it (clients and fuzzers generate from it);
 # the checks themselves stay in the library, with their messages.
+#: No control character (C0, DEL, C1): the ids the service refuses that a pattern can name (unassigned code points
+#: are refused too, but no regular expression lists them).
+_PRINTABLE = "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
 ItemId = Annotated[
-    str, Field(description="1-256 printable characters", json_schema_extra={"minLength": 1, "maxLength": MAX_ID_LENGTH})
+    str,
+    Field(
+        description="1-256 printable characters",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_ID_LENGTH, "pattern": _PRINTABLE},
+    ),
 ]
 _LOGITS_SCHEMA = {
     "type": "array",
@@ -220,7 +231,13 @@ _ORDER_DOC = (
     "insertion (default), confidence, margin or entropy (at `temperature`), optionally :asc (default) or :desc; "
     "ties in insertion order"
 )
-Order = Annotated[str, Field(description=_ORDER_DOC, examples=["confidence:asc"], max_length=32)]
+ORDER_PATTERN = f"^(({'|'.join(ORDER_FIELDS)})(:(asc|desc))?)?$"
+Order = Annotated[
+    str,
+    Field(
+        description=_ORDER_DOC, examples=["confidence:asc"], max_length=32, json_schema_extra={"pattern": ORDER_PATTERN}
+    ),
+]
 PageLimit = Annotated[int, Field(ge=1, le=1000, description="Items per page")]
 
 
@@ -543,7 +560,10 @@ class AnnParameters(Strict):
 
 
 class IndexCreateRequest(Strict):
-    name: str = Field(description="1-63 lowercase letters, digits, '_' or '-', starting with a letter or digit")
+    name: str = Field(
+        description="1-63 lowercase letters, digits, '_' or '-', starting with a letter or digit",
+        json_schema_extra={"pattern": f"^{INDEX_NAME_PATTERN}$"},
+    )
     model: str = Field(description="The model whose logits the index holds (GET /v1/models lists them)")
     store: str = Field(
         "faiss",

@@ -18,6 +18,7 @@ from ..http.listing import class_filter, filter_from_query, item_out, list_page
 from ..http.responses import model_response
 from ..http.routing import OffLoopRoute
 from ..schemas import (
+    ORDER_PATTERN,
     WRITE_RESPONSES,
     DeletedCount,
     DeleteResponse,
@@ -79,7 +80,7 @@ def list_items(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     encoding: EncodingQuery = "json",
     filter: Annotated[str | None, Query(description="A filter as URL-encoded JSON (docs/filters.md)")] = None,
-    order: Annotated[str | None, Query(description=_ORDER_HELP)] = None,
+    order: Annotated[str | None, Query(description=_ORDER_HELP, json_schema_extra={"pattern": ORDER_PATTERN})] = None,
     cursor: Annotated[str | None, Query(description="The `next` of the previous page")] = None,
     temperature: Annotated[float, Query(gt=0, allow_inf_nan=False, description="T of derived fields")] = 1.0,
 ) -> Response:

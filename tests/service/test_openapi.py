@@ -6,6 +6,8 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from service.app import create_app
+from service.config import Settings
 from tests.helpers import openapi_schema, valid_against_openapi
 
 OPENAPI = openapi_schema()
@@ -27,6 +29,12 @@ OPENAPI = openapi_schema()
         ("DivergenceRequest", {"a": [[]], "b": [1.0]}),
         ("DivergenceRequest", {"a": [1.0], "b": [1.0], "measures": ["hamming"]}),
         ("EvaluateRequest", {"metrics": [""]}),
+        ("IndexCreateRequest", {"name": "Photos", "model": "digits-cnn"}),
+        ("IndexCreateRequest", {"name": "-photos", "model": "digits-cnn"}),
+        ("ListRequest", {"order": "size:desc"}),
+        ("ListRequest", {"order": "confidence:up"}),
+        ("UpsertRequest", {"items": [{"id": "tab\there", "logits": [1.0]}]}),
+        ("UpsertRequest", {"items": [{"id": "c1\u0085", "logits": [1.0]}]}),
     ],
 )
 def test_bodies_the_api_refuses_are_outside_the_schema(schema: str, body: Any) -> None:
@@ -40,6 +48,10 @@ def test_bodies_the_api_refuses_are_outside_the_schema(schema: str, body: Any) -
         ("UpsertRequest", {"items": [{"id": "x", "logits": [1.0]}, {"id": "y", "image": "aGk=", "metadata": {}}]}),
         ("DivergenceRequest", {"a": [[1.0, 2.0]], "b": [1.0, 2.0], "measures": ["ce", "cosine"]}),
         ("EvaluateRequest", {"metrics": ["l2", "kl"]}),
+        ("IndexCreateRequest", {"name": "photos_2-b", "model": "digits-cnn"}),
+        ("ListRequest", {"order": "entropy:desc"}),
+        ("ListRequest", {"order": ""}),
+        ("UpsertRequest", {"items": [{"id": "photo 1 é 猫", "logits": [1.0]}]}),
     ],
 )
 def test_bodies_the_api_takes_are_inside_the_schema(schema: str, body: Any) -> None:
@@ -80,3 +92,17 @@ def test_a_405_allows_every_method_the_schema_gives_its_path(client: TestClient)
         served = {method.upper() for template, ops in templates.items() if template.match(url) for method in ops}
         allowed = {method.strip() for method in answer.headers["allow"].split(",")}
         assert served <= allowed <= served | {"HEAD"}, (path, allowed)
+
+
+def test_the_schema_states_this_services_limits(settings: Settings) -> None:
+    """k and batch sizes are configured per service: its schema says its own, and they are where it refuses."""
+    limited = settings.model_copy(update={"max_k": 7, "max_batch": 3})
+    with TestClient(create_app(limited)) as client:
+        schemas = client.get("/openapi.json").json()["components"]["schemas"]
+        assert schemas["SearchRequest"]["properties"]["k"]["maximum"] == 7
+        assert schemas["SearchRequest"]["properties"]["queries"]["anyOf"][0]["maxItems"] == 3
+        assert schemas["UpsertRequest"]["properties"]["items"]["anyOf"][0]["maxItems"] == 3
+        query = {"id": "digits-1"}
+        assert client.post("/v1/search", json={"queries": [query] * 3, "k": 7}).status_code == 200
+        assert client.post("/v1/search", json={"queries": [query] * 3, "k": 8}).status_code == 422
+        assert client.post("/v1/search", json={"queries": [query] * 4, "k": 7}).status_code == 422

@@ -12,8 +12,10 @@ from evaluation.measures import RANKING_METRICS
 from evaluation.options import DEFAULT_TEMPERATURES, MAX_K, MAX_TEMPERATURES
 from indexes.divergences import EXTRA_MEASURES, MEASURES
 from indexes.metrics import SEARCH_METRICS
+from indexes.pages import ORDER_FIELDS
 from indexes.validation import MAX_ID_LENGTH
 from service import schemas
+from service.config import INDEX_NAME_PATTERN
 from tests.helpers import ROOT, modules_after
 
 HEAVY = ("torch", "numba", "faiss", "sklearn", "scipy", "matplotlib", "indexes", "evaluation", "models")
@@ -45,6 +47,7 @@ def test_schemas_names_and_limits_agree_with_the_libraries() -> None:
     assert schemas.RANKING_METRICS == RANKING_METRICS
     assert schemas.DEFAULT_TEMPERATURES == DEFAULT_TEMPERATURES
     assert (schemas.MAX_TEMPERATURES, schemas.MAX_EVAL_K) == (MAX_TEMPERATURES, MAX_K)
+    assert (schemas.ORDER_FIELDS, schemas.INDEX_NAME_PATTERN) == (ORDER_FIELDS, INDEX_NAME_PATTERN)
 
 
 def test_schemas_ranking_row_has_the_evaluators_fields() -> None:
