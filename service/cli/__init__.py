@@ -177,7 +177,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         if not _is_domain_error(exc):
             raise
-        logger.error("%s", " ".join(str(exc).split()))
+        hint = "; is `logitsearch serve` running at --url?" if type(exc).__name__ == "ConnectionFailed" else ""
+        logger.error("%s%s", " ".join(str(exc).split()), hint)
     return 2
 
 
@@ -187,6 +188,7 @@ _DOMAIN_ERRORS = (
     ("models.errors", "ModelError"),
     ("indexes.errors", "IndexError_"),
     ("service.errors", "ServiceError"),
+    ("service.client.errors", "LogitSearchError"),  # what the service answered to a command that asked it
 )
 
 

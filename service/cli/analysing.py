@@ -38,19 +38,11 @@ _OPTIONS = ("filter", "temperature", "limit", "max_items", "label_field", "metri
 
 
 def analyse_index(args: argparse.Namespace, out: Any) -> int:
-    from ..client import NO_RETRY, Client, LogitSearchError
-    from ..client.errors import ConnectionFailed
+    from ..client import NO_RETRY, Client
 
     options = {name: getattr(args, name) for name in _OPTIONS}
-    try:
-        with Client(args.url, api_key=args.api_key, timeout=args.timeout, retry=NO_RETRY) as client:
-            answer = client.analyse(args.kind, index=args.index, **options)
-    except ConnectionFailed as exc:
-        logger.error("%s; is `logitsearch serve` running at --url?", exc)
-        return 2
-    except LogitSearchError as exc:
-        logger.error("analysis failed: %s", " ".join(str(exc).split()))
-        return 2
+    with Client(args.url, api_key=args.api_key, timeout=args.timeout, retry=NO_RETRY) as client:
+        answer = client.analyse(args.kind, index=args.index, **options)
     if args.json:
         out.write(answer.model_dump_json(indent=2) + "\n")
         return 0

@@ -206,8 +206,7 @@ def _held_indexes(settings: Settings) -> dict[str, tuple[Any, None, None, str]]:
 
 
 def search_service(args: argparse.Namespace, out: Any) -> int:
-    from ..client import NO_RETRY, Client, LogitSearchError
-    from ..client.errors import ConnectionFailed
+    from ..client import NO_RETRY, Client
 
     if args.image is not None:
         query: dict[str, Any] = {"images": [args.image]}
@@ -215,17 +214,8 @@ def search_service(args: argparse.Namespace, out: Any) -> int:
         query = {"ids": [args.id]}
     else:
         query = {"logits": list(args.logits)}
-    try:
-        with Client(args.url, api_key=args.api_key, timeout=args.timeout, retry=NO_RETRY) as client:
-            response = client.search(
-                **query, k=args.k, metric=args.metric, temperature=args.temperature, index=args.index
-            )
-    except ConnectionFailed as exc:
-        logger.error("%s; is `logitsearch serve` running at --url?", exc)
-        return 2
-    except LogitSearchError as exc:
-        logger.error("search failed: %s", " ".join(str(exc).split()))
-        return 2
+    with Client(args.url, api_key=args.api_key, timeout=args.timeout, retry=NO_RETRY) as client:
+        response = client.search(**query, k=args.k, metric=args.metric, temperature=args.temperature, index=args.index)
     out.write(f"{'rank':>4}  {'distance':>10}  {'id':<24}  metadata\n")
     for rank, hit in enumerate(response.results[0], 1):
         out.write(f"{rank:>4}  {hit.distance:>10.4f}  {hit.id:<24}  {hit.metadata}\n")

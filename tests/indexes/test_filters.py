@@ -1,8 +1,6 @@
 """Filters: the grammar and its limits, and both stores against one plain-Python oracle (tests/filter_oracle.py)
 on seeded random metadata and random filters."""
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -11,13 +9,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from indexes.durable import DurableIndex
 from indexes.errors import InvalidInputError, MixedTypeFilterError
 from indexes.faiss_index import FaissIndex
 from indexes.filters import MAX_CONDITIONS, MAX_DEPTH, parse_filter, to_json, with_class_indexes
 from indexes.masks import match_filter
 from indexes.store import VectorStore
 from tests import filter_oracle
+from tests.helpers import store_of_kind
 
 DIM, NUM_ITEMS = 4, 60
 FIELDS = ("a", "b", "c", "d", "absent")
@@ -131,21 +129,12 @@ def test_match_filter_reads_each_distinct_object_through_codes() -> None:
 
 
 @pytest.fixture(params=("faiss", "pgvector"))
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> VectorStore:
     """A store of each kind holding `ITEMS`."""
-    opened: VectorStore
-    if request.param == "faiss":
-        opened = DurableIndex.open(tmp_path / "faiss", name="t", model_name="m", model_sha256="ab" * 32, dim=DIM)
-        request.addfinalizer(opened.close)
-    else:
-        from indexes.pg import PgIndexSpec, PgVectorStore
-
-        spec = PgIndexSpec(f"f-{uuid.uuid4().hex[:12]}", "m", "ab" * 32, DIM, (1.0,))
-        opened = PgVectorStore.create(request.getfixturevalue("pg_database"), spec)
-        request.addfinalizer(opened.drop)
+    opened = store_of_kind(request, request.param, tmp_path / "faiss", DIM)
     ids, vectors, metadata = ITEMS
     opened.upsert(ids, vectors, metadata)
-    yield opened
+    return opened
 
 
 def _search_ids(store: VectorStore, filter: dict[str, Any], temperature: float = 1.0) -> set[str]:

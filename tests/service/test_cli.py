@@ -118,7 +118,9 @@ def test_cli_errors_are_one_line_and_exit_2(
     data = ["--data-dir", str(settings.data_dir)]
     url = "http://127.0.0.1:9"  # the discard port: nothing listens there
     assert main(["search", "--id", "digits-1", "--url", url]) == 2
-    assert "cannot reach the service" in _last_error(caplog)
+    assert "cannot reach the service" in _last_error(caplog) and "running at --url?" in _last_error(caplog)
+    assert main(["analyse", "uncertain", "--url", url]) == 2
+    assert "cannot reach the service" in _last_error(caplog) and "running at --url?" in _last_error(caplog)
     assert main(["search", "--image", str(tmp_path / "missing.png"), "--url", url]) == 2
     assert "missing.png" in _last_error(caplog)
     assert main(["index", "--images", str(tmp_path / "nowhere"), "--index", "ghost", *data]) == 2
