@@ -5,7 +5,9 @@ orders items like the metric (or bounds it), then the candidates' true values ar
 (`exact_distances`) and sorted. With `p = softmax(x / T)` for the query and `q = softmax(z / T)` per item:
 
 - `ce(x, z) = −p · log q`: a maximum inner product of `p` with the stored `log q` (all terms ≤ 0, no
-  cancellation); `kl = ce − H(p)` differs by a constant per query, so it ranks the same.
+  cancellation); `kl = ce − H(p)` differs by a constant per query, so it ranks the same. At high T every ce is
+  close to log C and the float32 error of `p · log q` (relative to log C) exceeds the differences between items;
+  there the candidates come from `CE_CENTRED`, whose terms shrink like 1/T (`ce_embedding`).
 - `kl_reverse(x, z) = Σ q log q − q · log p`: inner product of `[log p, 1]` with the augmented `[q, −H(q)]`.
 - `js`, `tri`: no inner-product form. `s = ‖√p − √q‖² = 2 − 2 √p · √q` (twice the squared Hellinger
   distance) bounds both: `tri ≥ s` and `js ≥ (ln 2 / 2) s` (`js_hellinger_bounds`). Candidates come in order of `√p · √q`; once the bound at
@@ -114,7 +116,35 @@ class Embedding:
         return np.ascontiguousarray(self.queries(x, temperature), dtype=np.float32)
 
 
+def excess_logsumexp(u: np.ndarray) -> np.ndarray:
+    """`logsumexp(u) − log C` of centred rows `u` `(n, C)`: ≥ 0 (Jensen), and accurate when tiny (high T), as
+    `log1p(mean(expm1(u)))` where no entry exceeds 1: `(n,)` float64."""
+    top = u.max(axis=1)
+    with np.errstate(over="ignore"):
+        small = np.log1p(np.mean(np.expm1(np.minimum(u, 1.0)), axis=1))
+    large = top + np.log(np.mean(np.exp(u - top[:, None]), axis=1))
+    result: np.ndarray = np.where(top <= 1.0, small, large)
+    return result
+
+
+def _ce_centred(z: np.ndarray, temperature: float) -> np.ndarray:
+    """`[u, −b]` `(n, C + 1)`: `u` the centred `z / T`, `b = logsumexp(u) − log C`, so that `log q = u − b − log C`."""
+    u = _centred(z, temperature) / temperature
+    u -= u.mean(axis=1, keepdims=True)  # again: Σ u = 0 to float64 rounding of u itself, whatever the offset of z
+    return np.hstack([u, -excess_logsumexp(u)[:, None]])
+
+
+def _excess_p_one(x: np.ndarray, temperature: float) -> np.ndarray:
+    """`[r / C, 1]` `(q, C + 1)` with `r = C p − 1`: since `Σ u = 0` and `Σ p = 1`, `p · u = (r / C) · u` and
+    `[r / C, 1] · [u, −b] = p · u − b = log C − ce(p, q)`; at high T every term is O(1/T²), like ce's differences."""
+    num_classes = x.shape[1]
+    excess = np.expm1(log_softmax(x, temperature) + np.log(num_classes)) / num_classes
+    return np.hstack([excess, np.ones((len(x), 1))])
+
+
 _LOG_Q = Embedding("log_q", "ip", _log_q, _p, True)
+#: ce and kl candidates at high T: see `ce_embedding`.
+CE_CENTRED = Embedding("ce_centred", "ip", _ce_centred, _excess_p_one, True)
 EMBEDDINGS: dict[str, Embedding] = {
     "l2_centered": Embedding("centred", "l2", _centred, _centred, False),
     "ce": _LOG_Q,
@@ -124,6 +154,18 @@ EMBEDDINGS: dict[str, Embedding] = {
     "tri": Embedding("sqrt_q", "ip", _sqrt_q, _sqrt_q, True),
     "cosine": Embedding("unit", "ip", _unit, _unit, False),
 }
+
+
+def ce_embedding(temperature: float, num_classes: int, centred_max: float) -> Embedding:
+    """The candidate space of ce and kl at T, for items whose centred logits are at most `centred_max` in size.
+
+    In `log q` the float32 error of a score is relative to ce itself (about log C at high T), while ce's differences
+    between items shrink like 1/T²; in `CE_CENTRED` every term is O(1/T²) (`candidate_lower_bound`), with entries
+    within `centred_max / T`: the centred space is chosen where `2 centred_max / T < log C`, that is at high T.
+    """
+    if num_classes > 1 and 2.0 * centred_max / temperature < np.log(num_classes):
+        return CE_CENTRED
+    return EMBEDDINGS["ce"]
 
 
 def _float32_error(num_classes: int) -> float:
@@ -170,12 +212,19 @@ def js_hellinger_bounds(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return JS_HELLINGER_LOWER * s, 0.5 * s
 
 
-def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, temperature: float) -> np.ndarray:
+def candidate_lower_bound(
+    metric: str, scores: np.ndarray, queries: np.ndarray, temperature: float, column_max: np.ndarray | None = None
+) -> np.ndarray:
     """A lower bound on the true value of every item FAISS did not return, from its last score per query.
 
     FAISS returns the m largest float32 scores, so an item left out scored at most the m-th. For `ce`, the
     score is `p · log q = −ce` with terms of one sign, so its float32 error is at most δ·ce (terms of p that
-    flush to zero in float32 only raise the score): `ce ≥ −s / (1 + δ)`. `kl = ce − H(p)`. For `kl_reverse`
+    flush to zero in float32 only raise the score): `ce ≥ −s / (1 + δ)`. In the centred space (`CE_CENTRED`,
+    `column_max` given: the largest absolute entry of each column over the items) the score is
+    `[r / C, 1] · [u, −b] = log C − ce`, terms of both signs whose float32 error, rounding of both operands
+    included, is at most `δ Σ_i |y_i| |w_i| ≤ δ |y| · column_max` for the query vector `y`:
+    `ce ≥ log C − s − δ |y| · column_max`, less the float64 rounding of `Σ u = 0` and of this arithmetic.
+    `kl = ce − H(p)`. For `kl_reverse`
     the score is `q · log p + H(q) = −kl_reverse` with error at most δ (kl_reverse + 2 log C). For `js` and
     `tri`, `s = √p · √q` and the Hellinger bounds `tri ≥ 2 − 2s`, `js ≥ (ln 2 / 2)(2 − 2s)`.
 
@@ -199,7 +248,13 @@ def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, 
         # Past the float32 floor of the query's log-probabilities the scores are not the metric any more.
         bound = np.where((log_softmax(queries, temperature) > _LOG_FLOOR).all(axis=1), bound, -np.inf)
     else:
-        bound = -s / (1.0 + delta)
+        if column_max is None:
+            bound = -s / (1.0 + delta)
+        else:
+            log_c = np.log(num_classes)
+            error = np.abs(CE_CENTRED.queries(queries, temperature)) @ column_max.astype(np.float64)
+            float64 = 8 * float(np.finfo(np.float64).eps) * (num_classes * float(column_max[:-1].max()) + log_c)
+            bound = log_c - s - delta * error - float64
         if metric == "kl":  # minus H(p), computed as the exact re-rank computes it
             bound = bound - compute_divergence(queries, queries, measure="ce", temperature=temperature)
     result: np.ndarray = np.where(np.isfinite(s), bound, -np.inf)
