@@ -30,7 +30,7 @@ from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
 from .facets import Facets, collect
 from .masks import derived_values, match_filter, predicted_classes
-from .metrics import CE_CENTRED, EMBEDDINGS, Embedding, ce_embedding
+from .metrics import EMBEDDINGS, Embedding, ce_embedding, sqrt_q_embedding
 from .pages import Cursor, Order, Page, cursor_after, next_rows
 from .rerank import Candidates, exact_top
 from .scan import Kind, prefers_scan, scan_candidates
@@ -426,21 +426,25 @@ class FaissIndex:
         return _Selection(mask, int(np.count_nonzero(mask)), params, bitmap)
 
     def _embedding(self, metric: str, temperature: float) -> Embedding:
-        """The space `metric`'s candidates come from at `temperature` (ce and kl: `metrics.ce_embedding`)."""
-        if metric not in ("ce", "kl"):
+        """The space `metric`'s candidates come from at `temperature` (at high T a centred one for ce, kl, js and
+        tri: `metrics.ce_embedding`, `metrics.sqrt_q_embedding`)."""
+        if metric not in ("ce", "kl", "js", "tri"):
             return EMBEDDINGS[metric]
         if self._centred_max is None or self._centred_max[0] != self._version:
             self._centred_max = (self._version, _largest_centred(self.vectors))
+        if metric in ("js", "tri"):
+            return sqrt_q_embedding(temperature, self._centred_max[1])
         return ce_embedding(temperature, self.dim, self._centred_max[1])
 
     def _candidates(
         self, queries: np.ndarray, m: int, metric: str, temperature: float, selection: _Selection
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    ) -> tuple[np.ndarray, np.ndarray, Embedding | None, np.ndarray | None]:
         """Float32 scores (FAISS's conventions) and row positions `(q, m)` of each query's m best candidates (-1
-        where fewer match), from FAISS or from a BLAS scan, and the `Candidates.column_max` of their space."""
+        where fewer match), from FAISS or from a BLAS scan, and their space and its column maxima where that is not
+        the metric's usual one (`Candidates.space`, `Candidates.column_max`)."""
         norms: np.ndarray | None
         kind: Kind
-        column_max = None
+        space, column_max = None, None
         if metric == "l2":
             cpu, gpu, vectors = self._cpu, self._gpu, np.ascontiguousarray(queries, dtype=np.float32)
             matrix, norms, kind = self.vectors, self._norms.values, "l2"
@@ -449,14 +453,15 @@ class FaissIndex:
             derived = self._derived.get(embedding, temperature, self.vectors, self._version)
             cpu, gpu, vectors = derived.cpu, derived.gpu, embedding.transform_queries(queries, temperature)
             matrix, norms, kind = derived.vectors, derived.norms, embedding.kind
-            column_max = derived.column_max if embedding is CE_CENTRED else None
+            if embedding is not EMBEDDINGS[metric]:
+                space, column_max = embedding, derived.column_max
         use_gpu = gpu is not None and selection.mask is None and m <= GPU_MAX_K
         scan = not use_gpu and prefers_scan(len(queries), len(matrix), matrix.shape[1])
         if self.kernel == "scan" or (self.kernel == "auto" and scan):
-            return (*scan_candidates(matrix, norms, vectors, m, kind, selection.mask), column_max)
+            return (*scan_candidates(matrix, norms, vectors, m, kind, selection.mask), space, column_max)
         index: Any = gpu if use_gpu else cpu
         scores, positions = index.search(vectors, m, params=selection.params)
-        return scores, positions, column_max
+        return scores, positions, space, column_max
 
     def replace_all(
         self,
@@ -531,8 +536,8 @@ class _FaissCandidates:
 
     def candidates(self, queries: np.ndarray, m: int) -> Candidates:
         found = self.index._candidates(queries, m, self.metric, self.temperature, self.selection)
-        scores, positions, column_max = found
-        return Candidates(scores, positions, self.index.vectors[np.maximum(positions, 0)], column_max)
+        scores, positions, space, column_max = found
+        return Candidates(scores, positions, self.index.vectors[np.maximum(positions, 0)], space, column_max)
 
     def num_matches(self) -> int:
         return self.selection.num_matches

@@ -11,7 +11,9 @@ orders items like the metric (or bounds it), then the candidates' true values ar
 - `kl_reverse(x, z) = Σ q log q − q · log p`: inner product of `[log p, 1]` with the augmented `[q, −H(q)]`.
 - `js`, `tri`: no inner-product form. `s = ‖√p − √q‖² = 2 − 2 √p · √q` (twice the squared Hellinger
   distance) bounds both: `tri ≥ s` and `js ≥ (ln 2 / 2) s` (`js_hellinger_bounds`). Candidates come in order of `√p · √q`; once the bound at
-  the last candidate reaches the k-th exact value, no other item can enter the top k.
+  the last candidate reaches the k-th exact value, no other item can enter the top k. At high T, where
+  `2 − 2 √p · √q` cancels in float32, they come in order of `‖v_p − v_q‖ = ‖√p − √q‖` with `v = √q − 1/√C`
+  (`SQRT_Q_CENTRED`), entries O(1/T), certified like `l2`.
 - `l2_centered`: L2 after subtracting each row's mean; `cosine`: inner product of unit rows.
 """
 
@@ -142,9 +144,19 @@ def _excess_p_one(x: np.ndarray, temperature: float) -> np.ndarray:
     return np.hstack([excess, np.ones((len(x), 1))])
 
 
+def _sqrt_q_centred(z: np.ndarray, temperature: float) -> np.ndarray:
+    """`v = √q − 1/√C = expm1((u − b) / 2) / √C` `(n, C)` (u, b as in `_ce_centred`): `‖v_p − v_q‖ = ‖√p − √q‖`."""
+    u = _centred(z, temperature) / temperature
+    u -= u.mean(axis=1, keepdims=True)
+    result: np.ndarray = np.expm1(0.5 * (u - excess_logsumexp(u)[:, None])) / np.sqrt(z.shape[1])
+    return result
+
+
 _LOG_Q = Embedding("log_q", "ip", _log_q, _p, True)
 #: ce and kl candidates at high T: see `ce_embedding`.
 CE_CENTRED = Embedding("ce_centred", "ip", _ce_centred, _excess_p_one, True)
+#: js and tri candidates at high T: see `sqrt_q_embedding`.
+SQRT_Q_CENTRED = Embedding("sqrt_q_centred", "l2", _sqrt_q_centred, _sqrt_q_centred, True)
 EMBEDDINGS: dict[str, Embedding] = {
     "l2_centered": Embedding("centred", "l2", _centred, _centred, False),
     "ce": _LOG_Q,
@@ -166,6 +178,13 @@ def ce_embedding(temperature: float, num_classes: int, centred_max: float) -> Em
     if num_classes > 1 and 2.0 * centred_max / temperature < np.log(num_classes):
         return CE_CENTRED
     return EMBEDDINGS["ce"]
+
+
+def sqrt_q_embedding(temperature: float, centred_max: float) -> Embedding:
+    """The candidate space of js and tri at T: `√q` (inner products, absolute float32 error ~δ) or, where the
+    entries of `SQRT_Q_CENTRED` are small (`centred_max / T < 1/2`, every `|u| < 1/2`), that space, whose float32
+    error is relative to the distances themselves (`_geometric_lower_bound`)."""
+    return SQRT_Q_CENTRED if centred_max / temperature < 0.5 else EMBEDDINGS["js"]
 
 
 def _float32_error(num_classes: int) -> float:
@@ -213,7 +232,12 @@ def js_hellinger_bounds(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 
 def candidate_lower_bound(
-    metric: str, scores: np.ndarray, queries: np.ndarray, temperature: float, column_max: np.ndarray | None = None
+    metric: str,
+    scores: np.ndarray,
+    queries: np.ndarray,
+    temperature: float,
+    space: Embedding | None = None,
+    column_max: np.ndarray | None = None,
 ) -> np.ndarray:
     """A lower bound on the true value of every item FAISS did not return, from its last score per query.
 
@@ -238,6 +262,11 @@ def candidate_lower_bound(
     num_classes = queries.shape[1]
     if metric in GEOMETRIC_METRICS:
         return _geometric_lower_bound(metric, scores, queries)
+    if space is SQRT_Q_CENTRED:  # `‖√p − √q‖`, bounded as an l2 distance: `s ≥ d²`
+        s_lower = _geometric_lower_bound("sqrt_q_centred", scores, queries, temperature) ** 2
+        js_factor, tri_factor = hellinger_factors(_largest_log_ratio(queries, temperature, column_max))
+        bound: np.ndarray = (js_factor if metric == "js" else tri_factor) * s_lower
+        return bound
     delta = _float32_error(num_classes)
     s = scores.astype(np.float64) + (num_classes + 1) * 2.0**-149  # and the rounding of subnormal sums
     if metric in ("js", "tri"):
@@ -248,7 +277,7 @@ def candidate_lower_bound(
         # Past the float32 floor of the query's log-probabilities the scores are not the metric any more.
         bound = np.where((log_softmax(queries, temperature) > _LOG_FLOOR).all(axis=1), bound, -np.inf)
     else:
-        if column_max is None:
+        if space is not CE_CENTRED or column_max is None:
             bound = -s / (1.0 + delta)
         else:
             log_c = np.log(num_classes)
@@ -261,8 +290,48 @@ def candidate_lower_bound(
     return result
 
 
-def _geometric_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """`candidate_lower_bound` for `l2`, `l2_centered` (true, not squared, distances) and `cosine` (`1 − cos`).
+def hellinger_factors(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Factors `f` with `js ≥ f s` and `tri ≥ f s` (`s = ‖√p − √q‖²`) for pairs whose every class has
+    `|log p − log q| ≤ Δ` (`delta`, `(q,)`): `(ln 2 / 2, 1)` in general, up to `(1/2, 2)` as Δ → 0.
+
+    With `t = (p − q) / (p + q)`, `|t| ≤ τ = tanh(Δ / 2)`, and per class (as in `js_hellinger_bounds`)
+    `js_i / s_i = h(x) / (4 g(x))` and `tri_i / s_i = x / g(x) = 1 + √(1 − x)`, `x = t²`. Both fall as x grows
+    (`h / g` because the ratio of their series' coefficients falls; `1 + √(1 − x)` plainly), so their values at
+    `x = τ²` bound every class, hence the sums. Below `x = 1e-4`, `h / (4g) = ½ (1 − x/12 + O(x²)) ≥ ½ (1 − x)`
+    stands in for the float64 value; above, the float64 value (`g = x / (1 + √(1 − x))`, `1 − τ` and
+    `√(1 − x) = 1 / cosh(Δ/2)` without cancellation; `h` loses at most ~ε/x, 2e-12) less 1e-9 of it.
+    """
+    half = np.minimum(delta, 80.0) / 2.0
+    tau, one_minus = np.tanh(half), 2.0 / (np.exp(2.0 * half) + 1.0)  # τ and 1 − τ, each to full precision
+    x = tau * tau
+    root = 1.0 / np.cosh(half)  # √(1 − x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = (2.0 - one_minus) * np.log(2.0 - one_minus) + one_minus * np.log(one_minus)
+        ratio = np.where(x < 1e-4, 0.5 * (1.0 - x), h * (1.0 + root) / (4.0 * x) * (1.0 - 1e-9))
+    js_factor = np.maximum(np.nan_to_num(ratio, nan=0.0), JS_HELLINGER_LOWER) * (1.0 - 1e-12)
+    tri_factor = (1.0 + root) * (1.0 - 1e-12)
+    return js_factor, tri_factor
+
+
+def _largest_log_ratio(queries: np.ndarray, temperature: float, column_max: np.ndarray | None) -> np.ndarray:
+    """A bound `(q,)` on `|log p − log q|` over the classes of each query and every item of a `SQRT_Q_CENTRED` space
+    whose columns reach `column_max` (`|v| ≤ V`, so `|log q + log C| = 2 |log1p(√C v)| ≤ −2 log1p(−√C V)`); inf
+    where none is known."""
+    if column_max is None:
+        return np.full(len(queries), np.inf)
+    num_classes = queries.shape[1]
+    largest = float(column_max.max()) * np.sqrt(num_classes) * (1.0 + 4.0 * float(np.finfo(np.float32).eps))
+    items = -2.0 * np.log1p(-largest) if largest < 1.0 else np.inf
+    query = np.abs(log_softmax(queries, temperature) + np.log(num_classes)).max(axis=1)
+    result: np.ndarray = (query + items) * (1.0 + 1e-9) + 1e-12
+    return result
+
+
+def _geometric_lower_bound(
+    metric: str, scores: np.ndarray, queries: np.ndarray, temperature: float = 1.0
+) -> np.ndarray:
+    """`candidate_lower_bound` for `l2`, `l2_centered` (true, not squared, distances) and `cosine` (`1 − cos`), and
+    of `‖√p − √q‖` from the scores of `SQRT_Q_CENTRED` (`metric` "sqrt_q_centred"), an l2 space like the others.
 
     `cosine`: the score is `ŝ = y · w` of the float32 unit rows, within `γ (1 + ε)²` of `y · w` (terms bounded by
     Cauchy–Schwarz, `γ = _float32_error(C)`), and `y`, `w` are within `ε` of the exact unit rows, so an item left
@@ -286,7 +355,10 @@ def _geometric_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray)
     if metric == "cosine":
         cosine_bound: np.ndarray = 1.0 - s - gamma * (1.0 + eps) ** 2 - 3.0 * eps
         return np.where(np.isfinite(s), cosine_bound - 1e-12, -np.inf)
-    exact = _centred(queries, 1.0) if metric == "l2_centered" else queries.astype(np.float64)
+    if metric == "sqrt_q_centred":
+        exact = _sqrt_q_centred(queries, temperature)
+    else:
+        exact = _centred(queries, 1.0) if metric == "l2_centered" else queries.astype(np.float64)
     rounded = exact.astype(np.float32).astype(np.float64)
     a = np.linalg.norm(rounded, axis=1)
     eta = np.linalg.norm(exact - rounded, axis=1)

@@ -16,6 +16,7 @@ import numpy as np
 from .metrics import (
     CERTIFIED_METRICS,
     TIE_BROKEN_METRICS,
+    Embedding,
     candidate_lower_bound,
     exact_distances,
     exact_matrix,
@@ -40,14 +41,16 @@ class Candidates:
             embeddings, squared distances for L2 ones (only the last column is used, by the certificate).
         keys: `(q, m)` int64 store keys of the candidates, best first; -1 past the last match.
         vectors: `(q, m, C)` the candidates' stored logits (any row where the key is -1).
-        column_max: for scores whose terms have both signs (ce's centred space, `metrics.CE_CENTRED`), the `(D,)`
-            largest absolute entry of each column of the item vectors searched, which bounds their float32 error;
-            else None.
+        space: the embedding the scores come from where it is not the metric's usual one (`metrics.ce_embedding`,
+            `metrics.sqrt_q_embedding`), else None.
+        column_max: for `metrics.CE_CENTRED`, whose terms have both signs, the `(D,)` largest absolute entry of each
+            column of the item vectors searched, which bounds the scores' float32 error; else None.
     """
 
     scores: np.ndarray
     keys: np.ndarray
     vectors: np.ndarray
+    space: Embedding | None = None
     column_max: np.ndarray | None = None
 
 
@@ -142,7 +145,9 @@ def _rerank(
     done = np.ones(len(rows), dtype=bool)
     if source.exact and metric in CERTIFIED_METRICS and not complete:
         kth = np.take_along_axis(exact, order[:, -1:], axis=1)[:, 0]
-        bound = candidate_lower_bound(metric, found.scores[:, -1], queries[rows], temperature, found.column_max)
+        bound = candidate_lower_bound(
+            metric, found.scores[:, -1], queries[rows], temperature, found.space, found.column_max
+        )
         done = bound >= kth
         done |= found.keys[:, -1] < 0  # fewer than m matched: every match is a candidate
     if metric in TIE_BROKEN_METRICS:
