@@ -17,13 +17,15 @@ from .metrics import Embedding
 @dataclass(frozen=True)
 class DerivedIndex:
     """One transform of the stored vectors: a CPU flat index, its GPU mirror when on a GPU, a view of the
-    index's `(n, D)` float32 rows for BLAS scans, and their `(n,)` squared norms for an `"l2"` embedding."""
+    index's `(n, D)` float32 rows for BLAS scans, their `(n,)` squared norms for an `"l2"` embedding, and the
+    `(D,)` largest absolute entry of each column (for the certificate of scores with terms of both signs)."""
 
     version: int
     cpu: Any
     gpu: Any | None
     vectors: np.ndarray
     norms: np.ndarray | None
+    column_max: np.ndarray
 
 
 class DerivedIndexCache:
@@ -73,4 +75,5 @@ class DerivedIndexCache:
             flat = faiss.GpuIndexFlatIP if embedding.kind == "ip" else faiss.GpuIndexFlatL2
             gpu = flat(self._gpu_resources, dim)
             gpu.add(items)
-        return DerivedIndex(version, cpu, gpu, items, norms)
+        column_max = np.abs(items).max(axis=0) if num_rows else np.zeros(dim, np.float32)
+        return DerivedIndex(version, cpu, gpu, items, norms, column_max)

@@ -30,7 +30,7 @@ from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
 from .facets import Facets, collect
 from .masks import derived_values, match_filter, predicted_classes
-from .metrics import EMBEDDINGS
+from .metrics import EMBEDDINGS, Embedding, ce_embedding, sqrt_q_embedding
 from .pages import Cursor, Order, Page, cursor_after, next_rows
 from .rerank import Candidates, exact_top
 from .scan import Kind, prefers_scan, scan_candidates
@@ -96,6 +96,7 @@ class FaissIndex:
         self._metadata = MetadataColumn()
         self._listed_ids: list[str] | None = None  # insertion order, cached for `list` until the next write
         self._version = 0  # bumped on every write; derived indexes built at an older version are rebuilt
+        self._centred_max: tuple[int, float] | None = None  # (version, largest |z - mean z| of any stored row)
         self._derived = DerivedIndexCache(gpu_resources=gpu_resources)
         self._view: np.ndarray | None = None  # `vectors`, until FAISS's buffer changes
         self._approximate: Approximate | None = None  # candidate structures of an approximate index, once built
@@ -424,28 +425,43 @@ class FaissIndex:
         params.sel = faiss.IDSelectorBitmap(len(mask), faiss.swig_ptr(bitmap))
         return _Selection(mask, int(np.count_nonzero(mask)), params, bitmap)
 
+    def _embedding(self, metric: str, temperature: float) -> Embedding:
+        """The space `metric`'s candidates come from at `temperature` (at high T a centred one for ce, kl, js and
+        tri: `metrics.ce_embedding`, `metrics.sqrt_q_embedding`)."""
+        if metric not in ("ce", "kl", "js", "tri"):
+            return EMBEDDINGS[metric]
+        if self._centred_max is None or self._centred_max[0] != self._version:
+            self._centred_max = (self._version, _largest_centred(self.vectors))
+        if metric in ("js", "tri"):
+            return sqrt_q_embedding(temperature, self._centred_max[1])
+        return ce_embedding(temperature, self.dim, self._centred_max[1])
+
     def _candidates(
         self, queries: np.ndarray, m: int, metric: str, temperature: float, selection: _Selection
-    ) -> tuple[np.ndarray, np.ndarray]:
+    ) -> tuple[np.ndarray, np.ndarray, Embedding | None, np.ndarray | None]:
         """Float32 scores (FAISS's conventions) and row positions `(q, m)` of each query's m best candidates (-1
-        where fewer match), from FAISS or from a BLAS scan."""
+        where fewer match), from FAISS or from a BLAS scan, and their space and its column maxima where that is not
+        the metric's usual one (`Candidates.space`, `Candidates.column_max`)."""
         norms: np.ndarray | None
         kind: Kind
+        space, column_max = None, None
         if metric == "l2":
             cpu, gpu, vectors = self._cpu, self._gpu, np.ascontiguousarray(queries, dtype=np.float32)
             matrix, norms, kind = self.vectors, self._norms.values, "l2"
         else:
-            embedding = EMBEDDINGS[metric]
+            embedding = self._embedding(metric, temperature)
             derived = self._derived.get(embedding, temperature, self.vectors, self._version)
             cpu, gpu, vectors = derived.cpu, derived.gpu, embedding.transform_queries(queries, temperature)
             matrix, norms, kind = derived.vectors, derived.norms, embedding.kind
+            if embedding is not EMBEDDINGS[metric]:
+                space, column_max = embedding, derived.column_max
         use_gpu = gpu is not None and selection.mask is None and m <= GPU_MAX_K
         scan = not use_gpu and prefers_scan(len(queries), len(matrix), matrix.shape[1])
         if self.kernel == "scan" or (self.kernel == "auto" and scan):
-            return scan_candidates(matrix, norms, vectors, m, kind, selection.mask)
+            return (*scan_candidates(matrix, norms, vectors, m, kind, selection.mask), space, column_max)
         index: Any = gpu if use_gpu else cpu
         scores, positions = index.search(vectors, m, params=selection.params)
-        return scores, positions
+        return scores, positions, space, column_max
 
     def replace_all(
         self,
@@ -493,6 +509,15 @@ class FaissIndex:
         return [self.get(item_id) for item_id in self._listed_ids[offset : offset + limit]]
 
 
+def _largest_centred(vectors: np.ndarray, chunk: int = 1 << 14) -> float:
+    """The largest `|z_i − mean(z)|` of any row `(n, C)`, read in row chunks (no `n × C` temporary)."""
+    largest = 0.0
+    for start in range(0, len(vectors), chunk):
+        rows = vectors[start : start + chunk].astype(np.float64)
+        largest = max(largest, float(np.abs(rows - rows.mean(axis=1, keepdims=True)).max()))
+    return largest
+
+
 def _squared_norms(vectors: np.ndarray) -> np.ndarray:
     """`(n, C)` float32 -> `(n,)` float32 squared L2 norms (candidate scores only: the re-rank is exact)."""
     norms: np.ndarray = np.einsum("nc,nc->n", vectors, vectors, dtype=np.float32)
@@ -510,8 +535,9 @@ class _FaissCandidates:
     exact: bool = True
 
     def candidates(self, queries: np.ndarray, m: int) -> Candidates:
-        scores, positions = self.index._candidates(queries, m, self.metric, self.temperature, self.selection)
-        return Candidates(scores, positions, self.index.vectors[np.maximum(positions, 0)])
+        found = self.index._candidates(queries, m, self.metric, self.temperature, self.selection)
+        scores, positions, space, column_max = found
+        return Candidates(scores, positions, self.index.vectors[np.maximum(positions, 0)], space, column_max)
 
     def num_matches(self) -> int:
         return self.selection.num_matches

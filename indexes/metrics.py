@@ -5,11 +5,15 @@ orders items like the metric (or bounds it), then the candidates' true values ar
 (`exact_distances`) and sorted. With `p = softmax(x / T)` for the query and `q = softmax(z / T)` per item:
 
 - `ce(x, z) = −p · log q`: a maximum inner product of `p` with the stored `log q` (all terms ≤ 0, no
-  cancellation); `kl = ce − H(p)` differs by a constant per query, so it ranks the same.
+  cancellation); `kl = ce − H(p)` differs by a constant per query, so it ranks the same. At high T every ce is
+  close to log C and the float32 error of `p · log q` (relative to log C) exceeds the differences between items;
+  there the candidates come from `CE_CENTRED`, whose terms shrink like 1/T (`ce_embedding`).
 - `kl_reverse(x, z) = Σ q log q − q · log p`: inner product of `[log p, 1]` with the augmented `[q, −H(q)]`.
 - `js`, `tri`: no inner-product form. `s = ‖√p − √q‖² = 2 − 2 √p · √q` (twice the squared Hellinger
   distance) bounds both: `tri ≥ s` and `js ≥ (ln 2 / 2) s` (`js_hellinger_bounds`). Candidates come in order of `√p · √q`; once the bound at
-  the last candidate reaches the k-th exact value, no other item can enter the top k.
+  the last candidate reaches the k-th exact value, no other item can enter the top k. At high T, where
+  `2 − 2 √p · √q` cancels in float32, they come in order of `‖v_p − v_q‖ = ‖√p − √q‖` with `v = √q − 1/√C`
+  (`SQRT_Q_CENTRED`), entries O(1/T), certified like `l2`.
 - `l2_centered`: L2 after subtracting each row's mean; `cosine`: inner product of unit rows.
 """
 
@@ -114,7 +118,45 @@ class Embedding:
         return np.ascontiguousarray(self.queries(x, temperature), dtype=np.float32)
 
 
+def excess_logsumexp(u: np.ndarray) -> np.ndarray:
+    """`logsumexp(u) − log C` of centred rows `u` `(n, C)`: ≥ 0 (Jensen), and accurate when tiny (high T), as
+    `log1p(mean(expm1(u)))` where no entry exceeds 1: `(n,)` float64."""
+    top = u.max(axis=1)
+    with np.errstate(over="ignore"):
+        small = np.log1p(np.mean(np.expm1(np.minimum(u, 1.0)), axis=1))
+    large = top + np.log(np.mean(np.exp(u - top[:, None]), axis=1))
+    result: np.ndarray = np.where(top <= 1.0, small, large)
+    return result
+
+
+def _ce_centred(z: np.ndarray, temperature: float) -> np.ndarray:
+    """`[u, −b]` `(n, C + 1)`: `u` the centred `z / T`, `b = logsumexp(u) − log C`, so that `log q = u − b − log C`."""
+    u = _centred(z, temperature) / temperature
+    u -= u.mean(axis=1, keepdims=True)  # again: Σ u = 0 to float64 rounding of u itself, whatever the offset of z
+    return np.hstack([u, -excess_logsumexp(u)[:, None]])
+
+
+def _excess_p_one(x: np.ndarray, temperature: float) -> np.ndarray:
+    """`[r / C, 1]` `(q, C + 1)` with `r = C p − 1`: since `Σ u = 0` and `Σ p = 1`, `p · u = (r / C) · u` and
+    `[r / C, 1] · [u, −b] = p · u − b = log C − ce(p, q)`; at high T every term is O(1/T²), like ce's differences."""
+    num_classes = x.shape[1]
+    excess = np.expm1(log_softmax(x, temperature) + np.log(num_classes)) / num_classes
+    return np.hstack([excess, np.ones((len(x), 1))])
+
+
+def _sqrt_q_centred(z: np.ndarray, temperature: float) -> np.ndarray:
+    """`v = √q − 1/√C = expm1((u − b) / 2) / √C` `(n, C)` (u, b as in `_ce_centred`): `‖v_p − v_q‖ = ‖√p − √q‖`."""
+    u = _centred(z, temperature) / temperature
+    u -= u.mean(axis=1, keepdims=True)
+    result: np.ndarray = np.expm1(0.5 * (u - excess_logsumexp(u)[:, None])) / np.sqrt(z.shape[1])
+    return result
+
+
 _LOG_Q = Embedding("log_q", "ip", _log_q, _p, True)
+#: ce and kl candidates at high T: see `ce_embedding`.
+CE_CENTRED = Embedding("ce_centred", "ip", _ce_centred, _excess_p_one, True)
+#: js and tri candidates at high T: see `sqrt_q_embedding`.
+SQRT_Q_CENTRED = Embedding("sqrt_q_centred", "l2", _sqrt_q_centred, _sqrt_q_centred, True)
 EMBEDDINGS: dict[str, Embedding] = {
     "l2_centered": Embedding("centred", "l2", _centred, _centred, False),
     "ce": _LOG_Q,
@@ -124,6 +166,25 @@ EMBEDDINGS: dict[str, Embedding] = {
     "tri": Embedding("sqrt_q", "ip", _sqrt_q, _sqrt_q, True),
     "cosine": Embedding("unit", "ip", _unit, _unit, False),
 }
+
+
+def ce_embedding(temperature: float, num_classes: int, centred_max: float) -> Embedding:
+    """The candidate space of ce and kl at T, for items whose centred logits are at most `centred_max` in size.
+
+    In `log q` the float32 error of a score is relative to ce itself (about log C at high T), while ce's differences
+    between items shrink like 1/T²; in `CE_CENTRED` every term is O(1/T²) (`candidate_lower_bound`), with entries
+    within `centred_max / T`: the centred space is chosen where `2 centred_max / T < log C`, that is at high T.
+    """
+    if num_classes > 1 and 2.0 * centred_max / temperature < np.log(num_classes):
+        return CE_CENTRED
+    return EMBEDDINGS["ce"]
+
+
+def sqrt_q_embedding(temperature: float, centred_max: float) -> Embedding:
+    """The candidate space of js and tri at T: `√q` (inner products, absolute float32 error ~δ) or, where the
+    entries of `SQRT_Q_CENTRED` are small (`centred_max / T < 1/2`, every `|u| < 1/2`), that space, whose float32
+    error is relative to the distances themselves (`_geometric_lower_bound`)."""
+    return SQRT_Q_CENTRED if centred_max / temperature < 0.5 else EMBEDDINGS["js"]
 
 
 def _float32_error(num_classes: int) -> float:
@@ -170,12 +231,24 @@ def js_hellinger_bounds(s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return JS_HELLINGER_LOWER * s, 0.5 * s
 
 
-def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, temperature: float) -> np.ndarray:
+def candidate_lower_bound(
+    metric: str,
+    scores: np.ndarray,
+    queries: np.ndarray,
+    temperature: float,
+    space: Embedding | None = None,
+    column_max: np.ndarray | None = None,
+) -> np.ndarray:
     """A lower bound on the true value of every item FAISS did not return, from its last score per query.
 
     FAISS returns the m largest float32 scores, so an item left out scored at most the m-th. For `ce`, the
     score is `p · log q = −ce` with terms of one sign, so its float32 error is at most δ·ce (terms of p that
-    flush to zero in float32 only raise the score): `ce ≥ −s / (1 + δ)`. `kl = ce − H(p)`. For `kl_reverse`
+    flush to zero in float32 only raise the score): `ce ≥ −s / (1 + δ)`. In the centred space (`CE_CENTRED`,
+    `column_max` given: the largest absolute entry of each column over the items) the score is
+    `[r / C, 1] · [u, −b] = log C − ce`, terms of both signs whose float32 error, rounding of both operands
+    included, is at most `δ Σ_i |y_i| |w_i| ≤ δ |y| · column_max` for the query vector `y`:
+    `ce ≥ log C − s − δ |y| · column_max`, less the float64 rounding of `Σ u = 0` and of this arithmetic.
+    `kl = ce − H(p)`. For `kl_reverse`
     the score is `q · log p + H(q) = −kl_reverse` with error at most δ (kl_reverse + 2 log C). For `js` and
     `tri`, `s = √p · √q` and the Hellinger bounds `tri ≥ 2 − 2s`, `js ≥ (ln 2 / 2)(2 − 2s)`.
 
@@ -189,6 +262,11 @@ def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, 
     num_classes = queries.shape[1]
     if metric in GEOMETRIC_METRICS:
         return _geometric_lower_bound(metric, scores, queries)
+    if space is SQRT_Q_CENTRED:  # `‖√p − √q‖`, bounded as an l2 distance: `s ≥ d²`
+        s_lower = _geometric_lower_bound("sqrt_q_centred", scores, queries, temperature) ** 2
+        js_factor, tri_factor = hellinger_factors(_largest_log_ratio(queries, temperature, column_max))
+        bound: np.ndarray = (js_factor if metric == "js" else tri_factor) * s_lower
+        return bound
     delta = _float32_error(num_classes)
     s = scores.astype(np.float64) + (num_classes + 1) * 2.0**-149  # and the rounding of subnormal sums
     if metric in ("js", "tri"):
@@ -199,15 +277,61 @@ def candidate_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray, 
         # Past the float32 floor of the query's log-probabilities the scores are not the metric any more.
         bound = np.where((log_softmax(queries, temperature) > _LOG_FLOOR).all(axis=1), bound, -np.inf)
     else:
-        bound = -s / (1.0 + delta)
+        if space is not CE_CENTRED or column_max is None:
+            bound = -s / (1.0 + delta)
+        else:
+            log_c = np.log(num_classes)
+            error = np.abs(CE_CENTRED.queries(queries, temperature)) @ column_max.astype(np.float64)
+            float64 = 8 * float(np.finfo(np.float64).eps) * (num_classes * float(column_max[:-1].max()) + log_c)
+            bound = log_c - s - delta * error - float64
         if metric == "kl":  # minus H(p), computed as the exact re-rank computes it
             bound = bound - compute_divergence(queries, queries, measure="ce", temperature=temperature)
     result: np.ndarray = np.where(np.isfinite(s), bound, -np.inf)
     return result
 
 
-def _geometric_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    """`candidate_lower_bound` for `l2`, `l2_centered` (true, not squared, distances) and `cosine` (`1 − cos`).
+def hellinger_factors(delta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Factors `f` with `js ≥ f s` and `tri ≥ f s` (`s = ‖√p − √q‖²`) for pairs whose every class has
+    `|log p − log q| ≤ Δ` (`delta`, `(q,)`): `(ln 2 / 2, 1)` in general, up to `(1/2, 2)` as Δ → 0.
+
+    With `t = (p − q) / (p + q)`, `|t| ≤ τ = tanh(Δ / 2)`, and per class (as in `js_hellinger_bounds`)
+    `js_i / s_i = h(x) / (4 g(x))` and `tri_i / s_i = x / g(x) = 1 + √(1 − x)`, `x = t²`. Both fall as x grows
+    (`h / g` because the ratio of their series' coefficients falls; `1 + √(1 − x)` plainly), so their values at
+    `x = τ²` bound every class, hence the sums. Below `x = 1e-4`, `h / (4g) = ½ (1 − x/12 + O(x²)) ≥ ½ (1 − x)`
+    stands in for the float64 value; above, the float64 value (`g = x / (1 + √(1 − x))`, `1 − τ` and
+    `√(1 − x) = 1 / cosh(Δ/2)` without cancellation; `h` loses at most ~ε/x, 2e-12) less 1e-9 of it.
+    """
+    half = np.minimum(delta, 80.0) / 2.0
+    tau, one_minus = np.tanh(half), 2.0 / (np.exp(2.0 * half) + 1.0)  # τ and 1 − τ, each to full precision
+    x = tau * tau
+    root = 1.0 / np.cosh(half)  # √(1 − x)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        h = (2.0 - one_minus) * np.log(2.0 - one_minus) + one_minus * np.log(one_minus)
+        ratio = np.where(x < 1e-4, 0.5 * (1.0 - x), h * (1.0 + root) / (4.0 * x) * (1.0 - 1e-9))
+    js_factor = np.maximum(np.nan_to_num(ratio, nan=0.0), JS_HELLINGER_LOWER) * (1.0 - 1e-12)
+    tri_factor = (1.0 + root) * (1.0 - 1e-12)
+    return js_factor, tri_factor
+
+
+def _largest_log_ratio(queries: np.ndarray, temperature: float, column_max: np.ndarray | None) -> np.ndarray:
+    """A bound `(q,)` on `|log p − log q|` over the classes of each query and every item of a `SQRT_Q_CENTRED` space
+    whose columns reach `column_max` (`|v| ≤ V`, so `|log q + log C| = 2 |log1p(√C v)| ≤ −2 log1p(−√C V)`); inf
+    where none is known."""
+    if column_max is None:
+        return np.full(len(queries), np.inf)
+    num_classes = queries.shape[1]
+    largest = float(column_max.max()) * np.sqrt(num_classes) * (1.0 + 4.0 * float(np.finfo(np.float32).eps))
+    items = -2.0 * np.log1p(-largest) if largest < 1.0 else np.inf
+    query = np.abs(log_softmax(queries, temperature) + np.log(num_classes)).max(axis=1)
+    result: np.ndarray = (query + items) * (1.0 + 1e-9) + 1e-12
+    return result
+
+
+def _geometric_lower_bound(
+    metric: str, scores: np.ndarray, queries: np.ndarray, temperature: float = 1.0
+) -> np.ndarray:
+    """`candidate_lower_bound` for `l2`, `l2_centered` (true, not squared, distances) and `cosine` (`1 − cos`), and
+    of `‖√p − √q‖` from the scores of `SQRT_Q_CENTRED` (`metric` "sqrt_q_centred"), an l2 space like the others.
 
     `cosine`: the score is `ŝ = y · w` of the float32 unit rows, within `γ (1 + ε)²` of `y · w` (terms bounded by
     Cauchy–Schwarz, `γ = _float32_error(C)`), and `y`, `w` are within `ε` of the exact unit rows, so an item left
@@ -231,7 +355,10 @@ def _geometric_lower_bound(metric: str, scores: np.ndarray, queries: np.ndarray)
     if metric == "cosine":
         cosine_bound: np.ndarray = 1.0 - s - gamma * (1.0 + eps) ** 2 - 3.0 * eps
         return np.where(np.isfinite(s), cosine_bound - 1e-12, -np.inf)
-    exact = _centred(queries, 1.0) if metric == "l2_centered" else queries.astype(np.float64)
+    if metric == "sqrt_q_centred":
+        exact = _sqrt_q_centred(queries, temperature)
+    else:
+        exact = _centred(queries, 1.0) if metric == "l2_centered" else queries.astype(np.float64)
     rounded = exact.astype(np.float32).astype(np.float64)
     a = np.linalg.norm(rounded, axis=1)
     eta = np.linalg.norm(exact - rounded, axis=1)

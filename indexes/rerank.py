@@ -7,6 +7,7 @@ fetching more candidates, or comparing every matching item, when it cannot. Ever
 through this one function, so they return the same top k on the same data (ties aside).
 """
 
+import logging
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -15,11 +16,14 @@ import numpy as np
 from .metrics import (
     CERTIFIED_METRICS,
     TIE_BROKEN_METRICS,
+    Embedding,
     candidate_lower_bound,
     exact_distances,
     exact_matrix,
     order_breaking_ties,
 )
+
+logger = logging.getLogger(__name__)
 
 #: Bound on the floats gathered at once when re-ranking candidates exactly.
 RERANK_CHUNK = 1 << 23
@@ -37,11 +41,17 @@ class Candidates:
             embeddings, squared distances for L2 ones (only the last column is used, by the certificate).
         keys: `(q, m)` int64 store keys of the candidates, best first; -1 past the last match.
         vectors: `(q, m, C)` the candidates' stored logits (any row where the key is -1).
+        space: the embedding the scores come from where it is not the metric's usual one (`metrics.ce_embedding`,
+            `metrics.sqrt_q_embedding`), else None.
+        column_max: for `metrics.CE_CENTRED`, whose terms have both signs, the `(D,)` largest absolute entry of each
+            column of the item vectors searched, which bounds the scores' float32 error; else None.
     """
 
     scores: np.ndarray
     keys: np.ndarray
     vectors: np.ndarray
+    space: Embedding | None = None
+    column_max: np.ndarray | None = None
 
 
 class CandidateSource(Protocol):
@@ -105,6 +115,10 @@ def exact_top(
         for start in range(0, pending.size, chunk):
             rows = pending[start : start + chunk]
             unfinished.extend(_rerank(source, queries, rows, m, k, metric, temperature, complete, top))
+        if unfinished:
+            logger.debug(
+                "%s at T=%g: no certificate for %d queries at %d candidates", metric, temperature, len(unfinished), m
+            )
         if unfinished and num_matches is None:
             num_matches = source.num_matches()
         pending = np.array(unfinished, dtype=np.int64)
@@ -131,7 +145,10 @@ def _rerank(
     done = np.ones(len(rows), dtype=bool)
     if source.exact and metric in CERTIFIED_METRICS and not complete:
         kth = np.take_along_axis(exact, order[:, -1:], axis=1)[:, 0]
-        done = candidate_lower_bound(metric, found.scores[:, -1], queries[rows], temperature) >= kth
+        bound = candidate_lower_bound(
+            metric, found.scores[:, -1], queries[rows], temperature, found.space, found.column_max
+        )
+        done = bound >= kth
         done |= found.keys[:, -1] < 0  # fewer than m matched: every match is a candidate
     if metric in TIE_BROKEN_METRICS:
         for i in np.flatnonzero(done):
@@ -158,6 +175,7 @@ def _scan(
 ) -> None:
     """Exact values against every matching item for the `pending` queries, written into `top`."""
     keys, items = source.matches()
+    logger.debug("%s at T=%g: comparing all %d matches for %d queries", metric, temperature, keys.size, len(pending))
     if keys.size == 0:
         return
     chunk = max(1, RERANK_CHUNK // keys.size)

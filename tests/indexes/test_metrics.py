@@ -8,7 +8,13 @@ from scipy.spatial.distance import jensenshannon
 from indexes import rerank
 from indexes.device import configure_cpu
 from indexes.faiss_index import FaissIndex
-from indexes.metrics import EMBEDDINGS, SEARCH_METRICS, candidate_lower_bound, js_hellinger_bounds
+from indexes.metrics import (
+    EMBEDDINGS,
+    SEARCH_METRICS,
+    candidate_lower_bound,
+    hellinger_factors,
+    js_hellinger_bounds,
+)
 from indexes.scan import scan_candidates
 from tests.helpers import assert_matches_brute_force, brute_force, precise_divergences
 
@@ -158,11 +164,12 @@ def test_derived_index_follows_writes(rng: np.random.Generator) -> None:
 
 
 @pytest.mark.parametrize("metric", ["js", "tri"])
-def test_weak_bound_falls_back_to_exact_scan(
+def test_near_uniform_softmax_is_certified_without_the_exact_scan(
     metric: str, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Near-uniform softmax (small logits, T = 10): the Hellinger bound separates little, so the candidate set
-    # grows until every row is compared exactly.
+    # Near-uniform softmax (small logits, T = 10): the plain Hellinger bound (ln 2 / 2) s separates little, and
+    # the candidate set grew until every row was compared exactly; with the log-ratios bounded (the centred √q
+    # space, `hellinger_factors`) the bound is nearly js itself, and a few candidates settle it.
     vectors = (rng.standard_normal((600, 10)) * 0.1).astype(np.float32)
     queries = (rng.standard_normal((6, 10)) * 0.1).astype(np.float32)
     index, ids = _index(vectors)
@@ -172,7 +179,7 @@ def test_weak_bound_falls_back_to_exact_scan(
         rerank, "_scan", lambda source, q, pending, *a: scans.append(len(pending)) or original(source, q, pending, *a)
     )
     result = index.search(queries, 60, metric=metric, temperature=10.0)
-    assert scans, "expected the exact scan to be used"
+    assert not scans, "the exact scan of every row was not needed"
     assert_matches_brute_force(result, brute_force(metric, queries, vectors, 10.0), ids, 60, tol=1e-6)
 
 
@@ -213,3 +220,29 @@ def test_geometric_certificate_bounds_every_item_from_its_own_float32_score(metr
         assert np.all(bound[far] > 0.5 * truth[rows][far])  # not vacuous where distances are large
         num_far += int(far.sum())
     assert num_far > 50
+
+
+@pytest.mark.parametrize("delta", [1e-7, 1e-4, 1e-2, 0.3, 2.0, 30.0])
+def test_hellinger_factors_against_the_oracle(rng: np.random.Generator, delta: float) -> None:
+    """`js ≥ f s` and `tri ≥ f s` (`hellinger_factors`) for pairs whose log-ratios stay within Δ, in 340-digit
+    arithmetic: random pairs, and two classes at exactly ±Δ (where the factors are nearly tight)."""
+    js_factor, tri_factor = (float(f[0]) for f in hellinger_factors(np.array([delta])))
+    assert np.log(2) / 2 <= js_factor <= 0.5 and 1.0 <= tri_factor <= 2.0
+    pairs = []
+    for c in (2, 10, 1000):
+        p = rng.dirichlet(np.full(c, 1.0))
+        shift = rng.uniform(-delta / 2, delta / 2, c)
+        pairs.append((p, p * np.exp(shift) / np.sum(p * np.exp(shift))))  # |log p − log q| ≤ Δ/2 + Δ/2
+    edge = np.exp(delta)  # log p − log q = ±Δ in both classes
+    pairs.append((np.array([edge, 1.0]) / (1 + edge), np.array([1.0, edge]) / (1 + edge)))
+    worst = []
+    for p, q in pairs:
+        assert np.abs(np.log(p) - np.log(q)).max() <= delta * (1 + 1e-9)
+        mp, mq = [mpmath.mpf(float(v)) for v in p], [mpmath.mpf(float(v)) for v in q]
+        js, s = _js_and_hellinger(mp, mq)
+        tri = mpmath.fsum((a - b) ** 2 / (a + b) for a, b in zip(mp, mq, strict=True))
+        if s == 0:
+            continue
+        assert js >= js_factor * s and tri >= tri_factor * s, (delta, len(p))
+        worst.append(float(js / s) / js_factor)
+    assert min(worst) < 1.01  # the two-class pair at ±Δ is within 1 % of the factor
