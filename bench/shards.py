@@ -23,6 +23,7 @@ import psycopg
 from pgvector import Vector
 
 from indexes.pg import PgDatabase, PgIndexSpec, PgOptions, PgVectorStore
+from indexes.pg.schema import relation_name
 from tests.postgres import start_primary
 
 logger = logging.getLogger("bench.shards")
@@ -65,7 +66,7 @@ def main(n: int, c: int) -> None:
             one = _median_ms(lambda m=metric: [single.search(q, 10, metric=m) for q in queries], 3) / len(queries)
             two = _median_ms(lambda m=metric: [sharded.search(q, 10, metric=m) for q in queries], 3) / len(queries)
             logger.info(f"{metric}: one server {one:.1f} ms/query, two shards {two:.1f} ms/query ({two / one:.2f}x)")
-        table = f'logitsearch."{sharded.name}"'
+        table = f'logitsearch."{relation_name(sharded.name)}"'
 
         def plain(conn: psycopg.Connection[Any]) -> None:
             for q in queries:
@@ -73,7 +74,7 @@ def main(n: int, c: int) -> None:
 
         def per_shard(conn: psycopg.Connection[Any]) -> None:
             parts = " UNION ALL ".join(
-                f'(SELECT id, logits <-> %s AS s FROM logitsearch."{sharded.name[:40]}#shard{i}" ORDER BY s LIMIT 10)'
+                f'(SELECT id, logits <-> %s AS s FROM logitsearch."{relation_name(sharded.name)}#shard{i}" ORDER BY s LIMIT 10)'
                 for i in range(2)
             )
             for q in queries:

@@ -606,6 +606,13 @@ class IndexCreateRequest(Strict):
     thumbnails: bool = Field(True, description="Keep a thumbnail with each item added from an image")
 
 
+class ShardReplaceRequest(Strict):
+    """`PUT /v1/indexes/{name}/shards/{i}`: serve shard i from another server (its standby, a restored copy)."""
+
+    url: str = Field(min_length=1, max_length=1000, description="PostgreSQL URL of the server to serve the shard from")
+    promote: bool = Field(False, description="Promote the server first when it is a standby (pg_promote)")
+
+
 class IndexDescription(BaseModel):
     name: str
     model: str

@@ -67,28 +67,7 @@ def coordinator_statements(layout: Layout, shards: Sequence[str]) -> list[sql.Co
     )
     statements: list[sql.Composed | sql.SQL] = [sql.SQL("CREATE EXTENSION IF NOT EXISTS postgres_fdw")]
     for url in shards:
-        parts = conninfo_to_dict(url)
-        server = sql.Identifier(server_name(url))
-        options = {
-            "host": str(parts.get("host", "127.0.0.1")),
-            "port": str(parts.get("port", "5432")),
-            "dbname": str(parts.get("dbname", "postgres")),
-            "extensions": "vector",  # lets postgres_fdw send pgvector's operators to the shard
-            "fetch_size": "10000",
-        }
-        statements.append(
-            sql.SQL("CREATE SERVER IF NOT EXISTS {} FOREIGN DATA WRAPPER postgres_fdw OPTIONS ({})").format(
-                server, _options(options)
-            )
-        )
-        user = {"user": str(parts.get("user", "postgres"))} | (
-            {"password": str(parts["password"])} if parts.get("password") else {}
-        )
-        statements.append(
-            sql.SQL("CREATE USER MAPPING IF NOT EXISTS FOR CURRENT_USER SERVER {} OPTIONS ({})").format(
-                server, _options(user)
-            )
-        )
+        statements += _server_statements(url)
     statements += [
         sql.SQL(
             'CREATE TABLE {} (id text COLLATE "C" NOT NULL, seq bigint NOT NULL, predicted integer NOT NULL, '
@@ -96,22 +75,59 @@ def coordinator_statements(layout: Layout, shards: Sequence[str]) -> list[sql.Co
         ).format(layout.table, columns),
         sql.SQL("CREATE SEQUENCE {}").format(sequence(layout)),
     ]
-    for i, url in enumerate(shards):
-        statements.append(
-            sql.SQL(
-                "CREATE FOREIGN TABLE {} PARTITION OF {} FOR VALUES WITH (MODULUS {}, REMAINDER {}) SERVER {} "
-                "OPTIONS (schema_name {}, table_name {})"
-            ).format(
-                partition(layout, i),
-                layout.table,
-                sql.Literal(len(shards)),
-                sql.Literal(i),
-                sql.Identifier(server_name(url)),
-                sql.Literal(SCHEMA),
-                sql.Literal(layout.table_name),
-            )
-        )
+    statements += [_partition_statement(layout, i, len(shards), url) for i, url in enumerate(shards)]
     return statements
+
+
+def replace_statements(layout: Layout, i: int, num_shards: int, url: str) -> list[sql.Composed | sql.SQL]:
+    """DDL on the coordinator pointing partition `i` at the server `url` (a promoted standby, a restored copy):
+    detached and dropped, then made again on that server's foreign server, in the caller's transaction."""
+    return [
+        sql.SQL("ALTER TABLE {} DETACH PARTITION {}").format(layout.table, partition(layout, i)),
+        sql.SQL("DROP FOREIGN TABLE {}").format(partition(layout, i)),
+        *_server_statements(url),
+        _partition_statement(layout, i, num_shards, url),
+    ]
+
+
+def _server_statements(url: str) -> list[sql.Composed]:
+    """The foreign server of `url` and the current user's mapping to it, unless they exist."""
+    parts = conninfo_to_dict(url)
+    server = sql.Identifier(server_name(url))
+    options = {
+        "host": str(parts.get("host", "127.0.0.1")),
+        "port": str(parts.get("port", "5432")),
+        "dbname": str(parts.get("dbname", "postgres")),
+        "extensions": "vector",  # lets postgres_fdw send pgvector's operators to the shard
+        "fetch_size": "10000",
+    }
+    user = {"user": str(parts.get("user", "postgres"))} | (
+        {"password": str(parts["password"])} if parts.get("password") else {}
+    )
+    return [
+        sql.SQL("CREATE SERVER IF NOT EXISTS {} FOREIGN DATA WRAPPER postgres_fdw OPTIONS ({})").format(
+            server, _options(options)
+        ),
+        sql.SQL("CREATE USER MAPPING IF NOT EXISTS FOR CURRENT_USER SERVER {} OPTIONS ({})").format(
+            server, _options(user)
+        ),
+    ]
+
+
+def _partition_statement(layout: Layout, i: int, num_shards: int, url: str) -> sql.Composed:
+    return sql.SQL(
+        "CREATE FOREIGN TABLE {} PARTITION OF {} FOR VALUES WITH (MODULUS {}, REMAINDER {}) SERVER {} "
+        "OPTIONS (schema_name {}, table_name {}, batch_size {})"
+    ).format(
+        partition(layout, i),
+        layout.table,
+        sql.Literal(num_shards),
+        sql.Literal(i),
+        sql.Identifier(server_name(url)),
+        sql.Literal(SCHEMA),
+        sql.Literal(layout.table_name),
+        sql.Literal(str(BATCH_ROWS)),
+    )
 
 
 def shard_statements(layout: Layout) -> list[sql.Composed | sql.SQL]:
@@ -135,19 +151,39 @@ def sequence(layout: Layout) -> sql.Identifier:
     return sql.Identifier(SCHEMA, f"{layout.stem}#seq")
 
 
-def upsert_statements(layout: Layout) -> tuple[sql.Composed, sql.Composed, sql.Composed]:
-    """(stored seqs of ids = ANY(%s); delete them; insert one row: seq, id, predicted, metadata, thumbnail, vectors)."""
-    names = ["seq", "id", "predicted", "metadata", "thumbnail", *(c.name for c in layout.columns)]
+#: Rows a foreign partition sends its shard per round trip (postgres_fdw's `batch_size`), and at most per INSERT.
+BATCH_ROWS = 500
+#: Parameters one statement may bind (PostgreSQL's protocol allows 65,535).
+_MAX_PARAMS = 60_000
+
+
+def upsert_statements(layout: Layout) -> tuple[sql.Composed, sql.Composed]:
+    """(stored seqs of ids = ANY(%s); delete them): the first half of a sharded upsert (`insert_rows` the rest)."""
     return (
         sql.SQL("SELECT id, seq FROM {} WHERE id = ANY(%s)").format(layout.table),
         sql.SQL("DELETE FROM {} WHERE id = ANY(%s)").format(layout.table),
-        sql.SQL("INSERT INTO {} ({}) VALUES (COALESCE(%s, nextval({})), {})").format(
-            layout.table,
-            sql.SQL(", ").join(sql.Identifier(name) for name in names),
-            sql.Literal(f'{SCHEMA}."{layout.stem}#seq"'),  # index names hold no quote (the catalog checks)
-            sql.SQL(", ").join(sql.Placeholder() * (len(names) - 1)),
-        ),
     )
+
+
+def insert_rows(layout: Layout, num_rows: int) -> sql.Composed:
+    """One INSERT of `num_rows` rows, each: seq (None: the next one), id, predicted, metadata, thumbnail, vectors.
+
+    One statement of many rows is what lets postgres_fdw send each shard its rows `BATCH_ROWS` at a time; an
+    INSERT per row costs a round trip to a shard per row.
+    """
+    names = ["seq", "id", "predicted", "metadata", "thumbnail", *(c.name for c in layout.columns)]
+    sequence_name = sql.Literal(f'{SCHEMA}."{layout.stem}#seq"')  # index names hold no quote (the catalog checks)
+    row = sql.SQL("(COALESCE(%s, nextval({})), {})").format(
+        sequence_name, sql.SQL(", ").join(sql.Placeholder() * (len(names) - 1))
+    )
+    return sql.SQL("INSERT INTO {} ({}) VALUES {}").format(
+        layout.table, sql.SQL(", ").join(sql.Identifier(name) for name in names), sql.SQL(", ").join([row] * num_rows)
+    )
+
+
+def rows_per_insert(layout: Layout) -> int:
+    """How many rows one `insert_rows` statement takes: `BATCH_ROWS`, fewer where the parameters would not fit."""
+    return max(1, min(BATCH_ROWS, _MAX_PARAMS // (5 + len(layout.columns))))
 
 
 def _options(values: dict[str, Any]) -> sql.Composed:

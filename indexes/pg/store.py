@@ -53,6 +53,9 @@ from .shards import (
     check_shards,
     coordinator_statements,
     drop_statements,
+    insert_rows,
+    replace_statements,
+    rows_per_insert,
     server_name,
     shard_statements,
     upsert_statements,
@@ -188,6 +191,58 @@ class PgVectorStore:
             self._on_shards(drop, "drop the index's table", missing_ok=True)
         logger.info("dropped pgvector index %r", name)
 
+    @property
+    def shards(self) -> tuple[str, ...]:
+        """The URLs of the shard servers of a sharded index, in partition order; () on one server."""
+        return self._spec.shards
+
+    def replace_shard(self, i: int, url: str, promote: bool = False) -> None:
+        """Serve shard `i` from the server at `url` from now on: its promoted standby, or a copy restored there.
+
+        With `promote`, a server still in recovery (a standby) is promoted first (`pg_promote`); a server that holds
+        no table of this index, or is still a standby, is refused and nothing changes. The coordinator's partition
+        is then re-made on that server's foreign server, in one transaction; the other shards and indexes are
+        untouched. Which writes the new server holds is the replication's business: a synchronous standby holds
+        every acknowledged one.
+
+        Raises:
+            InvalidInputError: no shard `i`, a URL psycopg cannot read, or one already serving another shard.
+            StoreConflictError: the server holds no table of this index.
+            StoreUnavailableError: the server cannot be reached, or is still a standby.
+        """
+        shards = list(self._spec.shards)
+        if not 0 <= i < len(shards):
+            raise InvalidInputError(f"index {self.name!r} has shards 0 to {len(shards) - 1}, not {i}")
+        shards[i] = url
+        check_shards(shards)
+        timeout = max(1, round(self._db.options.connect_timeout_s))
+        try:
+            with psycopg.connect(url, connect_timeout=timeout, autocommit=True) as conn:
+                standby = conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+                if standby and promote:
+                    conn.execute("SELECT pg_promote(true, 60)")
+                    standby = conn.execute("SELECT pg_is_in_recovery()").fetchone() == (True,)
+                if standby:
+                    raise StoreUnavailableError(
+                        f"shard server {server_name(url)} is a standby (in recovery); promote it first, or pass "
+                        '"promote": true'
+                    )
+                relation = self._layout.table.as_string(conn)
+                held = conn.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", (relation,)).fetchone()
+        except psycopg.OperationalError as exc:
+            raise StoreUnavailableError(f"cannot reach shard server {server_name(url)}: {exc}") from exc
+        if held != ("r",):  # none, or the coordinator's own partitioned table
+            raise StoreConflictError(
+                f"server {server_name(url)} holds no shard table of index {self.name!r}; give the standby or the "
+                f"restored copy of shard {i}"
+            )
+        statements = replace_statements(self._layout, i, len(shards), url)
+        with self._lock.write():  # no search or write of this index runs on the old partition meanwhile
+            self._check_open()
+            self._db.write(lambda conn: [conn.execute(statement) for statement in statements])
+            self._spec = replace(self._spec, shards=tuple(shards))
+        logger.warning("index %r: shard %d is served by %s from now on", self.name, i, server_name(url))
+
     def _on_shards(self, ddl: list[Any], what: str, missing_ok: bool = False) -> None:
         """Run `ddl` on every shard server, each in one transaction (connecting directly, not through the pool)."""
         for url in self._spec.shards:
@@ -295,11 +350,14 @@ class PgVectorStore:
 
         def work(conn: Connection) -> None:
             if self._spec.shards:  # no ON CONFLICT on foreign partitions: keep stored seqs, delete, insert
-                seqs, delete, insert = upsert_statements(self._layout)
+                seqs, delete = upsert_statements(self._layout)
                 stored = dict(conn.execute(seqs, (checked_ids,)).fetchall())
                 conn.execute(delete, (checked_ids,))
-                with conn.cursor() as cursor:
-                    cursor.executemany(insert, [(stored.get(row[0]), *row) for row in rows])
+                step = rows_per_insert(self._layout)
+                for start in range(0, len(rows), step):
+                    chunk = rows[start : start + step]
+                    values = [value for row in chunk for value in (stored.get(row[0]), *row)]
+                    conn.execute(insert_rows(self._layout, len(chunk)), values)
                 return
             with conn.cursor() as cursor:
                 cursor.executemany(statements.upsert(self._layout), rows)

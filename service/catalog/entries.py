@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from indexes.snapshot import read_manifest
+from indexes.snapshot import fsync_directory, read_manifest
 
 from ..config import INDEX_NAME_PATTERN
 from ..errors import InvalidIndexError
@@ -93,8 +93,15 @@ def bound_indexes(indexes_dir: Path, model: str) -> list[str]:
     return names
 
 
-def write_entry(directory: Path, entry: IndexEntry) -> None:
-    with open(directory / ENTRY_FILE, "wb") as f:
+def write_entry(directory: Path, entry: IndexEntry, name: str = ENTRY_FILE) -> None:
+    with open(directory / name, "wb") as f:
         f.write(json.dumps(dataclasses.asdict(entry), indent=2).encode() + b"\n")
         f.flush()
         os.fsync(f.fileno())
+
+
+def rewrite_entry(directory: Path, entry: IndexEntry) -> None:
+    """Replace the entry of an existing index atomically: written beside it, renamed over it, the rename synced."""
+    write_entry(directory, entry, name=f"{ENTRY_FILE}.tmp")
+    os.replace(directory / f"{ENTRY_FILE}.tmp", directory / ENTRY_FILE)
+    fsync_directory(directory)

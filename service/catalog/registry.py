@@ -8,6 +8,7 @@ start removes the hidden leftovers. Directories written before the catalog exist
 their manifest names the model, and they are served as FAISS indexes.
 """
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -43,9 +44,18 @@ from .entries import (
     IndexStatus,
     check_index_name,
     read_entry,
+    rewrite_entry,
     write_entry,
 )
-from .stores import approximate_options, check_store_options, create_store, drop_store, open_database, open_store
+from .stores import (
+    approximate_options,
+    check_store_options,
+    create_store,
+    drop_store,
+    open_database,
+    open_store,
+    replace_shard,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -258,6 +268,20 @@ class Catalog:
             f"this service holds {self.max_indexes} indexes, its limit (LOGITSEARCH_MAX_INDEXES, and the open-file "
             "limit: 2 files per index); drop one, or raise both and restart"
         )
+
+    def replace_shard(self, name: str, i: int, url: str, promote: bool = False) -> IndexStatus:
+        """Serve shard `i` of the sharded index `name` from the server at `url` (`PgVectorStore.replace_shard`),
+        and record it in the index's entry (replaced atomically), so that a restart serves it from there too."""
+        with self._lock:
+            slot = self._slot(name)
+        if slot.store is None:
+            raise IndexUnavailableError(f"index {name!r} is unavailable: {slot.reason}")
+        shards = replace_shard(slot.store, i, url, promote)
+        entry = dataclasses.replace(slot.entry, shards=list(shards))
+        rewrite_entry(self.indexes_dir / name, entry)
+        with self._lock:
+            slot.entry = entry
+        return self._status(slot)
 
     def drop(self, name: str) -> None:
         """Close the index `name` and delete its files; it does not come back after a restart.

@@ -159,6 +159,16 @@ def open_store(
     )
 
 
+def replace_shard(store: VectorStore, i: int, url: str, promote: bool) -> tuple[str, ...]:
+    """Serve shard `i` of a sharded pgvector index from the server at `url`; returns the index's shard URLs."""
+    from indexes.pg import PgVectorStore
+
+    if not isinstance(store, PgVectorStore) or not store.shards:
+        raise InvalidInputError("only a sharded pgvector index has shards to replace")
+    store.replace_shard(i, url, promote)
+    return store.shards
+
+
 def drop_store(store: VectorStore, kind: str) -> None:
     """Close the store (of kind `kind`) of an index being dropped, first deleting what it holds outside the index
     directory (a pgvector table); a database that is down raises `StoreUnavailableError`, the store stays open."""

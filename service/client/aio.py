@@ -157,6 +157,10 @@ class AsyncClient(ClientBase):
         }
         return await self._send(calls.create_index(options))
 
+    async def replace_shard(self, name: str, shard: int, url: str, *, promote: bool = False) -> IndexDescription:
+        """Serve shard `shard` of a sharded pgvector index from the server at `url` (its standby: `promote`)."""
+        return await self._send(calls.replace_shard(name, shard, url, promote))
+
     async def drop_index(self, name: str) -> DropResponse:
         """Drop an index and its items for good."""
         return await self._send(calls.drop_index(name))

@@ -163,6 +163,11 @@ def create_index(options: dict[str, Any]) -> Call[IndexDescription]:
     return Call("POST", "/v1/indexes", _model(IndexDescription), json=drop_none(body), idempotent=False)
 
 
+def replace_shard(name: str, shard: int, url: str, promote: bool) -> Call[IndexDescription]:
+    body = {"url": url, "promote": promote}
+    return Call("PUT", f"{_index(name)}/shards/{shard}", _model(IndexDescription), json=body, idempotent=True)
+
+
 def drop_index(name: str) -> Call[DropResponse]:
     return Call("DELETE", _index(name), _model(DropResponse), idempotent=False)
 

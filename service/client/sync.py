@@ -153,6 +153,10 @@ class Client(ClientBase):
         }
         return self._send(calls.create_index(options))
 
+    def replace_shard(self, name: str, shard: int, url: str, *, promote: bool = False) -> IndexDescription:
+        """Serve shard `shard` of a sharded pgvector index from the server at `url` (its standby: `promote`)."""
+        return self._send(calls.replace_shard(name, shard, url, promote))
+
     def drop_index(self, name: str) -> DropResponse:
         """Drop an index and its items for good."""
         return self._send(calls.drop_index(name))

@@ -9,7 +9,14 @@ from ..catalog.entries import IndexStatus
 from ..errors import IndexConflictError
 from ..http.deps import CatalogDep, SettingsDep, require_write_key
 from ..http.routing import OffLoopRoute
-from ..schemas import DropResponse, ErrorResponse, IndexCreateRequest, IndexDescription, IndexList
+from ..schemas import (
+    DropResponse,
+    ErrorResponse,
+    IndexCreateRequest,
+    IndexDescription,
+    IndexList,
+    ShardReplaceRequest,
+)
 
 router = APIRouter(route_class=OffLoopRoute, prefix="/indexes", tags=["indexes"])
 _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No index of that name"}}
@@ -92,6 +99,21 @@ def get_index(index_name: str, catalog: CatalogDep, request: Request) -> IndexDe
     if calibration is not None and count == found.count:
         described.calibration = calibration
     return described
+
+
+@router.put(
+    "/{index_name}/shards/{shard}",
+    dependencies=[Depends(require_write_key)],
+    responses={
+        **_NOT_FOUND,
+        409: {"model": ErrorResponse, "description": "The server holds no table of this index"},
+        503: {"model": ErrorResponse, "description": "The server is unreachable, or still a standby"},
+    },
+)
+def replace_shard(index_name: str, shard: int, body: ShardReplaceRequest, catalog: CatalogDep) -> IndexDescription:
+    """Serve one shard of a sharded pgvector index from another server: its standby once the primary is lost
+    (`"promote": true` promotes it), or a copy restored elsewhere. The other shards are untouched."""
+    return describe(catalog.replace_shard(index_name, shard, body.url, body.promote))
 
 
 @router.delete(

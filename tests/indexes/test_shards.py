@@ -145,3 +145,46 @@ def test_a_sharded_index_needs_two_distinct_servers_and_is_flat(
     spec = PgIndexSpec("s-hnsw", "m", "ab" * 32, DIM, (1.0,), "hnsw", shards=(url, shard_servers[1].url))
     with pytest.raises(InvalidInputError, match="sharded pgvector index is flat"):
         PgVectorStore.create(pg_database, spec)
+
+
+@pytest.mark.slow
+def test_a_dead_shard_fails_over_to_its_synchronous_standby_and_loses_no_acknowledged_write(
+    pg_database: "PgDatabase", shard_servers: list["PostgresServer"]
+) -> None:
+    """Shard 0 on a primary with a synchronous streaming standby: the primary is SIGKILLed after 400 acknowledged
+    writes; the index answers 503 until shard 0 is pointed at the standby (promoted by the call), then holds every
+    acknowledged item, searches as before, and takes writes again."""
+    from tests.postgres import make_synchronous, start_primary, start_standby
+
+    primary = start_primary()
+    standby = start_standby(primary)
+    try:
+        make_synchronous(primary)
+        store = _store(pg_database, (primary.url, shard_servers[1].url))
+        rng = np.random.default_rng(5)
+        acknowledged: dict[str, np.ndarray] = {}
+        for batch in range(8):
+            ids = [f"b{batch}-{i}" for i in range(50)]
+            vectors = rng.standard_normal((50, DIM)).astype(np.float32)
+            store.upsert(ids, vectors, [{"batch": batch}] * 50)
+            acknowledged.update(zip(ids, vectors, strict=True))
+        primary.stop("kill")
+        with pytest.raises(StoreUnavailableError, match="shard server"):
+            store.count()
+        with pytest.raises(StoreUnavailableError, match="is a standby"):
+            store.replace_shard(0, standby.url)  # not promoted: refused, nothing changes
+        with pytest.raises(InvalidInputError, match="shards 0 to 1"):
+            store.replace_shard(2, standby.url, promote=True)
+        store.replace_shard(0, standby.url, promote=True)
+        assert store.shards == (standby.url, shard_servers[1].url)
+        assert store.count() == len(acknowledged)
+        for item_id in ("b0-0", "b3-17", "b7-49"):
+            np.testing.assert_array_equal(store.get(item_id).logits, acknowledged[item_id])
+        query = acknowledged["b5-5"].astype(np.float64)
+        assert store.search(query, 1, metric="ce", temperature=4.0).neighbors[0][0].id == "b5-5"
+        store.upsert(["after"], rng.standard_normal((1, DIM)), [{}])
+        assert store.count() == len(acknowledged) + 1
+        store.drop()
+    finally:
+        standby.remove()
+        primary.remove()

@@ -34,4 +34,16 @@ def test_a_sharded_index_over_http_from_the_client(
         assert client.count(group_by="label", index=name).count == N
         with pytest.raises(LogitSearchError, match="shards apply to flat pgvector"):
             client.create_index(f"{name}-x", "digits-cnn", shards=urls)
+        # Replacing a shard's server: refused where it could not serve, then re-made on the same server.
+        with pytest.raises(LogitSearchError, match="holds no shard table") as no_table:
+            client.replace_shard(name, 0, pg_server.url)  # the coordinator: its table is the partitioned one
+        assert no_table.value.status == 409
+        with pytest.raises(LogitSearchError, match="same server twice"):
+            client.replace_shard(name, 0, urls[1])
+        with pytest.raises(LogitSearchError, match="shards 0 to 1, not 2"):
+            client.replace_shard(name, 2, urls[0])
+        with pytest.raises(LogitSearchError, match="only a sharded pgvector index"):
+            client.replace_shard("default", 0, urls[0])
+        assert client.replace_shard(name, 0, urls[0]).count == N
+        assert client.search(logits[:1], k=1, metric="kl", index=name).results[0][0].id == ids[0]
         client.drop_index(name)
