@@ -150,7 +150,9 @@ def _runs(config: ComparisonConfig) -> Iterator[tuple[int, str, str]]:
 def _run_one(train: TrainConfig, variant: str, data: LabeledImages, progress: bool) -> dict[str, Any]:
     result = fit_classifier(train, data, progress=progress)
     with torch.inference_mode():
-        logits = torch.cat([result.module(x) for x in torch.split(data.inputs[~data.is_train], 1024)]).numpy()
+        test_logits = torch.cat([result.module(x) for x in torch.split(data.inputs[~data.is_train], 1024)])
+        test_ce = float(torch.nn.functional.cross_entropy(test_logits.double(), data.labels[~data.is_train]))
+    logits = test_logits.numpy()
     last = result.trajectory[-1]
     loss = train.loss_config
     return {
@@ -169,6 +171,7 @@ def _run_one(train: TrainConfig, variant: str, data: LabeledImages, progress: bo
         "train_seconds": round(result.seconds, 3),
         "l2_ce_spearman": float(np.nanmean(correlate_l2_with_ce(logits))),
         "p_inter_gt_intra": last["p_inter_gt_intra"],
+        "test_ce": test_ce,  # mean cross-entropy (nats) of softmax(logits) on the test split's labels
         "trajectory": [row["test_accuracy"] for row in result.trajectory],
     }
 

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from scipy.stats import pearsonr, spearmanr
 
 from .comparison import BASELINE, ComparisonConfig, arch_label
 
@@ -35,7 +36,7 @@ def write_report(rows: list[dict[str, Any]], config: ComparisonConfig, out_dir: 
     json_path, md_path = out_dir / "results.json", out_dir / "results.md"
     json_path.write_text(json.dumps(rows, indent=1) + "\n", encoding="utf-8")
     summary = summarize_runs(rows)
-    md_path.write_text(_markdown(summary, config, command), encoding="utf-8")
+    md_path.write_text(_markdown(summary, config, command) + _across_models(rows), encoding="utf-8")
     paths = [json_path, md_path, *_plot(summary, out_dir)]
     logger.info("wrote %s", ", ".join(str(p) for p in paths))
     return paths
@@ -73,6 +74,50 @@ def summarize_runs(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
             }
         )
     return summary
+
+
+def separability_against_loss(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Das & Chaudhuri across trained models: Spearman and Pearson between each run's P(inter > intra) and its test
+    cross-entropy, over every run and per arch (runs recorded before `test_ce` are left out).
+
+    Returns:
+        ``[{"runs": "all" | arch, "n", "spearman", "pearson"}]``; empty when fewer than three runs have both.
+    """
+    usable = [r for r in rows if r.get("test_ce") is not None and r.get("p_inter_gt_intra") is not None]
+    groups = {
+        "all": usable,
+        **{arch: [r for r in usable if r["arch"] == arch] for arch in dict.fromkeys(r["arch"] for r in usable)},
+    }
+    result = []
+    for name, runs in groups.items():
+        if len(runs) < 3:
+            continue
+        p = np.array([r["p_inter_gt_intra"] for r in runs])
+        ce = np.array([r["test_ce"] for r in runs])
+        result.append(
+            {"runs": name, "n": len(runs), "spearman": float(spearmanr(p, ce)[0]), "pearson": float(pearsonr(p, ce)[0])}
+        )
+    return result
+
+
+def _across_models(rows: list[dict[str, Any]]) -> str:
+    found = separability_against_loss(rows)
+    if not found:
+        return ""
+    lines = [
+        "",
+        "Das & Chaudhuri across the trained models: correlation between each run's P (inter-class L2 > intra-class "
+        "L2, test split) and its test cross-entropy (the paper predicts larger P at lower loss: a negative "
+        "correlation).",
+        "",
+        "| runs | n | Spearman(P, test CE) | Pearson(P, test CE) |",
+        "|---|---|---|---|",
+    ]
+    lines += [
+        f"| {arch_label(r['runs']) if r['runs'] != 'all' else 'all'} | {r['n']} | {r['spearman']:.3f} | {r['pearson']:.3f} |"
+        for r in found
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def summarize_timing(runs: list[dict[str, Any]], baseline: list[dict[str, Any]]) -> dict[str, Any]:

@@ -63,3 +63,34 @@ def test_write_report_files(tmp_path: Path) -> None:
     markdown = paths[1].read_text()
     assert "| mlp | isbe-tanh | 0.9400 ± 0.0283 |" in markdown and "| -7.5 ± 3.5 % | -10.0 % |" in markdown
     assert "`logitsearch compare-training --out out`" in markdown
+
+
+def test_separability_against_loss_across_runs(tmp_path: Path) -> None:
+    """P against test CE over runs, per arch and overall, against scipy on the same numbers; runs recorded before
+    `test_ce` are left out, and the section is written with the report."""
+    from scipy.stats import spearmanr
+
+    from models.report import separability_against_loss
+
+    rows = [
+        {**_row("ce-mean", seed, 0.9, 10.0), "arch": arch, "p_inter_gt_intra": p, "test_ce": ce}
+        for seed, (arch, p, ce) in enumerate(
+            [
+                ("mlp", 0.95, 0.30),
+                ("mlp", 0.97, 0.20),
+                ("mlp", 0.96, 0.25),
+                ("cnn", 0.99, 0.05),
+                ("cnn", 0.98, 0.10),
+                ("cnn", 0.985, 0.02),
+            ]
+        )
+    ] + [_row("ce-mean", 9, 0.9, 10.0)]  # no test_ce: an older results.json
+    found = {r["runs"]: r for r in separability_against_loss(rows)}
+    assert set(found) == {"all", "mlp", "cnn"} and found["all"]["n"] == 6
+    assert found["mlp"]["spearman"] == pytest.approx(-1.0)
+    p_all = [r["p_inter_gt_intra"] for r in rows[:6]]
+    ce_all = [r["test_ce"] for r in rows[:6]]
+    assert found["all"]["spearman"] == pytest.approx(spearmanr(p_all, ce_all)[0])
+    config = ComparisonConfig(seeds=(0,), archs=("mlp", "cnn"), variants=("ce-mean",))
+    write_report(rows, config, tmp_path)
+    assert "| all | 6 |" in (tmp_path / "results.md").read_text()
