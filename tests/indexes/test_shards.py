@@ -147,7 +147,6 @@ def test_a_sharded_index_needs_two_distinct_servers_and_is_flat(
         PgVectorStore.create(pg_database, spec)
 
 
-@pytest.mark.slow
 def test_a_dead_shard_fails_over_to_its_synchronous_standby_and_loses_no_acknowledged_write(
     pg_database: "PgDatabase", shard_servers: list["PostgresServer"]
 ) -> None:
