@@ -57,6 +57,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "get_index": ("GET /v1/indexes/{index_name}",),
     "create_index": ("POST /v1/indexes",),
     "drop_index": ("DELETE /v1/indexes/{index_name}",),
+    "replace_shard": ("PUT /v1/indexes/{index_name}/shards/{shard}",),
     "upsert": ("POST {index}/items",),
     "list_items": ("GET {index}/items", "POST {index}/items/list"),
     "count": ("POST {index}/count",),
