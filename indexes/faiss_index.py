@@ -1,7 +1,9 @@
 """In-memory FAISS flat L2 index with string ids and metadata, on CPU or mirrored on a GPU."""
 
 import logging
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -45,6 +47,8 @@ GPU_MAX_K = ann.GPU_MAX_K
 #: A filtered search on an approximate index matching at most this share of the items is answered exactly: a scan
 #: of so few rows is fast, and a graph walk would pass over mostly excluded items.
 EXACT_FILTER_FRACTION = 0.05
+#: (field, T) orders whose values a listing keeps for its next pages (each n float64).
+ORDER_CACHE = 4
 
 
 #: How candidates are found: `"auto"` picks per query shape; `"faiss"` and `"scan"` force one kernel.
@@ -97,6 +101,9 @@ class FaissIndex:
         self._listed_ids: list[str] | None = None  # insertion order, cached for `list` until the next write
         self._version = 0  # bumped on every write; derived indexes built at an older version are rebuilt
         self._centred_max: tuple[int, float] | None = None  # (version, largest |z - mean z| of any stored row)
+        # (field, T) -> (version, (n,) values of every row): listings page through them without recomputing
+        self._orders: OrderedDict[tuple[str, float], tuple[int, np.ndarray]] = OrderedDict()
+        self._orders_lock = threading.Lock()
         self._derived = DerivedIndexCache(gpu_resources=gpu_resources)
         self._view: np.ndarray | None = None  # `vectors`, until FAISS's buffer changes
         self._approximate: Approximate | None = None  # candidate structures of an approximate index, once built
@@ -162,10 +169,24 @@ class FaissIndex:
         """The `limit` items after `after` in `order` among those matching `filter` (`indexes.pages`)."""
         rows = self.matching_rows(filter, temperature)
         seqs = self._seqs.values[rows]
-        values = derived_values(order.field, self.vectors[rows], temperature) if order.derived else None
+        values = self._order_values(order.field, temperature)[rows] if order.derived else None
         chosen, more = next_rows(seqs, values, order, after, limit)
         items = [self._item(int(row)) for row in rows[chosen]]
         return Page(items, cursor_after(seqs, values, chosen) if more else None, len(rows))
+
+    def _order_values(self, field: str, temperature: float) -> np.ndarray:
+        """`(n,)` values of a derived field of every row at T, computed once per version of the data for the
+        `ORDER_CACHE` most recent (field, T): a listing's next pages cost O(n), not O(n·C) each."""
+        key = (field, temperature)
+        with self._orders_lock:
+            cached = self._orders.get(key)
+            if cached is None or cached[0] != self._version:
+                cached = (self._version, derived_values(field, self.vectors, temperature))
+                self._orders[key] = cached
+            self._orders.move_to_end(key)
+            while len(self._orders) > ORDER_CACHE:
+                self._orders.popitem(last=False)
+            return cached[1]
 
     def facets(self, filter: Filter | None, group_by: str | None, temperature: float, limit: int) -> Facets:
         """How many items match `filter`, and per value of `group_by` (a metadata key or `predicted`) how many hold it."""

@@ -9,6 +9,7 @@ import pytest
 
 from indexes.durable import DurableIndex
 from indexes.errors import InvalidInputError
+from indexes.faiss_index import FaissIndex
 from indexes.pages import Cursor, Order, decode_cursor, encode_cursor, listing_key, parse_order
 from indexes.store import VectorStore
 from tests import filter_oracle
@@ -217,3 +218,21 @@ def test_derived_orders_stay_finite_and_agree_at_extreme_temperatures(store: Vec
         assert page.matched == 20 and len(page.items) == 20
     low = store.page(None, Order("entropy", True), None, 100, 1e-300)
     assert low.matched == 20  # one-hot at a tiny T: every entropy is 0 (ties by insertion)
+
+
+def test_a_derived_order_follows_every_write_between_pages() -> None:
+    """The FAISS store keeps each derived order's values between pages; a write makes them stale at once."""
+    index = FaissIndex(DIM)
+    ids, vectors, metadata = _items(3, 40)
+    index.upsert(ids, vectors, metadata)
+    order = parse_order("confidence:desc")
+    first = index.page(None, order, None, 5, 1.0).items
+    least = index.page(None, parse_order("confidence:asc"), None, 1, 1.0).items[0].id
+    confident = np.zeros((1, DIM), np.float32)
+    confident[0, 0] = 100.0
+    index.upsert([least], confident, [{}])  # the least confident item becomes the most confident
+    assert index.page(None, order, None, 5, 1.0).items[0].id == least
+    index.delete(least)
+    assert [item.id for item in index.page(None, order, None, 5, 1.0).items] == [item.id for item in first]
+    index.upsert([least], confident, [{}])
+    assert index.page(None, order, None, 1, 1.0).items[0].id == least
