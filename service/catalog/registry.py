@@ -101,7 +101,8 @@ class Catalog:
         if self._database is None:
             self._database = open_database(self.settings)
         self.indexes_dir.mkdir(parents=True, exist_ok=True)
-        for path in sorted(self.indexes_dir.iterdir()):
+        # The default index first: past MAX_INDEXES the others stay closed, never the one the service is for.
+        for path in sorted(self.indexes_dir.iterdir(), key=lambda p: (p.name != self.settings.index, p.name)):
             if path.name.startswith((_CREATING, _DROPPED)) and not clean:
                 continue
             if path.name.startswith((_CREATING, _DROPPED)):

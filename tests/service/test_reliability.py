@@ -175,6 +175,18 @@ def test_max_indexes_answers_507_and_a_drop_makes_room(settings: Settings) -> No
         assert http.post("/v1/indexes", json={"name": "c", "model": "digits-cnn"}).status_code == 201
 
 
+def test_indexes_on_disk_past_max_indexes_are_listed_unavailable_not_opened(settings: Settings) -> None:
+    with serving(settings) as url, httpx.Client(base_url=url, timeout=30) as http:
+        for name in ("a", "b"):
+            assert http.post("/v1/indexes", json={"name": name, "model": "digits-cnn"}).status_code == 201
+    with serving(settings.model_copy(update={"max_indexes": 2})) as url, httpx.Client(base_url=url, timeout=30) as http:
+        listed = {index["name"]: index for index in http.get("/v1/indexes").json()["indexes"]}
+        assert [listed[n]["status"] for n in ("a", "b", "default")] == ["ready", "unavailable", "ready"]
+        assert "not opened" in listed["b"]["reason"] and "LOGITSEARCH_MAX_INDEXES" in listed["b"]["reason"]
+        search = http.post("/v1/indexes/b/search", json={"queries": [{"logits": [0.0] * 10}]})
+        assert search.status_code == 503 and "not opened" in search.json()["detail"]
+
+
 def _index_names(http: httpx.Client) -> set[str]:
     return {index["name"] for index in http.get("/v1/indexes").json()["indexes"]}
 
