@@ -188,3 +188,33 @@ def rows_per_insert(layout: Layout) -> int:
 
 def _options(values: dict[str, Any]) -> sql.Composed:
     return sql.SQL(", ").join(sql.SQL("{} {}").format(sql.Identifier(k), sql.Literal(v)) for k, v in values.items())
+
+
+def owners_statement(layout: Layout, num_shards: int) -> sql.Composed:
+    """On the coordinator: the partition (shard number) of each id in %s (text[]), by PostgreSQL's own hash
+    partitioning (`satisfies_hash_partition`), in the order given."""
+    return sql.SQL(
+        "SELECT (SELECT r FROM generate_series(0, {} - 1) AS r "
+        "WHERE satisfies_hash_partition({}::regclass, {}, r, u.id)) FROM unnest(%s::text[]) WITH ORDINALITY AS u(id, n) "
+        "ORDER BY u.n"
+    ).format(sql.Literal(num_shards), sql.Literal(layout.table.as_string(None)), sql.Literal(num_shards))
+
+
+def seqs_statement(layout: Layout) -> sql.Composed:
+    """On the coordinator: %s new values of the index's seq sequence, increasing."""
+    return sql.SQL("SELECT nextval({}) FROM generate_series(1, %s) ORDER BY 1").format(
+        sql.Literal(sequence(layout).as_string(None))
+    )
+
+
+def shard_delete_statement(layout: Layout) -> sql.Composed:
+    """On a shard: delete the ids in %s, returning the seqs they had (kept by a replaced item)."""
+    return sql.SQL("DELETE FROM {} WHERE id = ANY(%s) RETURNING id, seq").format(layout.table)
+
+
+def shard_copy_statement(layout: Layout) -> sql.Composed:
+    """On a shard: COPY of rows (seq, id, predicted, metadata, thumbnail, vectors) in binary."""
+    names = ["seq", "id", "predicted", "metadata", "thumbnail", *(c.name for c in layout.columns)]
+    return sql.SQL("COPY {} ({}) FROM STDIN (FORMAT BINARY)").format(
+        layout.table, sql.SQL(", ").join(sql.Identifier(name) for name in names)
+    )

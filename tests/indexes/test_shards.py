@@ -125,6 +125,8 @@ def test_a_shard_down_is_a_503_naming_it_and_the_index_recovers_by_itself(
             StoreUnavailableError, match="a shard server of this index is unreachable.*logitsearch_shard_"
         ):
             sharded.search(vectors[:1], 3)
+        with pytest.raises(StoreUnavailableError, match=r"unreachable: shard 1 \(logitsearch_shard_"):
+            sharded.upsert(["down"], vectors[:1])  # written straight to the shards: the one down is named
         assert single.search(vectors[:1], 3).neighbors[0][0].id == ids[0]  # the other index keeps serving
     finally:
         shard_servers[1].start()
