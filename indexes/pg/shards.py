@@ -4,15 +4,18 @@ The coordinator (`PG_URL`) holds the index's table as `PARTITION BY HASH (id)` w
 each partition is a `postgres_fdw` foreign table over the shard's own `logitsearch.<index>` table, which has the
 primary key, the GIN index on metadata and the rows. Every statement of the single-server store therefore runs on
 the coordinator unchanged (PostgreSQL routes inserts to the owning shard and pushes filters and `ORDER BY <op>` down
-to each), except two: an upsert cannot use `ON CONFLICT` on a partitioned table of foreign tables, so it reads the
-stored seqs, deletes and inserts in one coordinator transaction (`upsert_statements`); and a nearest-neighbour query
+to each), except two: an upsert cannot use `ON CONFLICT` on a partitioned table of foreign tables, so it goes
+straight to the owning shards (`owners_statement` names each id's partition, `seqs_statement` hands out new seqs,
+then per shard `shard_delete_statement` and one binary `shard_copy_statement`, about 3x the rate of the INSERTs
+through the coordinator that `upsert_statements` / `insert_rows` still make when `DIRECT_SHARD_WRITES` is off);
+and a nearest-neighbour query
 names each partition in a `UNION ALL` of per-shard `ORDER BY ... LIMIT m` subqueries, which postgres_fdw sends whole
 to each shard, instead of letting the Merge Append over the partitioned table pull every row of every shard
 (`PARTITION BY` pushes the order down but not the limit; `tests/indexes/test_shards.py` shows both plans).
 
-`seq` comes from a sequence on the coordinator, so insertion order and listing cursors are global. The coordinator
-commits the shards' remote transactions one after another when its own commits (postgres_fdw, no two-phase commit):
-a shard that dies in that instant can leave a write applied on the others only. A shard that is down makes the
+`seq` comes from a sequence on the coordinator, so insertion order and listing cursors are global. A write commits
+the shards' transactions one after another (directly, or postgres_fdw when the coordinator commits; no two-phase
+commit): a shard that dies in that instant can leave a write applied on the others only. A shard that is down makes the
 index answer 503 naming it; the other indexes are untouched, and the next statement reconnects when it is back.
 """
 
