@@ -559,6 +559,19 @@ class AnnParameters(Strict):
     nlist: int | None = Field(None, ge=1, le=65536, description="IVF lists (default about 2√N, a power of two)")
 
 
+class ShardServer(Strict):
+    """A shard of a sharded pgvector index: its primary, and the streaming standby that takes over when it is lost."""
+
+    url: str = Field(min_length=1, max_length=1000, description="PostgreSQL URL of the shard's primary")
+    standby_url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="PostgreSQL URL of its streaming standby (synchronous for no lost acknowledged write), which "
+        "PUT /v1/indexes/{name}/shards/{i} promotes when no url is given",
+    )
+
+
 class IndexCreateRequest(Strict):
     name: str = Field(
         description="1-63 lowercase letters, digits, '_' or '-', starting with a letter or digit",
@@ -593,12 +606,12 @@ class IndexCreateRequest(Strict):
     target_recall: float = Field(
         0.95, gt=0, le=1, description="faiss hnsw/ivf: the recall@10 searches reach by default, measured on the index"
     )
-    shards: list[Annotated[str, Field(min_length=1, max_length=1000)]] | None = Field(
+    shards: list[Annotated[str, Field(min_length=1, max_length=1000)] | ShardServer] | None = Field(
         None,
         min_length=2,
         max_length=64,
-        description="pgvector flat: the PostgreSQL URLs of the shard servers to spread the index over (hash of the "
-        "id, postgres_fdw from the coordinator at PG_URL; docs/stores.md)",
+        description="pgvector flat: the shard servers to spread the index over (hash of the id, postgres_fdw from "
+        'the coordinator at PG_URL; docs/stores.md), each a PostgreSQL URL or {"url": ..., "standby_url": ...}',
     )
     parameters: AnnParameters | None = Field(
         None, description="faiss hnsw/ivf: build parameters (default: chosen from the number of items and classes)"
@@ -609,8 +622,15 @@ class IndexCreateRequest(Strict):
 class ShardReplaceRequest(Strict):
     """`PUT /v1/indexes/{name}/shards/{i}`: serve shard i from another server (its standby, a restored copy)."""
 
-    url: str = Field(min_length=1, max_length=1000, description="PostgreSQL URL of the server to serve the shard from")
-    promote: bool = Field(False, description="Promote the server first when it is a standby (pg_promote)")
+    url: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="PostgreSQL URL of the server to serve the shard from; omitted: the shard's standby_url, promoted",
+    )
+    promote: bool | None = Field(
+        None, description="Promote the server first when it is a standby (pg_promote); default: only without url"
+    )
 
 
 class IndexDescription(BaseModel):
@@ -639,6 +659,9 @@ class IndexDescription(BaseModel):
         "item, and per metric and T the recall@10 measured, the search parameters chosen and when",
     )
     shards: list[str] | None = Field(None, description="A sharded pgvector index: its shard servers (host:port/db)")
+    shard_standbys: list[str | None] | None = Field(
+        None, description="A sharded pgvector index: each shard's standby (host:port/db), null where it has none"
+    )
     calibration: dict[str, Any] | None = Field(
         None,
         description="GET /v1/indexes/{name} only, once `POST .../analyses/calibration` ran on the whole index (and "

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import psycopg
 from pgvector import Vector
+from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
@@ -39,6 +40,7 @@ from ..validation import (
 from . import statements
 from .candidates import SqlCandidates, refuse_mixed_types, tune_hnsw
 from .database import PgDatabase
+from .database import describe as describe_url
 from .schema import (
     HNSW_METRICS,
     INDEX_TYPES,
@@ -54,14 +56,21 @@ from .shards import (
     coordinator_statements,
     drop_statements,
     insert_rows,
+    owners_statement,
     replace_statements,
     rows_per_insert,
+    seqs_statement,
     server_name,
+    shard_copy_statement,
+    shard_delete_statement,
     shard_statements,
     upsert_statements,
 )
 
 logger = logging.getLogger(__name__)
+
+#: Sharded upserts straight to the owning shards (binary COPY) rather than INSERTs through the coordinator.
+DIRECT_SHARD_WRITES = True
 
 Connection = psycopg.Connection[Any]
 #: An approximate search re-ranks the best 2 × max(100, 3k) HNSW candidates (at most 1000: pgvector's ef_search).
@@ -348,6 +357,12 @@ class PgVectorStore:
             for i, item_id in enumerate(checked_ids)
         ]
 
+        if self._spec.shards and DIRECT_SHARD_WRITES:
+            with self._lock.read():
+                self._check_open()
+                self._upsert_on_shards(checked_ids, rows)
+            return len(rows)
+
         def work(conn: Connection) -> None:
             if self._spec.shards:  # no ON CONFLICT on foreign partitions: keep stored seqs, delete, insert
                 seqs, delete = upsert_statements(self._layout)
@@ -364,6 +379,63 @@ class PgVectorStore:
 
         self._write(work)
         return len(rows)
+
+    def _upsert_on_shards(self, ids: list[str], rows: list[tuple[Any, ...]]) -> None:
+        """A sharded upsert written straight to the owning shards: the coordinator says which shard owns each id
+        (its hash partitioning) and hands out the new seqs; each shard deletes the ids it holds (returning their
+        seqs, which a replaced item keeps) and takes its rows in one binary COPY, in its own transaction. The shards
+        commit one after another once all have their rows (as postgres_fdw does: no two-phase commit)."""
+        num = len(self._spec.shards)
+        owners = [
+            row[0]
+            for row in self._db.write(lambda conn: conn.execute(owners_statement(self._layout, num), (ids,)).fetchall())
+        ]
+        timeout = max(1, round(self._db.options.connect_timeout_s))
+        conns: list[Connection] = []
+        at = 0  # the shard being spoken to, named when it fails
+        try:
+            try:
+                for at in range(num):
+                    conn = psycopg.connect(self._spec.shards[at], connect_timeout=timeout)
+                    conns.append(conn)
+                    register_vector(conn)
+                stored: dict[str, int] = {}
+                for at, conn in enumerate(conns):
+                    mine = [item_id for item_id, owner in zip(ids, owners, strict=True) if owner == at]
+                    if mine:
+                        stored.update(conn.execute(shard_delete_statement(self._layout), (mine,)).fetchall())
+                fresh = sum(1 for item_id in ids if item_id not in stored)
+                new = iter(
+                    [
+                        row[0]
+                        for row in self._db.write(
+                            lambda conn: conn.execute(seqs_statement(self._layout), (fresh,)).fetchall()
+                        )
+                    ]
+                    if fresh
+                    else []
+                )
+                seqs = [stored[item_id] if item_id in stored else next(new) for item_id in ids]
+                for at, conn in enumerate(conns):
+                    with conn.cursor() as cursor, cursor.copy(shard_copy_statement(self._layout)) as copy:
+                        copy.set_types(self._copy_types)
+                        for seq, owner, row in zip(seqs, owners, rows, strict=True):
+                            if owner == at:
+                                copy.write_row((seq, *row))
+                for at in range(num):
+                    conns[at].commit()
+            except psycopg.OperationalError as exc:
+                raise StoreUnavailableError(
+                    f"a shard server of this index is unreachable: shard {at} ({server_name(self._spec.shards[at])}, "
+                    f"{describe_url(self._spec.shards[at])}): {exc}"
+                ) from exc
+        finally:
+            for conn in conns:
+                conn.close()
+
+    @property
+    def _copy_types(self) -> list[str]:
+        return ["int8", "text", "int4", "jsonb", "bytea", *(["vector"] * len(self._layout.columns))]
 
     def delete(self, item_id: str) -> None:
         check_id(item_id)

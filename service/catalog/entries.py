@@ -46,6 +46,7 @@ class IndexEntry:
     target_recall: float = 0.95  # faiss hnsw/ivf
     parameters: dict[str, int | None] | None = None  # faiss hnsw/ivf: m, ef_construction, nlist
     shards: list[str] | None = None  # pgvector: the PostgreSQL URLs of a sharded index's shard servers
+    shard_standbys: list[str | None] | None = None  # pgvector: each shard's streaming standby (None: it has none)
 
 
 @dataclass(frozen=True)

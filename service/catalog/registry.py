@@ -32,6 +32,7 @@ from ..errors import (
     IndexLimitError,
     IndexNotFoundError,
     IndexUnavailableError,
+    InvalidIndexError,
     ServiceNotReadyError,
 )
 from .bootstrap import import_plugins
@@ -49,6 +50,7 @@ from .entries import (
 )
 from .stores import (
     approximate_options,
+    check_standbys,
     check_store_options,
     create_store,
     drop_store,
@@ -199,6 +201,7 @@ class Catalog:
         target_recall: float = 0.95,
         parameters: dict[str, int | None] | None = None,
         shards: list[str] | None = None,
+        shard_standbys: list[str | None] | None = None,
     ) -> IndexStatus:
         """Create an empty index bound to `model`, durably and atomically.
 
@@ -209,6 +212,7 @@ class Catalog:
         """
         check_index_name(name)
         check_store_options(self.settings, store, index_type, temperatures, shards)
+        shard_standbys = check_standbys(shards, shard_standbys)
         spec = read_spec(self.settings.models_dir, model)
         if store == "pgvector":
             temperatures = [float(t) for t in temperatures or [1.0]]
@@ -224,6 +228,7 @@ class Catalog:
             target_recall=target_recall,
             parameters=parameters,
             shards=shards,
+            shard_standbys=shard_standbys,
         )
         approximate_options(entry)  # options that make no index are a 422 before anything is written
         final = self.indexes_dir / name
@@ -270,15 +275,28 @@ class Catalog:
             "limit: 2 files per index); drop one, or raise both and restart"
         )
 
-    def replace_shard(self, name: str, i: int, url: str, promote: bool = False) -> IndexStatus:
+    def replace_shard(self, name: str, i: int, url: str | None, promote: bool = False) -> IndexStatus:
         """Serve shard `i` of the sharded index `name` from the server at `url` (`PgVectorStore.replace_shard`),
-        and record it in the index's entry (replaced atomically), so that a restart serves it from there too."""
+        and record it in the index's entry (replaced atomically), so that a restart serves it from there too.
+
+        `url` None: the shard's own standby (`standby_url` at creation), which then serves it without a standby.
+        """
         with self._lock:
             slot = self._slot(name)
         if slot.store is None:
             raise IndexUnavailableError(f"index {name!r} is unavailable: {slot.reason}")
+        standbys = list(slot.entry.shard_standbys or [None] * len(slot.entry.shards or []))
+        if url is None:
+            if not 0 <= i < len(standbys) or standbys[i] is None:
+                raise InvalidIndexError(
+                    f"shard {i} of index {name!r} has no standby_url; give the url of the server to serve it from"
+                )
+            url = standbys[i]
+            assert url is not None
         shards = replace_shard(slot.store, i, url, promote)
-        entry = dataclasses.replace(slot.entry, shards=list(shards))
+        if 0 <= i < len(standbys) and standbys[i] == url:
+            standbys[i] = None  # promoted: the shard's new primary, with no standby until one is made
+        entry = dataclasses.replace(slot.entry, shards=list(shards), shard_standbys=standbys if any(standbys) else None)
         rewrite_entry(self.indexes_dir / name, entry)
         with self._lock:
             slot.entry = entry

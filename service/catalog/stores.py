@@ -159,6 +159,26 @@ def open_store(
     )
 
 
+def check_standbys(shards: list[str] | None, standbys: list[str | None] | None) -> list[str | None] | None:
+    """Each shard's standby URL (None where it has none), or None when no shard has one.
+
+    Raises:
+        InvalidIndexError: standbys without shards, of another length, or naming a server twice (a shard's own
+            primary, another shard, another standby) or not a PostgreSQL URL.
+    """
+    if not standbys or not any(standbys):
+        return None
+    if shards is None or len(standbys) != len(shards):
+        raise InvalidIndexError('standby_url belongs to a shard of "shards": give one per shard, or none')
+    from indexes.pg.shards import check_shards
+
+    try:
+        check_shards([*shards, *(url for url in standbys if url)])
+    except InvalidInputError as exc:
+        raise InvalidIndexError(f"shards and their standby_url: {exc}") from exc
+    return list(standbys)
+
+
 def replace_shard(store: VectorStore, i: int, url: str, promote: bool) -> tuple[str, ...]:
     """Serve shard `i` of a sharded pgvector index from the server at `url`; returns the index's shard URLs."""
     from indexes.pg import PgVectorStore

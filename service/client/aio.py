@@ -138,7 +138,7 @@ class AsyncClient(ClientBase):
         codec: str | None = None,
         target_recall: float | None = None,
         parameters: dict[str, int] | None = None,
-        shards: Sequence[str] | None = None,
+        shards: Sequence[str | dict[str, str]] | None = None,
     ) -> IndexDescription:
         """Create an empty index bound to `model` (`Conflict` if it exists); `index_type` "hnsw" or "ivf" with the
         metrics and temperatures it serves approximately (POST /v1/indexes)."""
@@ -157,8 +157,11 @@ class AsyncClient(ClientBase):
         }
         return await self._send(calls.create_index(options))
 
-    async def replace_shard(self, name: str, shard: int, url: str, *, promote: bool = False) -> IndexDescription:
-        """Serve shard `shard` of a sharded pgvector index from the server at `url` (its standby: `promote`)."""
+    async def replace_shard(
+        self, name: str, shard: int, url: str | None = None, *, promote: bool | None = None
+    ) -> IndexDescription:
+        """Serve shard `shard` of a sharded pgvector index from the server at `url` (its standby: `promote`);
+        without `url`, from the shard's own `standby_url`, promoted."""
         return await self._send(calls.replace_shard(name, shard, url, promote))
 
     async def drop_index(self, name: str) -> DropResponse:

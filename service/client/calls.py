@@ -164,8 +164,8 @@ def create_index(options: dict[str, Any]) -> Call[IndexDescription]:
     return Call("POST", "/v1/indexes", _model(IndexDescription), json=drop_none(body), idempotent=False)
 
 
-def replace_shard(name: str, shard: int, url: str, promote: bool) -> Call[IndexDescription]:
-    body = {"url": url, "promote": promote}
+def replace_shard(name: str, shard: int, url: str | None, promote: bool | None) -> Call[IndexDescription]:
+    body = drop_none({"url": url, "promote": promote})
     return Call("PUT", f"{_index(name)}/shards/{shard}", _model(IndexDescription), json=body, idempotent=True)
 
 

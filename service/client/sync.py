@@ -134,7 +134,7 @@ class Client(ClientBase):
         codec: str | None = None,
         target_recall: float | None = None,
         parameters: dict[str, int] | None = None,
-        shards: Sequence[str] | None = None,
+        shards: Sequence[str | dict[str, str]] | None = None,
     ) -> IndexDescription:
         """Create an empty index bound to `model` (`Conflict` if it exists); `index_type` "hnsw" or "ivf" with the
         metrics and temperatures it serves approximately (POST /v1/indexes)."""
@@ -153,8 +153,11 @@ class Client(ClientBase):
         }
         return self._send(calls.create_index(options))
 
-    def replace_shard(self, name: str, shard: int, url: str, *, promote: bool = False) -> IndexDescription:
-        """Serve shard `shard` of a sharded pgvector index from the server at `url` (its standby: `promote`)."""
+    def replace_shard(
+        self, name: str, shard: int, url: str | None = None, *, promote: bool | None = None
+    ) -> IndexDescription:
+        """Serve shard `shard` of a sharded pgvector index from the server at `url` (its standby: `promote`);
+        without `url`, from the shard's own `standby_url`, promoted."""
         return self._send(calls.replace_shard(name, shard, url, promote))
 
     def drop_index(self, name: str) -> DropResponse:

@@ -41,6 +41,7 @@ def describe(index: IndexStatus) -> IndexDescription:
         recall_at_10=index.recall_at_10,
         approximate=index.approximate,
         shards=_shard_names(entry.shards),
+        shard_standbys=_standby_names(entry.shard_standbys),
     )
 
 
@@ -51,6 +52,15 @@ def _shard_names(shards: list[str] | None) -> list[str] | None:
     from indexes.pg.database import describe as describe_url
 
     return [describe_url(url) for url in shards]
+
+
+def _standby_names(standbys: list[str | None] | None) -> list[str | None] | None:
+    """`host:port/db` of each shard's standby (None where it has none); None when no shard has one."""
+    if not standbys or not any(standbys):
+        return None
+    from indexes.pg.database import describe as describe_url
+
+    return [describe_url(url) if url else None for url in standbys]
 
 
 @router.get("")
@@ -85,7 +95,10 @@ def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescript
         codec=body.codec,
         target_recall=body.target_recall,
         parameters=body.parameters.model_dump() if body.parameters else None,
-        shards=body.shards,
+        shards=[shard if isinstance(shard, str) else shard.url for shard in body.shards] if body.shards else None,
+        shard_standbys=[None if isinstance(shard, str) else shard.standby_url for shard in body.shards]
+        if body.shards
+        else None,
     )
     return describe(created)
 
@@ -113,7 +126,8 @@ def get_index(index_name: str, catalog: CatalogDep, request: Request) -> IndexDe
 def replace_shard(index_name: str, shard: int, body: ShardReplaceRequest, catalog: CatalogDep) -> IndexDescription:
     """Serve one shard of a sharded pgvector index from another server: its standby once the primary is lost
     (`"promote": true` promotes it), or a copy restored elsewhere. The other shards are untouched."""
-    return describe(catalog.replace_shard(index_name, shard, body.url, body.promote))
+    promote = body.url is None if body.promote is None else body.promote
+    return describe(catalog.replace_shard(index_name, shard, body.url, promote))
 
 
 @router.delete(

@@ -125,6 +125,8 @@ def test_a_shard_down_is_a_503_naming_it_and_the_index_recovers_by_itself(
             StoreUnavailableError, match="a shard server of this index is unreachable.*logitsearch_shard_"
         ):
             sharded.search(vectors[:1], 3)
+        with pytest.raises(StoreUnavailableError, match=r"unreachable: shard 1 \(logitsearch_shard_"):
+            sharded.upsert(["down"], vectors[:1])  # written straight to the shards: the one down is named
         assert single.search(vectors[:1], 3).neighbors[0][0].id == ids[0]  # the other index keeps serving
     finally:
         shard_servers[1].start()
@@ -187,3 +189,22 @@ def test_a_dead_shard_fails_over_to_its_synchronous_standby_and_loses_no_acknowl
     finally:
         standby.remove()
         primary.remove()
+
+
+def test_writes_through_the_coordinator_still_work_when_direct_writes_are_off(
+    pg_database: "PgDatabase", shard_servers: list["PostgresServer"], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`DIRECT_SHARD_WRITES = False`: the multi-row INSERTs through postgres_fdw store the same rows and order."""
+    from indexes.pg import store as store_module
+
+    direct, through = (_store(pg_database, tuple(s.url for s in shard_servers)) for _ in range(2))
+    ids, vectors, metadata = _data(3)
+    for store, on in ((direct, True), (through, False)):
+        monkeypatch.setattr(store_module, "DIRECT_SHARD_WRITES", on)
+        store.upsert(ids, vectors, metadata)
+        store.upsert([ids[7], "new"], vectors[:2], [{"label": 9}, {"label": 9}])
+    listed = [[item.id for item in s.page(None, Order(), None, 200, 1.0).items] for s in (direct, through)]
+    assert listed[0] == listed[1] and listed[0][7] == ids[7] and listed[0][-1] == "new"
+    assert through.search(vectors[:1], 1).neighbors[0][0].id == "it-000"
+    direct.drop()
+    through.drop()

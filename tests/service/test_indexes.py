@@ -61,7 +61,7 @@ def test_three_indexes_two_models_over_http(settings2: Settings) -> None:
         assert created.json() | {"created_at": None} == {
             "name": "mlp-digits", "model": MLP, "store": "faiss", "index_type": "flat", "temperatures": None,
             "created_at": None, "status": "ready", "reason": None, "count": 0, "dim": 10, "device": "cpu",
-            "recall_at_10": None, "approximate": None, "thumbnails": True, "shards": None, "calibration": None,
+            "recall_at_10": None, "approximate": None, "thumbnails": True, "shards": None, "shard_standbys": None, "calibration": None,
         }  # fmt: skip
         assert http.post("/v1/indexes", json={"name": "cnn-extra", "model": "digits-cnn"}).status_code == 201
         listed = _names(http)
@@ -314,7 +314,7 @@ def test_cli_index_binds_the_model_lists_and_searches(
         assert client.get("/v1/indexes/pets").json() | {"created_at": None} == {
             "name": "pets", "model": "digits-cnn", "store": "faiss", "index_type": "flat", "temperatures": None,
             "created_at": None, "thumbnails": True,
-            "status": "ready", "reason": None, "count": 4, "dim": 10, "device": "cpu", "recall_at_10": None, "approximate": None, "shards": None, "calibration": None,
+            "status": "ready", "reason": None, "count": 4, "dim": 10, "device": "cpu", "recall_at_10": None, "approximate": None, "shards": None, "shard_standbys": None, "calibration": None,
         }  # fmt: skip
         thumbnail = client.get("/v1/indexes/pets/items/2/a.png/thumbnail")  # `index --images` keeps them
         assert thumbnail.status_code == 200 and thumbnail.content == client.get("/v1/items/digits-2/thumbnail").content

@@ -58,7 +58,7 @@ def test_pgvector_index_answers_like_faiss_and_survives_restart(
         assert created.json() | {"created_at": None} == {
             "name": pg, "model": "digits-cnn", "store": "pgvector", "index_type": "flat", "temperatures": [1.0, 0.5],
             "created_at": None, "status": "ready", "reason": None, "count": 0, "dim": 10, "device": "cpu",
-            "recall_at_10": None, "approximate": None, "thumbnails": True, "shards": None, "calibration": None,
+            "recall_at_10": None, "approximate": None, "thumbnails": True, "shards": None, "shard_standbys": None, "calibration": None,
         }  # fmt: skip
         assert http.post("/v1/indexes", json={"name": "fs", "model": "digits-cnn"}).status_code == 201
         for name in (pg, "fs"):

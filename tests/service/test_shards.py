@@ -47,3 +47,62 @@ def test_a_sharded_index_over_http_from_the_client(
         assert client.replace_shard(name, 0, urls[0]).count == N
         assert client.search(logits[:1], k=1, metric="kl", index=name).results[0][0].id == ids[0]
         client.drop_index(name)
+
+
+def test_a_shard_with_a_standby_url_fails_over_to_it_over_http_and_loses_no_acknowledged_write(
+    settings: Settings, pg_server: PostgresServer, shard_servers: list[PostgresServer]
+) -> None:
+    """Shard 0 created as {"url": PRIMARY, "standby_url": STANDBY} (a synchronous streaming standby), shard 1 a
+    plain URL (the old request shape): 300 acknowledged writes, the primary SIGKILLed, `PUT .../shards/0` with no
+    url promotes the recorded standby, and every acknowledged item is found and searchable."""
+    from tests.postgres import make_synchronous, start_primary, start_standby
+
+    pg = settings.model_copy(update={"pg_url": SecretStr(pg_server.url), "pg_connect_timeout_s": 2.0})
+    primary = start_primary()
+    standby = start_standby(primary)
+    try:
+        make_synchronous(primary)
+        other = shard_servers[1].url
+        rng = np.random.default_rng(6)
+        with serving(pg) as url, Client(url) as client:
+            name = f"sr-{uuid.uuid4().hex[:8]}"
+            for shards, message in (
+                ([{"url": primary.url, "standby_url": other}, other], "same server twice"),
+                ([{"url": primary.url, "standby_url": "not a url=="}, other], "not a PostgreSQL URL"),
+                ([{"url": primary.url, "standby": standby.url}, other], "standby"),
+            ):
+                with pytest.raises(LogitSearchError, match=message) as bad:
+                    client.create_index(name, "digits-cnn", store="pgvector", shards=shards)  # type: ignore[arg-type]
+                assert 400 <= bad.value.status < 500
+            created = client.create_index(
+                name, "digits-cnn", store="pgvector", shards=[{"url": primary.url, "standby_url": standby.url}, other]
+            )
+            assert created.shard_standbys == [f"127.0.0.1:{standby.port}/postgres", None]
+            with pytest.raises(LogitSearchError, match="shard 1 of index .* has no standby_url") as none:
+                client.replace_shard(name, 1)
+            assert none.value.status == 422
+            acknowledged: dict[str, np.ndarray] = {}
+            for batch in range(3):
+                ids = [f"b{batch}-{i}" for i in range(100)]
+                logits = rng.standard_normal((100, 10)).astype(np.float32) * 3
+                client.upsert(ids, logits=logits, metadata=[{"batch": batch}] * 100, index=name)
+                acknowledged.update(zip(ids, logits, strict=True))
+            primary.stop("kill")
+            with pytest.raises(LogitSearchError) as down:
+                client.count(index=name)
+            assert down.value.status == 503
+            replaced = client.replace_shard(name, 0)  # the recorded standby, promoted
+            assert replaced.shards == [
+                f"127.0.0.1:{standby.port}/postgres",
+                f"127.0.0.1:{shard_servers[1].port}/postgres",
+            ]
+            assert replaced.shard_standbys is None and replaced.count == len(acknowledged)
+            for item_id in ("b0-0", "b1-50", "b2-99"):
+                query = acknowledged[item_id][None, :]
+                assert client.search(query, k=1, metric="kl", index=name).results[0][0].id == item_id
+            client.upsert(["after"], logits=rng.standard_normal((1, 10)).astype(np.float32), index=name)
+            assert client.count(index=name).count == len(acknowledged) + 1
+            client.drop_index(name)
+    finally:
+        standby.remove()
+        primary.remove()
