@@ -16,6 +16,7 @@ from psycopg.types.json import Jsonb
 from ..ann.recall import Calibration, recall_at_10, recall_by_metric
 from ..arguments import check_search
 from ..errors import (
+    DeadlineExceededError,
     IndexClosedError,
     IndexCorruptedError,
     InvalidInputError,
@@ -391,12 +392,13 @@ class PgVectorStore:
             for row in self._db.write(lambda conn: conn.execute(owners_statement(self._layout, num), (ids,)).fetchall())
         ]
         timeout = max(1, round(self._db.options.connect_timeout_s))
+        limit = f"-c statement_timeout={round(self._db.options.statement_timeout_s * 1000)}"
         conns: list[Connection] = []
         at = 0  # the shard being spoken to, named when it fails
         try:
             try:
                 for at in range(num):
-                    conn = psycopg.connect(self._spec.shards[at], connect_timeout=timeout)
+                    conn = psycopg.connect(self._spec.shards[at], connect_timeout=timeout, options=limit)
                     conns.append(conn)
                     register_vector(conn)
                 stored: dict[str, int] = {}
@@ -424,6 +426,12 @@ class PgVectorStore:
                                 copy.write_row((seq, *row))
                 for at in range(num):
                     conns[at].commit()
+            except psycopg.errors.QueryCanceled as exc:
+                raise DeadlineExceededError(f"shard {at} stopped a statement past its time limit ({exc})") from exc
+            except psycopg.DataError as exc:  # nothing was committed: the shards' transactions roll back on close
+                raise InvalidInputError(f"PostgreSQL refused the data: {exc}") from exc
+            except psycopg.IntegrityError as exc:  # a concurrent write stored the same new id first
+                raise StoreConflictError(f"PostgreSQL refused a conflicting write on shard {at}: {exc}") from exc
             except psycopg.OperationalError as exc:
                 raise StoreUnavailableError(
                     f"a shard server of this index is unreachable: shard {at} ({server_name(self._spec.shards[at])}, "

@@ -208,3 +208,16 @@ def test_writes_through_the_coordinator_still_work_when_direct_writes_are_off(
     assert through.search(vectors[:1], 1).neighbors[0][0].id == "it-000"
     direct.drop()
     through.drop()
+
+
+def test_a_sharded_write_the_shards_refuse_is_a_4xx_and_stores_nothing(pair: tuple[Any, Any]) -> None:
+    """PostgreSQL's text cannot hold NUL: the row for one shard fails inside the COPY, after the other shard took its
+    rows; neither commits, and the answer is the store's 422, not a driver error."""
+    sharded, _ = pair
+    rng = np.random.default_rng(9)
+    ids = [f"nul-{i}" for i in range(20)]
+    metadata: list[dict[str, Any]] = [{} for _ in ids]
+    metadata[-1] = {"s": "nul\x00"}
+    with pytest.raises(InvalidInputError, match="PostgreSQL refused the data"):
+        sharded.upsert(ids, rng.standard_normal((20, DIM)), metadata)
+    assert sharded.count() == N and not any(item.id.startswith("nul-") for item in sharded.list(0, 1000))
