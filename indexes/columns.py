@@ -1,7 +1,11 @@
-"""Per-row values kept next to the FAISS rows in compact form: numpy columns and dictionary-encoded metadata."""
+"""Per-row values kept next to the FAISS rows in compact form: numpy columns, rows in a memory-mapped file, and
+dictionary-encoded metadata."""
 
 import json
+import mmap
+import os
 from collections.abc import Sequence
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +51,67 @@ class GrowableArray:
         """Hold exactly `values` `(n, *shape)`."""
         self._data = np.array(values, dtype=self._data.dtype)
         self._size = len(values)
+
+
+class MappedRows:
+    """`(n, dim)` rows of one dtype in a file mapped into memory: the kernel's page cache holds them, so they count
+    against the process's resident memory only while recently read, and are paged out under pressure.
+
+    The file is a cache of what the snapshot and the log hold (rewritten at every open), never the record. It only
+    grows (doubling): a view taken before a write stays readable (a file that shrank under a mapping would fault).
+    No file descriptor is kept open: the mapping holds its own.
+
+    Args:
+        path: the file (replaced).
+        dim: values per row.
+        dtype: element type.
+    """
+
+    def __init__(self, path: Path, dim: int, dtype: type | np.dtype = np.float32) -> None:
+        self.path = path
+        self._dim = dim
+        self._dtype = np.dtype(dtype)
+        self._size = 0
+        self._data = np.empty((0, dim), self._dtype)
+        path.unlink(missing_ok=True)
+        path.touch()
+
+    def __len__(self) -> int:
+        return self._size
+
+    @property
+    def values(self) -> np.ndarray:
+        """`(n, dim)` view of the rows (its rows are overwritten by later writes; still readable after them)."""
+        return self._data[: self._size]
+
+    def extend(self, values: np.ndarray) -> None:
+        """Append `(k, dim)` rows."""
+        needed = self._size + len(values)
+        if needed > len(self._data):
+            self._map(max(needed, 2 * len(self._data), 1024))
+        self._data[self._size : needed] = values
+        self._size = needed
+
+    def truncate(self, size: int) -> None:
+        """Keep the first `size` rows (the file keeps its length)."""
+        self._size = min(size, self._size)
+
+    def replace(self, values: np.ndarray, chunk: int = 1 << 16) -> None:
+        """Hold exactly `values` `(n, dim)` (any array, a memory-mapped one included), copied `chunk` rows at a
+        time."""
+        self._size = 0
+        for start in range(0, len(values), chunk):
+            self.extend(values[start : start + chunk])
+
+    def _map(self, capacity: int) -> None:
+        with self.path.open("r+b") as f:
+            size = capacity * self._dim * self._dtype.itemsize
+            os.ftruncate(f.fileno(), size)
+            mapped = mmap.mmap(f.fileno(), size) if size else None
+        if mapped is None:
+            self._data = np.empty((0, self._dim), self._dtype)
+            return
+        self._data = np.frombuffer(mapped, self._dtype).reshape(capacity, self._dim)
 
 
 class MetadataColumn:

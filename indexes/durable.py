@@ -15,6 +15,7 @@ from .ann.builder import Builder
 from .ann.recall import recall_by_metric
 from .ann.saved import load_build, save_build
 from .arguments import check_search
+from .columns import MappedRows
 from .errors import (
     IndexClosedError,
     IndexCorruptedError,
@@ -58,6 +59,10 @@ REBUILD_FRACTION = 0.1
 REBUILD_MINIMUM = 256
 WAL = "wal.log"
 OWNER_LOCK = "owner.lock"
+#: The rows of an index whose originals are on disk (a cache of the snapshot and the log, rewritten at open), and
+#: the copy a build reads meanwhile.
+ORIGINALS = "originals.f32"
+BUILD_ROWS = "originals.build"
 
 
 @contextmanager
@@ -170,7 +175,13 @@ class DurableIndex:
         settle_s: float,
     ) -> "DurableIndex":
         manifest = read_manifest(directory)
-        index = FaissIndex(dim, gpu_resources)
+        on_disk = approximate is not None and approximate.originals == "disk"
+        index = FaissIndex(
+            dim,
+            gpu_resources,
+            originals=directory / ORIGINALS if on_disk else None,
+            rerank_copy="float16" if approximate is not None and approximate.rerank_codec == "float16" else None,
+        )
         if manifest is None:
             if (directory / WAL).exists() or any(directory.glob("vectors-*.npy")):
                 raise IndexCorruptedError(f"{directory} holds index files but no {MANIFEST}; restore or rebuild it")
@@ -181,7 +192,8 @@ class DurableIndex:
             )
             logger.info("created empty index %r at %s", name, directory)
         manifest.check_model(model_name, model_sha256, dim)
-        index.replace_all(*read_snapshot(directory, manifest))  # with each item's seq, when the snapshot has them
+        # with each item's seq, when the snapshot has them; read through a mapping when the rows go to a file
+        index.replace_all(*read_snapshot(directory, manifest, mmap=on_disk))
         thumbnails = ThumbnailTable(read_thumbnails(directory, manifest))
         last_seq, replayed, legacy = manifest.wal_seq, 0, is_legacy(directory / WAL)
         for record in replay(directory / WAL, manifest.wal_seq):
@@ -443,6 +455,15 @@ class DurableIndex:
                 }
                 for (family, temperature), structure in approximate.structures.items()
             ]
+            structures = sum(structure.bytes_per_item for structure in approximate.structures.values())
+            originals = 0 if self._index.originals_file is not None else 4 * self.dim
+            rerank_copy = 2 * self.dim if self._index.rerank_copy == "float16" else 0
+            info["resident_bytes_per_item"] = {
+                "originals": originals,
+                "rerank_copy": rerank_copy,
+                "structures": round(structures, 1),
+                "total": round(originals + rerank_copy + structures, 1),
+            }
             target = self._options.target_recall
             info["recall"] = [c.describe(target, param_name) for c in approximate.calibrations.values()]
             return info
@@ -463,7 +484,7 @@ class DurableIndex:
                 count = self._index.count()
                 due = count > 0 and (current is None or current.needs_rebuild(count, REBUILD_FRACTION, REBUILD_MINIMUM))
                 if due:
-                    ids, vectors = list(self._index.ids), self._index.vectors.copy()
+                    ids, vectors = list(self._index.ids), self._rows_for_build()
                     hashes = row_hashes(vectors)
             if due:
                 self._phase = "building"
@@ -475,6 +496,7 @@ class DurableIndex:
                         return
                     structures[family] = built
                 del vectors
+                (self.directory / BUILD_ROWS).unlink(missing_ok=True)
                 with self._locked(write=True):
                     self._index.install_approximate(options, structures, ids, hashes)
             self._measure(options, cancelled)
@@ -484,6 +506,15 @@ class DurableIndex:
         except Exception as exc:
             self._phase = f"failed: {exc}"
             raise
+
+    def _rows_for_build(self) -> np.ndarray:
+        """A copy of the rows for a build to read while writes go on: in memory, or, when the originals are on disk,
+        in a file beside them (memory-mapped). The caller holds the lock."""
+        if self._index.originals_file is None:
+            return self._index.vectors.copy()
+        copy = MappedRows(self.directory / BUILD_ROWS, self._index.dim)
+        copy.replace(self._index.vectors)
+        return copy.values
 
     def _save_build(self) -> None:
         """Save the measured build beside the index (derived data: a failure only costs a build at the next start).

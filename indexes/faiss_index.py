@@ -6,6 +6,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import torch  # noqa: F401 - before faiss: both bundle OpenMP, and this order is the tested one
@@ -27,14 +28,22 @@ from .ann import (
     recall_at_10,
     row_hashes,
 )
-from .columns import GrowableArray, MetadataColumn
+from .columns import GrowableArray, MappedRows, MetadataColumn
 from .derived import DerivedIndexCache
 from .errors import IndexError_, ItemNotFoundError
 from .facets import Facets, collect
 from .masks import derived_values, match_filter, predicted_classes
-from .metrics import EMBEDDINGS, Embedding, ce_embedding, sqrt_q_embedding
+from .metrics import (
+    EMBEDDINGS,
+    TIE_BROKEN_METRICS,
+    Embedding,
+    ce_embedding,
+    exact_distances,
+    order_breaking_ties,
+    sqrt_q_embedding,
+)
 from .pages import Cursor, Order, Page, cursor_after, next_rows
-from .rerank import Candidates, exact_top
+from .rerank import Candidates, TopK, exact_top
 from .scan import Kind, prefers_scan, scan_candidates
 from .store import Filter, Item, Metadata, QueryHits, SearchResult
 
@@ -80,16 +89,33 @@ class FaissIndex:
     batch over a few million stored values), else from FAISS's flat search; both are re-ranked exactly, so
     either returns the same top k.
 
+    With `originals`, the rows live in that file, memory-mapped (`columns.MappedRows`), instead of FAISS's buffer:
+    resident memory is then what searches read (an approximate index's structures, and the rows its re-rank
+    reads), and l2 candidates come from the BLAS scan. With `rerank_copy` `"float16"`, a float16 copy of the rows
+    in memory serves the re-rank of approximate searches, and the k answers' distances are computed again from the
+    originals, so they stay exact.
+
     Args:
         dim: vector length (the model's number of classes).
         gpu_resources: a `faiss.StandardGpuResources` to put the search mirror on the GPU, or None for CPU.
         kernel: `"auto"` (per query shape), or `"faiss"` / `"scan"` to force one candidate kernel.
+        originals: a file to keep the rows in (memory-mapped), or None to keep them in memory.
+        rerank_copy: `"float16"` to re-rank approximate searches from a float16 copy, or None.
     """
 
-    def __init__(self, dim: int, gpu_resources: Any | None = None, kernel: Kernel = "auto") -> None:
+    def __init__(
+        self,
+        dim: int,
+        gpu_resources: Any | None = None,
+        kernel: Kernel = "auto",
+        originals: Path | None = None,
+        rerank_copy: str | None = None,
+    ) -> None:
         self.dim = dim
         self.kernel = kernel
-        self._cpu = faiss.IndexFlatL2(dim)
+        self._rows = MappedRows(originals, dim) if originals is not None else None
+        self._cpu = faiss.IndexFlatL2(dim) if self._rows is None else None  # the rows, unless they are in a file
+        self._half = GrowableArray(np.float16, (dim,)) if rerank_copy == "float16" else None
         self._norms = GrowableArray(np.float32)  # squared L2 norm of each row, for the BLAS scan
         self._seqs = GrowableArray(np.int64)  # each row's seq: its place in insertion order (`indexes.pages`)
         self._next_seq = 0  # the seq of the next new id; never given twice
@@ -127,15 +153,28 @@ class FaissIndex:
 
     @property
     def vectors(self) -> np.ndarray:
-        """`(n, dim)` float32 view of the stored logits (FAISS's own buffer; invalid after the next write)."""
+        """`(n, dim)` float32 view of the stored logits (FAISS's own buffer, or the mapped file; invalid after the
+        next write)."""
         view = self._view
         if view is None:  # built whole before it is published: concurrent searches read it
-            n = self._cpu.ntotal
-            view = np.empty((0, self.dim), dtype=np.float32)
-            if n:
-                view = faiss.rev_swig_ptr(self._cpu.get_xb(), n * self.dim).reshape(n, self.dim)
+            if self._rows is not None:
+                view = self._rows.values
+            elif self._cpu is not None and self._cpu.ntotal:
+                view = faiss.rev_swig_ptr(self._cpu.get_xb(), self._cpu.ntotal * self.dim).reshape(-1, self.dim)
+            else:
+                view = np.empty((0, self.dim), dtype=np.float32)
             self._view = view
         return view
+
+    @property
+    def originals_file(self) -> Path | None:
+        """The file the rows are memory-mapped from, or None when they are in memory."""
+        return self._rows.path if self._rows is not None else None
+
+    @property
+    def rerank_copy(self) -> str | None:
+        """`"float16"` when approximate searches re-rank from a float16 copy of the rows, else None."""
+        return "float16" if self._half is not None else None
 
     @property
     def ids(self) -> list[str]:
@@ -230,6 +269,8 @@ class FaissIndex:
                 new_rows.append(row)
             else:
                 stored[position] = vectors[row]
+                if self._half is not None:
+                    self._half.values[position] = vectors[row]
                 self._norms.values[position] = _squared_norms(vectors[row : row + 1])[0]
                 self._metadata.set(position, meta)
                 replaced_positions.append(position)
@@ -242,7 +283,12 @@ class FaissIndex:
         if new_rows:
             start = len(self._ids)
             added = np.ascontiguousarray(vectors[new_rows])
-            self._cpu.add(added)
+            if self._rows is not None:
+                self._rows.extend(added)
+            elif self._cpu is not None:
+                self._cpu.add(added)
+            if self._half is not None:
+                self._half.extend(added)
             self._view = None
             self._norms.extend(_squared_norms(added))
             self._seqs.extend(np.arange(self._next_seq, self._next_seq + len(new_rows), dtype=np.int64))
@@ -289,9 +335,14 @@ class FaissIndex:
             self._metadata.remove_moving_last(position)
             self._norms.remove_moving_last(position)
             self._seqs.remove_moving_last(position)
+            if self._half is not None:
+                self._half.remove_moving_last(position)
             removed += 1
         if removed:
-            self._cpu.remove_ids(faiss.IDSelectorRange(len(self._ids), len(self._ids) + removed))
+            if self._rows is not None:
+                self._rows.truncate(len(self._ids))
+            elif self._cpu is not None:
+                self._cpu.remove_ids(faiss.IDSelectorRange(len(self._ids), len(self._ids) + removed))
             self._view = None
             self._listed_ids = None
             self._version += 1
@@ -369,9 +420,12 @@ class FaissIndex:
         self, queries: np.ndarray, k: int, metric: str, temperature: float, plan: Plan, selection: "_Selection"
     ) -> SearchResult:
         """An approximate search by `plan`; a query left with fewer than k hits (a filter excluding most of its
-        candidates) is answered exactly."""
-        source = _ApproximateCandidates(self, selection, metric, temperature, plan, k)
-        top = exact_top(source, queries, k, metric, temperature, m=source.width)
+        candidates) is answered exactly. From a float16 copy, the re-rank keeps 2k and the originals decide."""
+        wide = k if self._half is None else 2 * k
+        source = _ApproximateCandidates(self, selection, metric, temperature, plan, wide)
+        top = exact_top(source, queries, wide, metric, temperature, m=source.width)
+        if self._half is not None:
+            top = self._rerank_originals(queries, top, k, metric, temperature)
         short = [i for i, (keys, _) in enumerate(top) if len(keys) < min(k, selection.num_matches)]
         if short:
             exact_source = _FaissCandidates(self, selection, metric, temperature)
@@ -379,6 +433,36 @@ class FaissIndex:
             for i, found in zip(short, redone, strict=True):
                 top[i] = found
         return self._hits(top, plan.recall)
+
+    def _rerank_originals(
+        self, queries: np.ndarray, top: list[TopK], k: int, metric: str, temperature: float
+    ) -> list[TopK]:
+        """The k best of each query's `top` by their exact distances from the stored float32 rows."""
+        width = max((len(keys) for keys, _ in top), default=0)
+        if width == 0:
+            return top
+        keys = np.full((len(top), width), -1, np.int64)
+        for i, (found, _) in enumerate(top):
+            keys[i, : len(found)] = found
+        vectors = self.vectors[np.maximum(keys, 0)]
+        values = exact_distances(metric, queries, vectors, temperature)
+        values[keys < 0] = np.inf
+        result: list[TopK] = []
+        for i, (found, _) in enumerate(top):
+            n = len(found)
+            if metric in TIE_BROKEN_METRICS:
+                order = order_breaking_ties(metric, values[i, :n], queries[i], vectors[i, :n], temperature)[:k]
+            else:
+                order = np.argsort(values[i, :n], kind="stable")[:k]
+            result.append((keys[i, order], values[i, order]))
+        return result
+
+    def _rerank_rows(self, keys: np.ndarray) -> np.ndarray:
+        """`(q, m, C)` rows an approximate search re-ranks: from the float16 copy when there is one (as float32),
+        else the originals (any row where the key is -1)."""
+        rows = np.maximum(keys, 0)
+        found: np.ndarray = self.vectors[rows] if self._half is None else self._half.values[rows].astype(np.float32)
+        return found
 
     # -- approximate structures ---------------------------------------------------------------------------------
 
@@ -478,7 +562,7 @@ class FaissIndex:
                 space, column_max = embedding, derived.column_max
         use_gpu = gpu is not None and selection.mask is None and m <= GPU_MAX_K
         scan = not use_gpu and prefers_scan(len(queries), len(matrix), matrix.shape[1])
-        if self.kernel == "scan" or (self.kernel == "auto" and scan):
+        if self.kernel == "scan" or (self.kernel == "auto" and scan) or (cpu is None and not use_gpu):
             return (*scan_candidates(matrix, norms, vectors, m, kind, selection.mask), space, column_max)
         index: Any = gpu if use_gpu else cpu
         scores, positions = index.search(vectors, m, params=selection.params)
@@ -500,9 +584,14 @@ class FaissIndex:
             raise IndexError_("snapshot ids, vectors, metadata and seqs disagree in length or repeat an id")
         if len(seqs) and (np.any(np.diff(seqs) <= 0) or seqs[0] < 0 or next_seq <= seqs[-1]):
             raise IndexError_("snapshot seqs are not increasing, or the next seq is not past them")
-        self._cpu.reset()
-        if len(ids):
-            self._cpu.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        if self._rows is not None:
+            self._rows.replace(vectors)
+        elif self._cpu is not None:
+            self._cpu.reset()
+            if len(ids):
+                self._cpu.add(np.ascontiguousarray(vectors, dtype=np.float32))
+        if self._half is not None:
+            self._half.replace(vectors)
         self._view = None
         self._norms.replace(_squared_norms(self.vectors))
         self._ids = list(ids)
@@ -608,7 +697,7 @@ class _ApproximateCandidates:
             for i, (rows, _) in enumerate(top):
                 written[i, : len(rows)] = rows
             keys = np.hstack([keys, written])
-        return Candidates(np.zeros(keys.shape, np.float32), keys, self.index.vectors[np.maximum(keys, 0)])
+        return Candidates(np.zeros(keys.shape, np.float32), keys, self.index._rerank_rows(keys))
 
     def num_matches(self) -> int:
         return self.selection.num_matches

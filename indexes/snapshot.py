@@ -237,10 +237,11 @@ def read_manifest(directory: Path) -> IndexManifest | None:
 
 
 def read_snapshot(
-    directory: Path, manifest: IndexManifest
+    directory: Path, manifest: IndexManifest, mmap: bool = False
 ) -> tuple[list[str], np.ndarray, list[Metadata], np.ndarray | None, int | None]:
     """Load and verify the snapshot files named by `manifest`: `(ids, vectors (n, dim) float32, metadata, seqs (n,)
-    int64, next_seq)`, the last two None in a snapshot written before seqs existed."""
+    int64, next_seq)`, the last two None in a snapshot written before seqs existed; with `mmap`, the vectors are a
+    read-only mapping of the file rather than a copy in memory."""
     for name, expected in manifest.files.items():
         path = directory / name
         if not path.exists() or _sha256(path) != expected:
@@ -251,7 +252,7 @@ def read_snapshot(
     try:
         vectors_name = next(n for n in manifest.files if n.startswith("vectors-"))
         items_name = next(n for n in manifest.files if n.startswith("items-"))
-        vectors = np.load(directory / vectors_name, allow_pickle=False)
+        vectors = np.load(directory / vectors_name, allow_pickle=False, mmap_mode="r" if mmap else None)
         items = json.loads((directory / items_name).read_bytes())
         ids, metadata = items["ids"], items["metadata"]
         seqs = np.array(items["seqs"], dtype=np.int64) if "seqs" in items else None

@@ -606,6 +606,16 @@ class IndexCreateRequest(Strict):
     target_recall: float = Field(
         0.95, gt=0, le=1, description="faiss hnsw/ivf: the recall@10 searches reach by default, measured on the index"
     )
+    originals: Literal["memory", "disk"] = Field(
+        "memory",
+        description="faiss hnsw/ivf: where the float32 logits live; disk: a memory-mapped file, so that resident "
+        "memory is dominated by the candidate structures (exact searches read the file)",
+    )
+    rerank_codec: Literal["float32", "float16"] = Field(
+        "float32",
+        description="faiss hnsw/ivf: the rows approximate searches re-rank; float16: a copy in memory (needs "
+        '"originals": "disk"), the answers\' distances still computed from the float32 originals',
+    )
     shards: list[Annotated[str, Field(min_length=1, max_length=1000)] | ShardServer] | None = Field(
         None,
         min_length=2,

@@ -66,11 +66,14 @@ def encode_queries(family: FamilyKey, x: np.ndarray, temperature: float, grid: n
 
 def row_hashes(vectors: np.ndarray) -> np.ndarray:
     """`(n, C)` float32 -> `(n,)` uint64: a seeded multiply-add hash of each row's bits, to tell which rows changed
-    since a build (a changed row keeps its hash with probability about 2^-64)."""
-    bits = np.ascontiguousarray(vectors, dtype=np.float32).view(np.uint32).astype(np.uint64)
+    since a build (a changed row keeps its hash with probability about 2^-64); computed in row chunks (no `n × C`
+    uint64 temporary)."""
     weights = np.random.default_rng(0x5EED).integers(1, 2**63, vectors.shape[1], dtype=np.uint64) | np.uint64(1)
-    with np.errstate(over="ignore"):
-        mixed = bits * weights  # wraps modulo 2^64
-        hashes: np.ndarray = mixed.sum(axis=1, dtype=np.uint64)
-        hashes ^= hashes >> np.uint64(31)
+    hashes = np.empty(len(vectors), np.uint64)
+    for start in range(0, len(vectors), ENCODE_CHUNK):
+        rows = np.ascontiguousarray(vectors[start : start + ENCODE_CHUNK], dtype=np.float32)
+        with np.errstate(over="ignore"):
+            mixed = rows.view(np.uint32).astype(np.uint64) * weights  # wraps modulo 2^64
+            chunk = mixed.sum(axis=1, dtype=np.uint64)
+        hashes[start : start + len(rows)] = chunk ^ (chunk >> np.uint64(31))
     return hashes

@@ -10,6 +10,9 @@ from ..errors import InvalidInputError
 
 INDEX_TYPES = ("hnsw", "ivf")
 CODECS = ("float32", "float16", "sq8")
+#: Where the float32 originals live (`"disk"`: a memory-mapped file), and the copy approximate searches re-rank.
+ORIGINALS = ("memory", "disk")
+RERANK_CODECS = ("float32", "float16")
 #: The metrics a structure can serve; `kl_reverse` is always answered exactly.
 APPROXIMATE_METRICS = ("l2", "l2_centered", "cosine", "ce", "kl", "js", "tri")
 DEFAULT_METRICS = ("l2", "ce", "kl")
@@ -78,6 +81,10 @@ class AnnOptions:
             at each of them (one structure per T); any other T is answered exactly.
         codec: how candidate vectors are stored: `"float32"`, `"float16"` or `"sq8"` (8-bit scalar quantiser).
         target_recall: recall@10 a search reaches by default (per request it may ask for another).
+        originals: `"memory"`, or `"disk"`: the float32 logits in a memory-mapped file, so that resident memory is
+            dominated by the candidate structures (exact scans then read the file, through the page cache).
+        rerank_codec: the rows approximate searches re-rank: the `"float32"` originals, or a `"float16"` copy in
+            memory (with originals on disk), after which the k answers' distances are computed from the originals.
         m: HNSW links per node (default 16; 32 for ce and kl, and from 500 classes).
         ef_construction: HNSW build effort (default 64; 128 for ce and kl).
         nlist: IVF lists (default about 2√N, a power of two, at least 39 rows per list).
@@ -88,6 +95,8 @@ class AnnOptions:
     temperatures: tuple[float, ...] = (1.0,)
     codec: str = "float32"
     target_recall: float = 0.95
+    originals: str = "memory"
+    rerank_codec: str = "float32"
     m: int | None = None
     ef_construction: int | None = None
     nlist: int | None = None
@@ -105,6 +114,15 @@ class AnnOptions:
             raise InvalidInputError(f"temperatures must be finite numbers > 0, at least one; got {self.temperatures}")
         if self.codec not in CODECS:
             raise InvalidInputError(f"codec {self.codec!r}: choose one of {', '.join(CODECS)}")
+        if self.originals not in ORIGINALS:
+            raise InvalidInputError(f"originals {self.originals!r}: choose one of {', '.join(ORIGINALS)}")
+        if self.rerank_codec not in RERANK_CODECS:
+            raise InvalidInputError(f"rerank_codec {self.rerank_codec!r}: choose one of {', '.join(RERANK_CODECS)}")
+        if self.rerank_codec == "float16" and self.originals == "memory":
+            raise InvalidInputError(
+                'rerank_codec "float16" saves memory only when the float32 originals are on disk: add '
+                '"originals": "disk", or re-rank from the originals ("rerank_codec": "float32")'
+            )
         if not 0 < self.target_recall <= 1:
             raise InvalidInputError(f"target_recall must be in (0, 1]; got {self.target_recall}")
         for name, value, low in (
@@ -140,6 +158,8 @@ class AnnOptions:
             "temperatures": list(self.temperatures),
             "codec": self.codec,
             "target_recall": self.target_recall,
+            "originals": self.originals,
+            "rerank_codec": self.rerank_codec,
             "m": self.m,
             "ef_construction": self.ef_construction,
             "nlist": self.nlist,

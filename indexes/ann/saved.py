@@ -75,6 +75,11 @@ def save_build(directory: Path, approximate: Approximate) -> None:
     shutil.rmtree(old, ignore_errors=True)
 
 
+def _built_by(options: dict[str, Any]) -> dict[str, Any]:
+    """The options a build depends on (not where the originals live, nor what the re-rank reads)."""
+    return {key: value for key, value in options.items() if key not in ("originals", "rerank_codec")}
+
+
 def load_build(directory: Path, options: AnnOptions, gpu_resources: Any = None) -> dict[str, Any] | None:
     """The saved build in `directory/approximate/` for `options`, as the keyword arguments of
     `FaissIndex.install_approximate` (structures, ids, hashes, built_at, calibrations); None when there is none,
@@ -86,7 +91,7 @@ def load_build(directory: Path, options: AnnOptions, gpu_resources: Any = None) 
         return None
     try:
         manifest = json.loads((path / MANIFEST).read_text())
-        if manifest.get("format") != FORMAT or manifest["options"] != options.to_json():
+        if manifest.get("format") != FORMAT or _built_by(manifest["options"]) != _built_by(options.to_json()):
             logger.info("%s holds a build for other options: building again", path)
             return None
         structures: dict[FamilyKey, Structure] = {}

@@ -43,6 +43,8 @@ class IndexEntry:
     temperatures: list[float] | None = None  # pgvector: those it holds vectors for; faiss hnsw/ivf: those it serves
     metrics: list[str] | None = None  # faiss hnsw/ivf: the metrics served approximately (None: the default ones)
     codec: str = "float32"  # faiss hnsw/ivf: candidate vectors' codec
+    originals: str = "memory"  # faiss hnsw/ivf: where the float32 logits live ("disk": memory-mapped)
+    rerank_codec: str = "float32"  # faiss hnsw/ivf: the rows approximate searches re-rank
     target_recall: float = 0.95  # faiss hnsw/ivf
     parameters: dict[str, int | None] | None = None  # faiss hnsw/ivf: m, ef_construction, nlist
     shards: list[str] | None = None  # pgvector: the PostgreSQL URLs of a sharded index's shard servers

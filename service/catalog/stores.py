@@ -65,6 +65,11 @@ def approximate_options(entry: Any) -> AnnOptions | None:
         InvalidIndexError: options that do not make an index (422 at creation).
     """
     if entry.store != "faiss" or entry.index_type == "flat":
+        if entry.originals != "memory" or entry.rerank_codec != "float32":
+            raise InvalidIndexError(
+                'originals and rerank_codec apply to approximate faiss indexes: use "index_type": "hnsw" or "ivf" '
+                "in store faiss, or leave them out"
+            )
         return None
     parameters = entry.parameters or {}
     try:
@@ -74,6 +79,8 @@ def approximate_options(entry: Any) -> AnnOptions | None:
             temperatures=tuple(entry.temperatures or DEFAULT_TEMPERATURES),
             codec=entry.codec,
             target_recall=entry.target_recall,
+            originals=entry.originals,
+            rerank_codec=entry.rerank_codec,
             m=parameters.get("m"),
             ef_construction=parameters.get("ef_construction"),
             nlist=parameters.get("nlist"),

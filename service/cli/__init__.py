@@ -68,6 +68,15 @@ def _add_index_options(index: argparse.ArgumentParser) -> None:
         "--codec", choices=["float32", "float16", "sq8"], default="float32", help="faiss hnsw/ivf: candidate codec"
     )
     index.add_argument("--target-recall", type=float, default=0.95, help="faiss hnsw/ivf: recall@10 searches reach")
+    index.add_argument(
+        "--originals", choices=["memory", "disk"], default="memory", help="faiss hnsw/ivf: disk = memory-mapped logits"
+    )
+    index.add_argument(
+        "--rerank-codec",
+        choices=["float32", "float16"],
+        default="float32",
+        help="faiss hnsw/ivf: float16 = re-rank from a copy in memory (with --originals disk)",
+    )
     index.add_argument("--batch-size", type=int, default=256, help="images per forward pass")
     index.add_argument(
         "--workers", type=int, help="processes decoding images while the model runs (default: cores - 1; 0: none)"

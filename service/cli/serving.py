@@ -95,6 +95,8 @@ def build_index(args: argparse.Namespace) -> int:
                 metrics=args.ann_metrics,
                 codec=args.codec,
                 target_recall=args.target_recall,
+                originals=args.originals,
+                rerank_codec=args.rerank_codec,
             )
         index, classifier = catalog.store(name), catalog.index_model(name)
         thumbnails = catalog.entry(name).thumbnails

@@ -133,6 +133,8 @@ class Client(ClientBase):
         metrics: Sequence[str] | None = None,
         codec: str | None = None,
         target_recall: float | None = None,
+        originals: str | None = None,
+        rerank_codec: str | None = None,
         parameters: dict[str, int] | None = None,
         shards: Sequence[str | dict[str, str]] | None = None,
     ) -> IndexDescription:
@@ -148,6 +150,8 @@ class Client(ClientBase):
             "metrics": metrics,
             "codec": codec,
             "target_recall": target_recall,
+            "originals": originals,
+            "rerank_codec": rerank_codec,
             "parameters": parameters,
             "shards": shards,
         }

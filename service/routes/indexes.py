@@ -94,6 +94,8 @@ def create_index(body: IndexCreateRequest, catalog: CatalogDep) -> IndexDescript
         metrics=body.metrics,
         codec=body.codec,
         target_recall=body.target_recall,
+        originals=body.originals,
+        rerank_codec=body.rerank_codec,
         parameters=body.parameters.model_dump() if body.parameters else None,
         shards=[shard if isinstance(shard, str) else shard.url for shard in body.shards] if body.shards else None,
         shard_standbys=[None if isinstance(shard, str) else shard.standby_url for shard in body.shards]

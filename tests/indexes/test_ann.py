@@ -17,6 +17,8 @@ from tests.helpers import brute_force, class_logits
 
 N, C = 3000, 20
 ALL = ("l2", "l2_centered", "cosine", "ce", "kl", "js", "tri")
+#: The float32 originals memory-mapped from a file, and approximate searches re-ranked from a float16 copy.
+ON_DISK = {"originals": "disk", "rerank_codec": "float16"}
 
 
 def _open(path: Path, options: AnnOptions) -> DurableIndex:
@@ -29,11 +31,13 @@ def _ids(n: int, prefix: str = "i") -> list[str]:
     return [f"{prefix}{i}" for i in range(n)]
 
 
-@pytest.fixture(scope="module", params=["hnsw", "ivf"])
+@pytest.fixture(scope="module", params=["hnsw", "ivf", "hnsw-disk"])
 def built(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> tuple[DurableIndex, np.ndarray]:
-    """An approximate index over N seeded class-shaped logits, every metric served at T = 0.5, 1 and 4."""
+    """An approximate index over N seeded class-shaped logits, every metric served at T = 0.5, 1 and 4 (hnsw-disk:
+    originals on disk, re-ranked from float16)."""
     items = class_logits(np.random.default_rng(1), N, C)
-    options = AnnOptions(request.param, metrics=ALL, temperatures=(0.5, 1.0, 4.0))
+    extra: dict[str, str] = ON_DISK if request.param.endswith("-disk") else {}
+    options = AnnOptions(request.param.split("-")[0], metrics=ALL, temperatures=(0.5, 1.0, 4.0), **extra)
     index = _open(tmp_path_factory.mktemp(request.param), options)
     index.upsert(_ids(N), items, [{"label": int(i % 3)} for i in range(N)])
     assert index.wait_for_approximate(timeout=300)
@@ -127,6 +131,21 @@ def test_info_shows_recall_parameters_and_bytes_per_item(built: tuple[DurableInd
             assert row["recall_at_10"] >= 0.95 and row[param] >= 1 and row["candidates"] >= 16
     recall = index.recall_at_10()
     assert recall is not None and set(recall) == {"l2", "l2_centered", "cosine", "ce", "js", "tri"}
+    memory = info["resident_bytes_per_item"]
+    assert memory["originals"] == (0 if info["originals"] == "disk" else 4 * C)
+    assert memory["rerank_copy"] == (2 * C if info["rerank_codec"] == "float16" else 0)
+    structures = sum(s["bytes_per_item"] for s in info["structures"])
+    assert memory["total"] == pytest.approx(memory["originals"] + memory["rerank_copy"] + structures, abs=0.5)
+
+
+def test_originals_on_disk_are_the_rows_of_a_file(built: tuple[DurableIndex, np.ndarray]) -> None:
+    index, items = built
+    path = index._index.originals_file
+    if index.approximate_info()["originals"] == "memory":  # type: ignore[index]
+        assert path is None and not (index.directory / "originals.f32").exists()
+        return
+    assert path is not None and path.stat().st_size >= items.nbytes
+    assert np.array_equal(np.fromfile(path, np.float32, count=items.size).reshape(items.shape), items)
 
 
 def test_the_ce_grid_encoding_is_minus_t_times_ce_at_grid_temperatures(rng: np.random.Generator) -> None:
@@ -148,20 +167,22 @@ def test_ladders_end_at_the_exhaustive_ivf_scan() -> None:
 @pytest.mark.parametrize(
     "options",
     [{"metrics": ("kl_reverse",)}, {"metrics": ()}, {"codec": "pq4"}, {"target_recall": 0.0},
-     {"temperatures": (0.0,)}, {"m": 2}],
+     {"temperatures": (0.0,)}, {"m": 2}, {"originals": "ssd"}, {"rerank_codec": "int8"},
+     {"rerank_codec": "float16"}],  # float16 beside float32 originals in memory would save nothing
 )  # fmt: skip
 def test_options_that_make_no_index_are_refused(options: dict[str, object]) -> None:
     with pytest.raises(InvalidInputError):
         AnnOptions("hnsw", **options)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("index_type", ["hnsw", "ivf"])
+@pytest.mark.parametrize("index_type", ["hnsw", "ivf", "hnsw-disk"])
 def test_writes_are_visible_at_once_deletes_never_come_back_and_filters_return_k(
     tmp_path: Path, index_type: str
 ) -> None:
     rng = np.random.default_rng(3)
     items = class_logits(rng, 2000, C)
-    index = _open(tmp_path, AnnOptions(index_type, metrics=("l2", "ce"), temperatures=(1.0,)))
+    extra: dict[str, str] = ON_DISK if index_type.endswith("-disk") else {}
+    index = _open(tmp_path, AnnOptions(index_type.split("-")[0], metrics=("l2", "ce"), temperatures=(1.0,), **extra))
     index.upsert(_ids(2000), items, [{"label": int(i % 4)} for i in range(2000)])
     assert index.wait_for_approximate(timeout=120)
     try:
@@ -279,6 +300,39 @@ def test_a_saved_build_serves_at_once_after_a_restart_and_masks_what_changed(tmp
         assert info is not None and info["status"] == "waiting" and "structures" not in info
     finally:
         other.close(compact=False)
+
+
+def test_originals_on_disk_survive_a_restart_and_answer_exact_searches(tmp_path: Path) -> None:
+    rng = np.random.default_rng(11)
+    items = class_logits(rng, 1500, C)
+    options = AnnOptions("hnsw", metrics=("l2", "ce"), **ON_DISK)
+    index = _open(tmp_path, options)
+    index.upsert(_ids(1500), items)
+    index.delete("i3")  # the last row moves into its place in the file
+    assert index.get("i1499").logits.tolist() == items[-1].tolist()
+    index.close()
+    kept = np.delete(items, 3, axis=0)
+    reopened = _open(tmp_path, options)
+    try:
+        path = reopened._index.originals_file
+        assert path is not None  # rewritten from the snapshot, in insertion order
+        assert np.array_equal(np.fromfile(path, np.float32, count=kept.size).reshape(kept.shape), kept)
+        queries = _queries(4)
+        for metric, temperature in [("l2", 1.0), ("ce", 2.0), ("js", 1.0), ("kl_reverse", 0.5), ("cosine", 1.0)]:
+            result = reopened.search(queries, 10, metric=metric, temperature=temperature, exact=True)
+            truth = brute_force(metric, queries, kept, temperature)
+            for hits, row in zip(result.columns(), truth, strict=True):
+                np.testing.assert_allclose(hits.distances, np.sort(row)[:10], rtol=1e-9, atol=1e-12)
+        assert reopened.wait_for_approximate(timeout=120)
+        assert not (tmp_path / "originals.build").exists()  # the build's copy of the rows is gone
+        result = reopened.search(queries, 10, metric="ce")
+        assert not result.exact
+        truth = brute_force("ce", queries, kept, 1.0)
+        for hits, row in zip(result.columns(), truth, strict=True):
+            rows = [int(i[1:]) - (int(i[1:]) > 3) for i in hits.ids]  # ids past i3 moved up one row in `kept`
+            np.testing.assert_allclose(hits.distances, row[rows], rtol=1e-9, atol=1e-12)  # from the float32 rows
+    finally:
+        reopened.close()
 
 
 def test_a_step_past_an_early_stopped_ladder_is_timed_as_its_last_step() -> None:

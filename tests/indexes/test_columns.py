@@ -1,8 +1,10 @@
 """Compact per-row columns: a growable numpy column and dictionary-encoded metadata, kept in step with the rows."""
 
+from pathlib import Path
+
 import numpy as np
 
-from indexes.columns import GrowableArray, MetadataColumn
+from indexes.columns import GrowableArray, MappedRows, MetadataColumn
 from indexes.faiss_index import FaissIndex
 
 
@@ -14,6 +16,27 @@ def test_growable_array_appends_removes_and_replaces() -> None:
     assert len(column) == 99 and column.values[3] == 99 and column.values[:3].tolist() == [0, 1, 2]
     column.replace(np.ones(4))
     assert column.values.tolist() == [1, 1, 1, 1]
+
+
+def test_mapped_rows_live_in_their_file_and_views_outlive_growth(tmp_path: Path) -> None:
+    rows = MappedRows(tmp_path / "rows.f32", 3)
+    assert rows.values.shape == (0, 3)
+    first = np.arange(12, dtype=np.float32).reshape(4, 3)
+    rows.extend(first)
+    before = rows.values  # taken before the file grows
+    more = np.random.default_rng(0).standard_normal((5000, 3)).astype(np.float32)
+    rows.extend(more)
+    assert np.array_equal(before, first)  # still readable after the mapping was replaced
+    everything = np.vstack([first, more])
+    assert np.array_equal(rows.values, everything)
+    assert np.array_equal(np.fromfile(tmp_path / "rows.f32", np.float32, count=everything.size), everything.ravel())
+    rows.values[1] = rows.values[-1]  # a delete moves the last row into the hole, then cuts
+    rows.truncate(len(rows) - 1)
+    assert len(rows) == 5003 and np.array_equal(rows.values[1], more[-1])
+    rows.replace(first[:2])
+    assert np.array_equal(rows.values, first[:2])
+    again = MappedRows(tmp_path / "rows.f32", 3)  # a new one starts from an empty file
+    assert len(again) == 0 and (tmp_path / "rows.f32").stat().st_size == 0
 
 
 def test_metadata_column_keeps_each_distinct_object_once_and_json_types_apart() -> None:

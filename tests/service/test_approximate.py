@@ -21,12 +21,15 @@ def _ready(client: TestClient, name: str, timeout: float = 120.0) -> dict[str, A
     raise AssertionError(f"index {name!r} was not built and measured in {timeout} s: {info}")
 
 
-@pytest.mark.parametrize("index_type", ["hnsw", "ivf"])
+@pytest.mark.parametrize(
+    ("index_type", "memory"),
+    [("hnsw", {}), ("ivf", {}), ("hnsw", {"originals": "disk", "rerank_codec": "float16"})],
+)
 def test_an_approximate_index_answers_with_exact_distances_and_its_measured_recall(
-    client: TestClient, index_type: str
+    client: TestClient, index_type: str, memory: dict[str, str]
 ) -> None:
     body = {"name": "approx", "model": "digits-cnn", "index_type": index_type, "metrics": ["l2", "ce", "js"],
-            "temperatures": [1.0, 4.0], "codec": "sq8", "target_recall": 0.9}  # fmt: skip
+            "temperatures": [1.0, 4.0], "codec": "sq8", "target_recall": 0.9, **memory}  # fmt: skip
     created = client.post("/v1/indexes", json=body)
     assert created.status_code == 201, created.text
     assert created.json()["index_type"] == index_type and created.json()["temperatures"] == [1.0, 4.0]
@@ -39,6 +42,8 @@ def test_an_approximate_index_answers_with_exact_distances_and_its_measured_reca
     info = _ready(client, "approx")
     approximate = info["approximate"]
     assert approximate["codec"] == "sq8" and approximate["items_built"] == 1500
+    assert approximate["originals"] == memory.get("originals", "memory")
+    assert approximate["resident_bytes_per_item"]["originals"] == (0 if memory else 40)
     assert {(r["metric"], r["temperature"]) for r in approximate["recall"]} >= {("l2", None), ("ce", 1.0), ("js", 4.0)}
     assert set(info["recall_at_10"]) == {"l2", "ce", "js"}
 
@@ -77,6 +82,9 @@ def test_an_approximate_index_answers_with_exact_distances_and_its_measured_reca
         ({"index_type": "hnsw", "target_recall": 1.5}, "target_recall"),
         ({"index_type": "flat", "temperatures": [1.0]}, "a flat faiss index answers every temperature"),
         ({"index_type": "annoy"}, "index_type 'annoy' is not available"),
+        ({"index_type": "hnsw", "rerank_codec": "float16"}, "saves memory only when the float32 originals are on disk"),
+        ({"index_type": "flat", "originals": "disk"}, "apply to approximate faiss indexes"),
+        ({"index_type": "hnsw", "originals": "tape"}, "originals"),
     ],
 )
 def test_options_that_make_no_index_are_a_422(client: TestClient, body: dict[str, Any], message: str) -> None:
