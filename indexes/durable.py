@@ -186,6 +186,7 @@ class DurableIndex:
             if (directory / WAL).exists() or any(directory.glob("vectors-*.npy")):
                 raise IndexCorruptedError(f"{directory} holds index files but no {MANIFEST}; restore or rebuild it")
         remove_leftovers(directory, manifest)
+        (directory / BUILD_ROWS).unlink(missing_ok=True)  # a build's copy of the rows, left by a crash
         if manifest is None:
             manifest = write_snapshot(
                 directory, IndexManifest(name, model_name, model_sha256, dim), [], np.empty((0, dim), np.float32), []

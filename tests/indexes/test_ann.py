@@ -253,8 +253,10 @@ def test_a_crash_during_a_background_build_loses_nothing(tmp_path: Path) -> None
         process.kill()
         process.wait(timeout=30)
     assert acknowledged == 60000
+    (tmp_path / "originals.build").write_bytes(b"\0" * 4096)  # what a build with originals on disk would leave
     index = _open(tmp_path, AnnOptions("hnsw", metrics=("l2",)))
     try:
+        assert not (tmp_path / "originals.build").exists()
         assert index.count() == acknowledged
         items = class_logits(np.random.default_rng(4), 60000, 20)
         assert np.array_equal(index.get("i59999").logits, items[-1])
