@@ -13,6 +13,7 @@ computed once). Pairwise mode compares every row of ``a`` with every row of ``b`
 """
 
 import dataclasses
+import functools
 import math
 import os
 from collections.abc import Callable, Sequence
@@ -169,17 +170,24 @@ def _log_probabilities(x: FloatArray, input: InputKind, t: float, name: str) -> 
 
 @dataclass(frozen=True)
 class _Operands:
-    """Both sides of a comparison: inputs as given ``(n, C)``/``(m, C)``, their log-probabilities and probabilities."""
+    """Both sides of a comparison: inputs as given ``(n, C)``/``(m, C)``, their log-probabilities, and their
+    probabilities computed when a measure first asks (ce and kl never need q's: one exponential pass less)."""
 
     a: FloatArray
     b: FloatArray
     log_p: FloatArray
     log_q: FloatArray
-    p: FloatArray
-    q: FloatArray
     pairwise: bool
     input: InputKind = "logits"
     temperature: float = 1.0
+
+    @functools.cached_property
+    def p(self) -> FloatArray:
+        return np.exp(self.log_p)
+
+    @functools.cached_property
+    def q(self) -> FloatArray:
+        return np.exp(self.log_q)
 
     def log_ratio(self, i: _Index, j: _Index) -> FloatArray:
         """`log p − log q` without cancellation (`precise`) for the pairs of rows `p[i]`, `q[j]` (each index an
@@ -332,7 +340,7 @@ def _kl(o: _Operands) -> FloatArray:
 
 
 def _kl_reverse(o: _Operands) -> FloatArray:
-    swapped = dataclasses.replace(o, a=o.b, b=o.a, log_p=o.log_q, log_q=o.log_p, p=o.q, q=o.p)
+    swapped = dataclasses.replace(o, a=o.b, b=o.a, log_p=o.log_q, log_q=o.log_p)
     result = _kl(swapped)
     return result.T if o.pairwise else result
 
@@ -493,7 +501,7 @@ def compute_divergences(
         x, y = _rows_broadcasting(x, y)
     t = check_temperature(temperature)
     log_p, log_q = _log_probabilities(x, input, t, "a"), _log_probabilities(y, input, t, "b")
-    operands = _Operands(x, y, log_p, log_q, np.exp(log_p), np.exp(log_q), bool(pairwise), input, t)
+    operands = _Operands(x, y, log_p, log_q, bool(pairwise), input, t)
     values: dict[str, FloatArray] = {}
     for name in names:
         result = _MEASURE_FUNCTIONS[name](operands)
