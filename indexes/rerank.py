@@ -126,6 +126,19 @@ def exact_top(
     return top
 
 
+def scan_top(source: CandidateSource, queries: np.ndarray, k: int, metric: str, temperature: float) -> list[TopK]:
+    """Per query, the keys and exact distances of its k nearest matching items, comparing every one of them (for a
+    temperature no candidate space certifies).
+
+    Args:
+        source: the store's candidate search for this filter, metric and temperature (only `matches` is used).
+        queries: `(q, C)` float64 logits.
+    """
+    top: list[TopK] = [(np.empty(0, np.int64), np.empty(0))] * len(queries)
+    _scan(source, queries, np.arange(len(queries)), k, metric, temperature, top)
+    return top
+
+
 def _rerank(
     source: CandidateSource,
     queries: np.ndarray,

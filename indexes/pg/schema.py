@@ -8,23 +8,28 @@ insertion order: an upsert of a stored id keeps it), the raw `logits`, an option
 of `indexes.metrics.EMBEDDINGS`: the centred and unit logits, and at each declared temperature T the
 log-softmax (`ce`, `kl`), `[q, −H(q)]` (`kl_reverse`) and `√q` (`js`, `tri`). They are computed here in
 float64 and stored as float32, the same vectors the FAISS store searches, so that both re-rank the same
-candidates and share one certificate. A registry table records each index's model, dimension and temperatures.
+candidates and share one certificate. An HNSW index adds the `ce_grid` column, the vectors of its one ce/kl graph
+over the temperature grid (`grid_embedding`; tables made before it hold a `ce_graph_<j>` column per declared T
+instead). A registry table records each index's model, dimension, temperatures and the grid graph's bound.
 """
 
 import hashlib
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 from psycopg import sql
 
+from ..ann import AnnOptions, encode_items, encode_queries
 from ..divergences import log_softmax
 from ..errors import TemperatureNotStoredError
 from ..metrics import EMBEDDINGS, Embedding
 
 SCHEMA = "logitsearch"
 REGISTRY = "indexes"
-#: Index types: an exact scan, or pgvector HNSW graphs on the L2 and CE vectors.
+#: Index types: an exact scan, or pgvector HNSW graphs on the logits (L2) and on the ce/kl temperature grid.
 INDEX_TYPES = ("flat", "hnsw")
 #: Metrics an HNSW index answers approximately; the others stay exact scans.
 HNSW_METRICS = ("l2", "ce", "kl")
@@ -68,8 +73,56 @@ def _ce_graph_queries(x: np.ndarray, temperature: float) -> np.ndarray:
     return result
 
 
-#: The vectors of the CE graph of an HNSW index (an L2 graph), one column per temperature.
+#: The vectors of the CE graph of an HNSW index made before the grid (an L2 graph), one column per temperature.
 CE_GRAPH = Embedding("ce_graph", "l2", _ce_graph_items, _ce_graph_queries, True)
+
+#: The grid graph's bound B is this many times the largest norm of the first rows written (`grid_bound`).
+GRID_HEADROOM = 1.25
+#: The HNSW layouts of ce and kl: one graph over the temperature grid, or (indexes made before it) one per T.
+GRAPHS = ("grid", "per_t")
+
+
+def temperature_grid(temperatures: Sequence[float]) -> np.ndarray:
+    """`(K,)` the ce/kl grid of the declared temperatures (`indexes.ann.AnnOptions.grid`: √2 steps)."""
+    return AnnOptions("hnsw", temperatures=tuple(temperatures)).grid()
+
+
+def grid_bound(z: np.ndarray, grid: np.ndarray) -> float:
+    """The bound B of a grid graph whose first rows are `z` `(n, C)`: `GRID_HEADROOM` × their largest
+    `‖[z_c, b_T1..b_TK]‖` (> 0: `b_T ≥ T log C`)."""
+    norms = np.linalg.norm(encode_items(("ce", None), z, grid).astype(np.float64), axis=1)
+    return GRID_HEADROOM * float(norms.max())
+
+
+def _grid_items(z: np.ndarray, temperature: float, grid: np.ndarray, bound: float) -> np.ndarray:
+    """`[z_c, b_T1..b_TK, √(B² − ‖·‖²)]` `(n, C + K + 1)`: L2 to `[p_T, −w, 0]` orders items by
+    `−[p_T, −w]·[z_c, b] = T·CE` (exactly at grid T, interpolated between), the MIPS-to-L2 reduction.
+
+    B is set once, by the index's first write (`grid_bound`), so rows added later need no rebuild. A row beyond
+    it is scaled onto it: its score `−s·T·CE` (s < 1) moves towards 0, closer, so the graph offers it as a
+    candidate more often, not less, and the exact re-rank gives its true distance.
+    """
+    if not bound > 0:
+        raise ValueError("the grid graph's bound is set by the index's first write (`grid_bound`)")
+    encoded = encode_items(("ce", None), z, grid).astype(np.float64)
+    norms = np.linalg.norm(encoded, axis=1, keepdims=True)
+    encoded *= np.minimum(1.0, bound / np.maximum(norms, 1e-300))
+    lift = np.sqrt(np.maximum(bound**2 - (encoded**2).sum(axis=1, keepdims=True), 0.0))
+    result: np.ndarray = np.hstack([encoded, lift])
+    return result
+
+
+def _grid_queries(x: np.ndarray, temperature: float, grid: np.ndarray) -> np.ndarray:
+    encoded = encode_queries(("ce", None), np.asarray(x, np.float64), temperature, grid)
+    result: np.ndarray = np.hstack([encoded, np.zeros((len(x), 1), np.float32)])
+    return result
+
+
+def grid_embedding(grid: np.ndarray, bound: float) -> Embedding:
+    """The vectors of the CE graph over the temperature `grid` with bound `bound` (an L2 graph; T matters to the
+    queries only, and B to the items only)."""
+    items = partial(_grid_items, grid=grid, bound=bound)
+    return Embedding("ce_grid", "l2", items, partial(_grid_queries, grid=grid), False)
 
 
 def _distinct_embeddings() -> list[Embedding]:
@@ -96,6 +149,18 @@ class Layout:
     index_type: str = "flat"
     shards: int = 0  # shard servers of a sharded index (`shards.py`); 0: one server
     relation: str | None = None
+    graph: str = "grid"  # the HNSW layout of ce and kl (`GRAPHS`): the table's columns say which
+    grid_bound: float | None = None  # the grid graph's B, in the registry once the first write set it
+
+    @property
+    def needs_bound(self) -> bool:
+        """Whether the next write sets the grid graph's bound (none is known yet)."""
+        return self.index_type == "hnsw" and self.graph == "grid" and self.grid_bound is None
+
+    @property
+    def grid(self) -> np.ndarray:
+        """`(K,)` the temperatures of the ce/kl grid graph."""
+        return temperature_grid(self.temperatures)
 
     @property
     def table_name(self) -> str:
@@ -114,19 +179,43 @@ class Layout:
     def columns(self) -> list[Column]:
         """Every vector column, raw logits first (and the CE graph vectors last, for HNSW)."""
         columns = [Column("logits", self.dim, None, 1.0)]
-        embeddings = _distinct_embeddings() + ([CE_GRAPH] if self.index_type == "hnsw" else [])
+        per_t = self.index_type == "hnsw" and self.graph == "per_t"
+        embeddings = _distinct_embeddings() + ([CE_GRAPH] if per_t else [])
         for embedding in embeddings:
             temperatures = self.temperatures if embedding.uses_temperature else (1.0,)
             extra = {"q_negentropy": 1, "ce_graph": 2}.get(embedding.key, 0)
             for j, t in enumerate(temperatures):
                 name = f"{embedding.key}_{j}" if embedding.uses_temperature else embedding.key
                 columns.append(Column(name, self.dim + extra, embedding, t))
+        if self.index_type == "hnsw" and self.graph == "grid":
+            grid = self.grid
+            bound = math.nan if self.grid_bound is None else self.grid_bound
+            columns.append(Column("ce_grid", self.dim + len(grid) + 1, grid_embedding(grid, bound), 1.0))
         return columns
 
+    def serves(self, metric: str, temperature: float) -> bool:
+        """Whether an HNSW graph of this index finds candidates for `metric` at `temperature`: l2 always; ce and kl
+        at any T from the lowest to the highest declared (one grid graph), or at the declared T (`per_t`)."""
+        if self.index_type != "hnsw" or metric not in HNSW_METRICS:
+            return False
+        if metric == "l2":
+            return True
+        if self.graph == "per_t":
+            return temperature in self.temperatures
+        return min(self.temperatures) <= temperature <= max(self.temperatures)
+
+    def scans_all(self, metric: str, temperature: float) -> bool:
+        """Whether an exact search compares every matching item: ce and kl, on a grid HNSW index, at a T that no
+        column holds (no candidate space certifies there; within the range the graph serves it approximately)."""
+        grid = self.index_type == "hnsw" and self.graph == "grid"
+        return grid and metric in ("ce", "kl") and temperature not in self.temperatures
+
     def graph_column_for(self, metric: str, temperature: float) -> Column:
-        """The column an HNSW graph searches for `metric` (one of `HNSW_METRICS`), always with `<->`."""
+        """The column an HNSW graph searches for `metric` at `temperature` (where `serves`), always with `<->`."""
         if metric == "l2":
             return self.columns[0]
+        if self.graph == "grid":
+            return self.columns[-1]
         self.column_for(metric, temperature)  # the temperature check
         j = self.temperatures.index(temperature)
         return next(c for c in self.columns if c.name == f"ce_graph_{j}")
@@ -166,9 +255,12 @@ class Layout:
         ]
 
     def hnsw_columns(self) -> list[Column]:
-        """The columns that get an HNSW graph (L2): the logits, and the CE graph vectors at each temperature."""
+        """The columns that get an HNSW graph (L2): the logits, and the CE grid vectors (or, `per_t`, the CE graph
+        vectors at each temperature)."""
         if self.index_type != "hnsw":
             return []
+        if self.graph == "grid":
+            return [self.columns[0], self.columns[-1]]
         return [self.columns[0], *(self.graph_column_for("ce", t) for t in self.temperatures)]
 
 
@@ -210,20 +302,25 @@ def _table_statements(layout: Layout, seq: str) -> list[sql.Composed | sql.SQL]:
 
 
 def registry_statements() -> list[sql.Composed | sql.SQL]:
-    """DDL of the schema and its registry of indexes (idempotent; `relation` added to a registry made before it,
-    taking its lock only then)."""
+    """DDL of the schema and its registry of indexes (idempotent; `relation` and `grid_bound` added to a registry
+    made before them, taking its lock only then)."""
     registry = sql.Identifier(SCHEMA, REGISTRY)
     return [
         sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(SCHEMA)),
         sql.SQL(
             "CREATE TABLE IF NOT EXISTS {} (name text PRIMARY KEY, model text NOT NULL, model_sha256 text NOT NULL, "
             "dim integer NOT NULL, temperatures float8[] NOT NULL, index_type text NOT NULL, "
-            "created_at timestamptz NOT NULL DEFAULT now(), relation text)"
+            "created_at timestamptz NOT NULL DEFAULT now(), relation text, grid_bound float8)"
         ).format(registry),
-        sql.SQL(
-            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = {}::regclass AND attname = 'relation' "
-            "AND NOT attisdropped) THEN ALTER TABLE {} ADD COLUMN relation text; END IF; END $$"
-        ).format(sql.Literal(f'{SCHEMA}."{REGISTRY}"'), registry),
+        *(
+            sql.SQL(
+                "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = {}::regclass AND attname = {} "
+                "AND NOT attisdropped) THEN ALTER TABLE {} ADD COLUMN {} {}; END IF; END $$"
+            ).format(
+                sql.Literal(f'{SCHEMA}."{REGISTRY}"'), sql.Literal(name), registry, sql.Identifier(name), sql.SQL(kind)
+            )
+            for name, kind in (("relation", "text"), ("grid_bound", "float8"))
+        ),
     ]
 
 

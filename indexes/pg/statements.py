@@ -32,12 +32,28 @@ def register() -> sql.Composed:
 
 
 def registry_row() -> sql.Composed:
-    """model, model_sha256, dim, temperatures, index_type, relation of the index named %s (the relation read through
-    jsonb: a replica of a registry made before that column still answers)."""
+    """model, model_sha256, dim, temperatures, index_type, relation, grid_bound of the index named %s (the last two
+    read through jsonb: a replica of a registry made before those columns still answers)."""
     return sql.SQL(
-        "SELECT model, model_sha256, dim, temperatures, index_type, to_jsonb(r) ->> 'relation' FROM {} AS r "
-        "WHERE name = %s"
+        "SELECT model, model_sha256, dim, temperatures, index_type, to_jsonb(r) ->> 'relation', "
+        "(to_jsonb(r) ->> 'grid_bound')::float8 FROM {} AS r WHERE name = %s"
     ).format(_registry())
+
+
+def set_grid_bound() -> sql.Composed:
+    """Record the grid graph's bound %s of the index named %s unless one is recorded; returns the one recorded (the
+    row lock orders concurrent first writes: each gets the first one's)."""
+    return sql.SQL("UPDATE {} SET grid_bound = COALESCE(grid_bound, %s) WHERE name = %s RETURNING grid_bound").format(
+        _registry()
+    )
+
+
+def has_column() -> sql.SQL:
+    """Whether the table %s.%s has a column named %s (which HNSW layout an index was made with)."""
+    return sql.SQL(
+        "SELECT EXISTS (SELECT FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n "
+        "ON n.oid = c.relnamespace WHERE n.nspname = %s AND c.relname = %s AND a.attname = %s AND NOT a.attisdropped)"
+    )
 
 
 def relation_of() -> sql.Composed:

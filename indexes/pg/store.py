@@ -13,6 +13,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from ..ann import AnnOptions, bracket, calibration_points
 from ..ann.recall import Calibration, recall_at_10, recall_by_metric
 from ..arguments import check_search
 from ..errors import (
@@ -29,7 +30,7 @@ from ..facets import Facets, collect
 from ..filters import parse_filter
 from ..lock import ReadWriteLock
 from ..pages import Cursor, Order, Page
-from ..rerank import exact_top
+from ..rerank import exact_top, scan_top
 from ..store import Filter, Item, Metadata, QueryHits, SearchResult
 from ..validation import (
     check_id,
@@ -47,10 +48,13 @@ from .schema import (
     INDEX_TYPES,
     MAX_DIM,
     MAX_HNSW_DIM,
+    SCHEMA,
     Layout,
     check_temperatures,
     create_statements,
+    grid_bound,
     relation_name,
+    temperature_grid,
 )
 from .shards import (
     check_shards,
@@ -124,7 +128,10 @@ class PgVectorStore:
         check_temperatures(spec.temperatures)
         if spec.index_type not in INDEX_TYPES:
             raise InvalidInputError(f"index_type {spec.index_type!r}: choose one of {', '.join(INDEX_TYPES)}")
-        limit = MAX_HNSW_DIM - 2 if spec.index_type == "hnsw" else MAX_DIM - 1  # the widest columns: C + 2, C + 1
+        # the widest columns: the CE grid's C + K + 1 (K grid temperatures), q_negentropy's C + 1
+        limit = (
+            MAX_HNSW_DIM - len(temperature_grid(spec.temperatures)) - 1 if spec.index_type == "hnsw" else MAX_DIM - 1
+        )
         if spec.dim > limit:
             raise InvalidInputError(f"pgvector {spec.index_type} indexes hold at most {limit} classes, not {spec.dim}")
         if spec.shards:
@@ -301,6 +308,12 @@ class PgVectorStore:
             self._check_open()
             return self._db.write(work)
 
+    def _checked_layout(self) -> Layout:
+        """The table's layout, once the registry and the table were read (which HNSW layout it has: `Layout.graph`)."""
+        with self._lock.read():
+            self._check_open()
+            return self._layout
+
     def _check_open(self) -> None:
         """Raise if closed; check the registry once (the table exists, for this model, dimension and layout)."""
         if self._closed:
@@ -309,13 +322,22 @@ class PgVectorStore:
             return
         # On the primary, else a replica: a service started while its primary is down serves reads from a replica.
         statement = statements.registry_row()
-        row = self._db.read(lambda conn: conn.execute(statement, (self.name,)).fetchone(), primary_first=True)
+
+        def work(conn: Connection) -> tuple[tuple[Any, ...] | None, bool]:
+            row = conn.execute(statement, (self.name,)).fetchone()
+            if row is None or row[4] != "hnsw":
+                return row, False
+            table = row[5] or self.name
+            per_t = conn.execute(statements.has_column(), (SCHEMA, table, "ce_graph_0")).fetchone()
+            return row, per_t == (True,)
+
+        row, per_t = self._db.read(work, primary_first=True)
         if row is None:
             raise IndexCorruptedError(
                 f"index {self.name!r} has no table in the PostgreSQL database (dropped there?); "
                 f"DELETE /v1/indexes/{self.name} and create it again"
             )
-        model, sha256, dim, temperatures, index_type, relation = row
+        model, sha256, dim, temperatures, index_type, relation, bound = row
         expected = (self._spec.model_name, self._spec.model_sha256, self.dim, list(self.temperatures), self.index_type)
         if (model, sha256, dim, list(temperatures), index_type) != expected:
             raise ManifestMismatchError(
@@ -325,7 +347,9 @@ class PgVectorStore:
                 f"temperatures {list(self.temperatures)}, {self.index_type}; serve the model it was built with, or "
                 f"DELETE /v1/indexes/{self.name} and create it again"
             )
-        self._layout = replace(self._layout, relation=relation)
+        # A table made before the grid keeps one CE graph per temperature (`ce_graph_<j>` columns), and is served so.
+        graph = "per_t" if per_t else "grid"
+        self._layout = replace(self._layout, relation=relation, graph=graph, grid_bound=bound)
         self._checked = True
 
     def count(self) -> int:
@@ -351,12 +375,21 @@ class PgVectorStore:
         if len(metas) != len(checked_ids):
             raise InvalidInputError(f"{len(checked_ids)} ids but {len(metas)} metadata objects")
         thumbs = check_thumbnails(thumbnails, len(checked_ids))
-        columns = self._layout.encode(array)
+        layout = self._checked_layout()
+        # The first write of a grid HNSW index proposes its graph's bound; the registry keeps the first one proposed.
+        proposed = grid_bound(array, layout.grid) if layout.needs_bound and len(array) else None
+        if proposed is not None:
+            layout = replace(layout, grid_bound=proposed)
         predicted = array.argmax(axis=1)
-        rows = [
-            (item_id, int(predicted[i]), Jsonb(metas[i]), thumbs[i], *(Vector(column[i]) for column in columns))
-            for i, item_id in enumerate(checked_ids)
-        ]
+
+        def encode(layout: Layout) -> list[tuple[Any, ...]]:
+            columns = layout.encode(array)
+            return [
+                (item_id, int(predicted[i]), Jsonb(metas[i]), thumbs[i], *(Vector(column[i]) for column in columns))
+                for i, item_id in enumerate(checked_ids)
+            ]
+
+        rows = encode(layout)
 
         if self._spec.shards and DIRECT_SHARD_WRITES:
             with self._lock.read():
@@ -364,7 +397,14 @@ class PgVectorStore:
                 self._upsert_on_shards(checked_ids, rows)
             return len(rows)
 
-        def work(conn: Connection) -> None:
+        def work(conn: Connection) -> float | None:
+            nonlocal rows
+            bound = proposed
+            if proposed is not None:
+                recorded = conn.execute(statements.set_grid_bound(), (proposed, self.name)).fetchone()
+                bound = float(recorded[0]) if recorded else proposed
+                if bound != proposed:  # another writer's first write came first
+                    rows = encode(replace(layout, grid_bound=bound))
             if self._spec.shards:  # no ON CONFLICT on foreign partitions: keep stored seqs, delete, insert
                 seqs, delete = upsert_statements(self._layout)
                 stored = dict(conn.execute(seqs, (checked_ids,)).fetchall())
@@ -374,11 +414,14 @@ class PgVectorStore:
                     chunk = rows[start : start + step]
                     values = [value for row in chunk for value in (stored.get(row[0]), *row)]
                     conn.execute(insert_rows(self._layout, len(chunk)), values)
-                return
+                return None
             with conn.cursor() as cursor:
                 cursor.executemany(statements.upsert(self._layout), rows)
+            return bound
 
-        self._write(work)
+        recorded = self._write(work)
+        if recorded is not None:  # committed: later writes use it
+            self._layout = replace(self._layout, grid_bound=recorded)
         return len(rows)
 
     def _upsert_on_shards(self, ids: list[str], rows: list[tuple[Any, ...]]) -> None:
@@ -560,7 +603,7 @@ class PgVectorStore:
         args = check_search(queries, self.dim, k, metric, temperature, filter, target_recall)
         array, k, temperature, target_recall = args.queries, args.k, args.temperature, args.target_recall
         step: tuple[int, int, float | None] | None = None  # (ef_search, R, recall@10 measured)
-        if self.index_type == "hnsw" and metric in HNSW_METRICS and not exact:
+        if self._checked_layout().serves(metric, temperature) and not exact:
             step = self._step(metric, temperature, self._spec.target_recall if target_recall is None else target_recall)
         result = self._search(array, k, metric, temperature, filter, step)
         result.exact, result.recall_at_10 = step is None, None if step is None else step[2]
@@ -568,18 +611,34 @@ class PgVectorStore:
 
     def _step(self, metric: str, temperature: float, target: float) -> tuple[int, int, float | None] | None:
         """The ladder step reaching `target` (None: none does, answer exactly); the default step, with no recall,
-        while the index has not measured one."""
+        while the index has not measured one.
+
+        On the grid graph, a T between grid points takes the widest of the steps its bracket needs (the grid points
+        either side and their midpoint, `indexes.ann.bracket`) and reports the lowest of their recalls.
+        """
         measured = self._calibrations
         if measured is None:
             return HNSW_DEFAULT_EF, HNSW_MIN_WANTED, None
-        calibration = measured[1].get(("l2", None) if metric == "l2" else ("ce", temperature))
-        if calibration is None:
+        points: list[float | None] | None = [temperature]
+        if metric == "l2":
+            points = [None]
+        elif self._layout.graph == "grid":
+            points = bracket(self._options, "ce", temperature)
+        found = [measured[1].get(("l2" if metric == "l2" else "ce", t)) for t in points or []]
+        calibrations = [c for c in found if c is not None]
+        if not calibrations or len(calibrations) < len(found):
             return None
-        i = calibration.first_reaching(target)
-        if i is None:
+        steps = [c.first_reaching(target) for c in calibrations]
+        if any(step is None for step in steps):
             return None
-        ef, candidates, recall = calibration.steps[i]
-        return ef, candidates, recall
+        chosen = [c.steps[i] for c, i in zip(calibrations, steps, strict=True) if i is not None]
+        ef, candidates = max((ef, r) for ef, r, _ in chosen)
+        return ef, candidates, min(recall for _, _, recall in chosen)
+
+    @property
+    def _options(self) -> AnnOptions:
+        """The grid graph's temperatures as `indexes.ann` describes them (for `bracket` and `calibration_points`)."""
+        return AnnOptions("hnsw", metrics=HNSW_METRICS, temperatures=self.temperatures)
 
     def _search(
         self,
@@ -593,8 +652,11 @@ class PgVectorStore:
         """Candidates from SQL (an HNSW graph searched with the `step`'s ef_search and R, else a scan), re-ranked
         exactly in float64."""
         approximate = step is not None
+        scan = not approximate and self._layout.scans_all(metric, temperature)
         if approximate:
             column, operator = self._layout.graph_column_for(metric, temperature), "<->"
+        elif scan:  # no column holds vectors at this T: every matching item is compared exactly
+            column, operator = self._layout.columns[0], "<->"
         else:
             column, operator = self._layout.column_for(metric, temperature)
         checked = parse_filter(filter)
@@ -608,7 +670,12 @@ class PgVectorStore:
             source = SqlCandidates(conn, self._layout, column, operator, where, params, not approximate, temperature)
             if step is not None:
                 tune_hnsw(conn, max(step[0], wanted))
-            top = [(keys[:k], values[:k]) for keys, values in exact_top(source, queries, wanted, metric, temperature)]
+            found = (
+                scan_top(source, queries, wanted, metric, temperature)
+                if scan
+                else exact_top(source, queries, wanted, metric, temperature)
+            )
+            top = [(keys[:k], values[:k]) for keys, values in found]
             ids = [[source.ids[key] for key in keys.tolist()] for keys, _ in top]
             metadata = source.metadata_of({item_id for row in ids for item_id in row})
             hits = [
@@ -630,8 +697,9 @@ class PgVectorStore:
         return recall_by_metric(calibrations.values(), self._spec.target_recall)
 
     def calibrate(self) -> dict[tuple[str, float | None], Calibration] | None:
-        """The recall ladder of the HNSW searches (`PG_LADDER`) against exact ones, for l2 and for ce at each
-        temperature, with stored items as queries (a sample by hash of the id; each one's own hit left out).
+        """The recall ladder of the HNSW searches (`PG_LADDER`) against exact ones, for l2 and for ce at every grid
+        T and each interval's midpoint (`indexes.ann.calibration_points`; at each declared T on a `per_t` table), with
+        stored items as queries (a sample by hash of the id; each one's own hit left out).
 
         Cached until the count changes by a tenth. None for a flat index or one with fewer than 11 items.
         """
@@ -651,7 +719,8 @@ class PgVectorStore:
         own = [item_id for item_id, _ in rows]
         queries = np.array([logits.to_numpy() for _, logits in rows], dtype=np.float64)
         calibrations: dict[tuple[str, float | None], Calibration] = {}
-        for metric, temperature in [("l2", None), *(("ce", t) for t in self.temperatures)]:
+        points = self.temperatures if self._layout.graph == "per_t" else calibration_points(self._options, "ce")
+        for metric, temperature in [("l2", None), *(("ce", t) for t in points)]:
             t = 1.0 if temperature is None else temperature
             exact = [hits.ids for hits in self._search(queries, 11, metric, t, None, None).columns()]
             steps = []
@@ -666,10 +735,16 @@ class PgVectorStore:
 
     def approximate_info(self) -> dict[str, Any] | None:
         """An HNSW index's recall ladder per (metric, T) as last measured (`calibrate`), with the ef_search and R its
-        searches use for the target; None for a flat index."""
+        searches use for the target, its ce/kl `graph` (`"grid"` or `"per_t"`) and the `grid` temperatures; None
+        for a flat index."""
         if self.index_type != "hnsw":
             return None
         info: dict[str, Any] = {"index_type": "hnsw", "target_recall": self._spec.target_recall}
+        if self._checked:  # the layout is known once the table was read
+            info["graph"] = self._layout.graph
+            if self._layout.graph == "grid":
+                info["grid"] = [round(t, 6) for t in self._layout.grid.tolist()]
+                info["grid_bound"] = self._layout.grid_bound
         measured = self._calibrations
         info["status"] = "waiting" if measured is None else "ready"
         calibrations = measured[1].values() if measured else []

@@ -8,7 +8,9 @@ from collections.abc import Iterator
 import numpy as np
 import psycopg
 import pytest
+from psycopg import sql
 
+from indexes.ann import encode_items
 from indexes.deadline import deadline_after
 from indexes.errors import (
     DeadlineExceededError,
@@ -20,7 +22,8 @@ from indexes.errors import (
 from indexes.pg import PgDatabase, PgIndexSpec, PgOptions, PgVectorStore
 from indexes.pg.schema import Layout, create_statements
 from indexes.pg.store import PG_CALIBRATION_QUERIES
-from tests.helpers import brute_force
+from indexes.store import SearchResult
+from tests.helpers import assert_matches_brute_force, brute_force
 from tests.postgres import PostgresServer, start_primary
 
 DIM = 6
@@ -85,8 +88,7 @@ def test_citus_ddl_distributes_by_id(pg_server: PostgresServer) -> None:
     hnsw = [t for t in text if "USING hnsw" in t]
     assert hnsw == [
         'CREATE INDEX ON "logitsearch"."my-index" USING hnsw ("logits" vector_l2_ops)',
-        'CREATE INDEX ON "logitsearch"."my-index" USING hnsw ("ce_graph_0" vector_l2_ops)',
-        'CREATE INDEX ON "logitsearch"."my-index" USING hnsw ("ce_graph_1" vector_l2_ops)',
+        'CREATE INDEX ON "logitsearch"."my-index" USING hnsw ("ce_grid" vector_l2_ops)',  # one graph for every T
     ]
     # Distributing comes after the table and its GIN index, before the HNSW graphs are built on the shards.
     assert text.index(next(t for t in text if "create_distributed_table" in t)) == 2
@@ -226,3 +228,144 @@ def test_an_index_created_before_relation_names_is_served_and_dropped(
     PgVectorStore(pg_database, spec).drop()  # never used since opened: finds its table through the registry
     with psycopg.connect(pg_database.options.url) as conn:
         assert conn.execute("SELECT to_regclass(%s)", (f'logitsearch."{spec.name}"',)).fetchone() == (None,)
+
+
+def _recall(result: SearchResult, truth: np.ndarray, ids: list[str]) -> float:
+    """Mean share of each query's true top 10 (by `truth` `(q, n)`) among its first 10 answers."""
+    return float(
+        np.mean(
+            [
+                len({n.id for n in row[:10]} & {ids[j] for j in np.argsort(values, kind="stable")[:10]}) / 10
+                for row, values in zip(result.neighbors, truth, strict=True)
+            ]
+        )
+    )
+
+
+def _assert_exact_values(result: SearchResult, truth: np.ndarray, ids: list[str]) -> None:
+    position = {item_id: i for i, item_id in enumerate(ids)}
+    for row, values in zip(result.neighbors, truth, strict=True):
+        distances = [n.distance for n in row]
+        np.testing.assert_allclose(distances, [values[position[n.id]] for n in row], rtol=1e-9, atol=1e-12)
+        assert distances == sorted(distances)
+
+
+def test_hnsw_grid_serves_every_temperature_of_the_range(pg_database: PgDatabase, rng: np.random.Generator) -> None:
+    """Declared 0.5 and 2: one CE graph (`ce_grid`) serves ce and kl at a grid T never declared (1.0) and between grid
+    points (0.84), re-ranked exactly; a T outside the range (4.0) is answered exactly, by comparing every item."""
+    store_spec = _spec(dim=16, temperatures=(0.5, 2.0), index_type="hnsw")
+    store = PgVectorStore.create(pg_database, store_spec)
+    try:
+        vectors, queries = np.split(_clustered(rng, 1220), [1200])  # queries held out, from the same clusters
+        ids = [f"g{i}" for i in range(len(vectors))]
+        store.upsert(ids, vectors)
+        for temperature in (1.0, 0.84, 2.0):
+            truth = brute_force("ce", queries, vectors, temperature)
+            result = store.search(queries, 10, metric="ce", temperature=temperature)
+            assert not result.exact and result.recall_at_10 is None  # approximate, nothing measured yet
+            assert _recall(result, truth, ids) >= 0.9, temperature
+            _assert_exact_values(result, truth, ids)
+            kl = store.search(queries, 10, metric="kl", temperature=temperature)
+            assert not kl.exact and [[n.id for n in row] for row in kl.neighbors] == [
+                [n.id for n in row] for row in result.neighbors
+            ]
+        for temperature in (4.0, 0.84):  # outside the range; inside it, when asked for exactly
+            result = store.search(queries, 10, metric="ce", temperature=temperature, exact=temperature != 4.0)
+            assert result.exact and result.recall_at_10 is None
+            assert_matches_brute_force(result, brute_force("ce", queries, vectors, temperature), ids, 10, tol=1e-9)
+        with pytest.raises(TemperatureNotStoredError):  # the other temperature metrics keep their declared T
+            store.search(queries, 10, metric="js", temperature=1.0)
+        # Rows written later beyond the bound the first write set are scaled onto it, and still found.
+        info = store.approximate_info()
+        assert (
+            info is not None
+            and info["graph"] == "grid"
+            and info["grid"] == pytest.approx([0.5, 0.7071, 1, 1.4142, 2], 1e-4)
+        )
+        bound = info["grid_bound"]
+        loud = 6 * queries[:5]
+        encoded = encode_items(("ce", None), loud, np.array(info["grid"]))
+        assert (np.linalg.norm(encoded.astype(np.float64), axis=1) > bound).all()
+        store.upsert([f"loud{i}" for i in range(5)], loud)
+        vectors, ids = np.vstack([vectors, loud]), [*ids, *(f"loud{i}" for i in range(5))]
+        for temperature in (1.0, 0.84):
+            truth = brute_force("ce", loud, vectors, temperature)
+            result = store.search(loud, 10, metric="ce", temperature=temperature)
+            assert not result.exact and _recall(result, truth, ids) >= 0.9
+            _assert_exact_values(result, truth, ids)
+        reopened = PgVectorStore(pg_database, store_spec)
+        assert reopened.count() == len(ids) and reopened.approximate_info()["grid_bound"] == bound  # type: ignore[index]
+    finally:
+        store.drop()
+
+
+def test_an_hnsw_index_made_before_the_grid_keeps_its_graph_per_temperature(
+    pg_database: PgDatabase, rng: np.random.Generator
+) -> None:
+    """A table with `ce_graph_<j>` columns (one CE graph per declared T) is served with them, and writes fill them."""
+    spec = _spec(dim=16, index_type="hnsw")
+    layout = Layout(spec.name, 16, spec.temperatures, "hnsw", graph="per_t")
+    with psycopg.connect(pg_database.options.url) as conn:
+        for statement in create_statements(layout):
+            conn.execute(statement)
+        conn.execute(
+            "INSERT INTO logitsearch.indexes (name, model, model_sha256, dim, temperatures, index_type) "
+            "VALUES (%s, %s, %s, %s, %s, 'hnsw')",
+            (spec.name, spec.model_name, spec.model_sha256, 16, list(spec.temperatures)),
+        )
+    store = PgVectorStore(pg_database, spec)
+    try:
+        vectors, queries = np.split(_clustered(rng, 810), [800])
+        ids = [f"o{i}" for i in range(len(vectors))]
+        store.upsert(ids, vectors)
+        truth = brute_force("ce", queries, vectors, 2.0)
+        result = store.search(queries, 10, metric="ce", temperature=2.0)
+        assert not result.exact and _recall(result, truth, ids) >= 0.9
+        _assert_exact_values(result, truth, ids)
+        with pytest.raises(TemperatureNotStoredError):  # no grid: a T between the declared ones is not held
+            store.search(queries, 10, metric="ce", temperature=1.5)
+        calibrations = store.calibrate()
+        assert calibrations is not None and set(calibrations) == {("l2", None), ("ce", 1.0), ("ce", 2.0)}
+        info = store.approximate_info()
+        assert info is not None and info["graph"] == "per_t" and "grid" not in info
+        with psycopg.connect(pg_database.options.url) as conn:
+            filled = conn.execute(
+                sql.SQL("SELECT count(*) FROM {} WHERE ce_graph_1 IS NOT NULL").format(layout.table)
+            ).fetchone()
+        assert filled == (len(vectors),)
+    finally:
+        store.drop()
+
+
+@pytest.mark.slow
+def test_hnsw_grid_calibration_covers_grid_points_and_midpoints(
+    pg_database: PgDatabase, rng: np.random.Generator
+) -> None:
+    """Recall is measured at every grid T and each interval's midpoint; a search between grid points reports the
+    lowest recall of its bracket, and delivers about that on fresh queries."""
+    store = PgVectorStore.create(pg_database, _spec(dim=32, temperatures=(0.5, 2.0), index_type="hnsw"))
+    try:
+        vectors, queries = np.split(_clustered(rng, 10_050, dim=32), [10_000])  # queries held out, same clusters
+        ids = [f"c{i}" for i in range(len(vectors))]
+        for start in range(0, len(vectors), 2500):  # the first write sets the grid's bound; later ones keep it
+            store.upsert(ids[start : start + 2500], vectors[start : start + 2500])
+        calibrations = store.calibrate()
+        assert calibrations is not None
+        grid = [0.5, 0.5 * 2**0.5, 1.0, 2**0.5, 2.0]
+        midpoints = [float(np.sqrt(a * b)) for a, b in zip(grid, grid[1:], strict=False)]
+        points = sorted(t for metric, t in calibrations if metric == "ce" and t is not None)
+        assert points == pytest.approx(sorted(grid + midpoints))
+        info = store.approximate_info()
+        assert info is not None and info["graph"] == "grid" and info["grid"] == pytest.approx(grid)
+        temperature = 0.84  # between 0.707 and 1, bracketed by them and their midpoint 0.841
+        result = store.search(queries, 10, metric="ce", temperature=temperature, target_recall=0.9)
+        bracketed = [calibrations[("ce", t)].recall_for(0.9) for t in points[2:5]]  # 0.707, 0.841, 1
+        truth = brute_force("ce", queries, vectors, temperature)
+        _assert_exact_values(result, truth, ids)
+        if result.exact:  # a point of the bracket reached 0.9 at no step: answered exactly, and said so
+            assert min(bracketed) < 0.9 and result.recall_at_10 is None
+        else:  # the lowest recall of the bracket, and about what fresh queries get (graphs are random)
+            assert result.recall_at_10 == min(bracketed) >= 0.9
+            assert _recall(result, truth, ids) >= result.recall_at_10 - 0.1
+    finally:
+        store.drop()
