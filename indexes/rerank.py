@@ -8,6 +8,7 @@ through this one function, so they return the same top k on the same data (ties 
 """
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -126,16 +127,40 @@ def exact_top(
     return top
 
 
-def scan_top(source: CandidateSource, queries: np.ndarray, k: int, metric: str, temperature: float) -> list[TopK]:
-    """Per query, the keys and exact distances of its k nearest matching items, comparing every one of them (for a
-    temperature no candidate space certifies).
+def scan_top(
+    chunks: Iterable[tuple[np.ndarray, np.ndarray]], queries: np.ndarray, k: int, metric: str, temperature: float
+) -> list[TopK]:
+    """Per query, the keys and exact distances of its k nearest matching items, comparing every one of them, a
+    chunk at a time (for a temperature no candidate space certifies, on a store that should not hold every row at
+    once): only one chunk and each query's best so far (with the items tied at its k-th value) are held.
 
     Args:
-        source: the store's candidate search for this filter, metric and temperature (only `matches` is used).
+        chunks: every matching item once, as keys `(n,)` int64 and logits `(n, C)`.
         queries: `(q, C)` float64 logits.
     """
-    top: list[TopK] = [(np.empty(0, np.int64), np.empty(0))] * len(queries)
-    _scan(source, queries, np.arange(len(queries)), k, metric, temperature, top)
+    best: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = [
+        (np.empty(0, np.int64), np.empty(0), np.empty((0, queries.shape[1]), np.float32)) for _ in queries
+    ]
+    for keys, items in chunks:
+        if keys.size == 0:
+            continue
+        step = max(1, RERANK_CHUNK // keys.size)
+        for start in range(0, len(queries), step):
+            exact = exact_matrix(metric, queries[start : start + step], items, temperature)
+            for i, values in enumerate(exact):
+                held_keys, held_values, held_items = best[start + i]
+                merged = np.concatenate([held_values, values])
+                kth = np.partition(merged, min(k, merged.size) - 1)[min(k, merged.size) - 1]
+                near, fresh = held_values <= kth, np.flatnonzero(values <= kth)  # the top k, and every tie with it
+                best[start + i] = (
+                    np.concatenate([held_keys[near], keys[fresh]]),
+                    np.concatenate([held_values[near], values[fresh]]),
+                    np.concatenate([held_items[near], items[fresh]]),
+                )
+    top: list[TopK] = []
+    for query, (keys, values, items) in zip(queries, best, strict=True):
+        order = order_breaking_ties(metric, values, query, items, temperature)[:k]
+        top.append((keys[order], values[order]))
     return top
 
 

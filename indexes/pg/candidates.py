@@ -1,5 +1,6 @@
 """One search's candidates from SQL, inside its read transaction: the `CandidateSource` of the pgvector store."""
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ from . import statements
 from .schema import Column, Layout
 
 Connection = psycopg.Connection[Any]
+#: Rows a scan of every matching item fetches and compares at a time (`SqlCandidates.match_chunks`).
+SCAN_CHUNK = 20_000
 
 
 @dataclass
@@ -76,6 +79,22 @@ class SqlCandidates:
         keys = np.array([self._key(item_id) for item_id, _ in rows], dtype=np.int64)
         vectors = np.array([logits.to_numpy() for _, logits in rows], dtype=np.float32).reshape(-1, self.layout.dim)
         return keys, vectors
+
+    def match_chunks(self) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Every matching item, `SCAN_CHUNK` rows at a time in id order (keys `(n,)` int64, logits `(n, C)`), all
+        from the transaction's one snapshot."""
+        size = SCAN_CHUNK
+        after = ""  # ids are non-empty: every one sorts after it (COLLATE "C")
+        statement = statements.matches_after(self.layout, self.where)
+        while True:
+            rows = self.conn.cursor(binary=True).execute(statement, (*self.params, after, size)).fetchall()
+            if not rows:
+                return
+            keys = np.array([self._key(item_id) for item_id, _ in rows], dtype=np.int64)
+            yield keys, np.array([logits.to_numpy() for _, logits in rows], dtype=np.float32)
+            if len(rows) < size:
+                return
+            after = rows[-1][0]
 
     def metadata_of(self, ids: set[str]) -> dict[str, Metadata]:
         """The metadata of `ids`: from the candidates already fetched, the rest (found by a scan) in one query."""

@@ -247,6 +247,12 @@ def matches(layout: Layout, where: sql.Composable) -> sql.Composed:
     return sql.SQL("SELECT id, logits FROM {} WHERE {}").format(layout.table, where)
 
 
+def matches_after(layout: Layout, where: sql.Composable) -> sql.Composed:
+    """The next %s matching rows (id, logits) in id order after the id %s (keyset pagination on the primary key);
+    params: where..., id, limit."""
+    return sql.SQL("SELECT id, logits FROM {} WHERE ({}) AND id > %s ORDER BY id LIMIT %s").format(layout.table, where)
+
+
 def metadata_of(layout: Layout) -> sql.Composed:
     return sql.SQL("SELECT id, metadata FROM {} WHERE id = ANY(%s)").format(layout.table)
 

@@ -671,7 +671,7 @@ class PgVectorStore:
             if step is not None:
                 tune_hnsw(conn, max(step[0], wanted))
             found = (
-                scan_top(source, queries, wanted, metric, temperature)
+                scan_top(source.match_chunks(), queries, wanted, metric, temperature)
                 if scan
                 else exact_top(source, queries, wanted, metric, temperature)
             )

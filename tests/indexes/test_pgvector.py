@@ -19,7 +19,7 @@ from indexes.errors import (
     StoreUnavailableError,
     TemperatureNotStoredError,
 )
-from indexes.pg import PgDatabase, PgIndexSpec, PgOptions, PgVectorStore
+from indexes.pg import PgDatabase, PgIndexSpec, PgOptions, PgVectorStore, candidates
 from indexes.pg.schema import Layout, create_statements
 from indexes.pg.store import PG_CALIBRATION_QUERIES
 from indexes.store import SearchResult
@@ -250,7 +250,9 @@ def _assert_exact_values(result: SearchResult, truth: np.ndarray, ids: list[str]
         assert distances == sorted(distances)
 
 
-def test_hnsw_grid_serves_every_temperature_of_the_range(pg_database: PgDatabase, rng: np.random.Generator) -> None:
+def test_hnsw_grid_serves_every_temperature_of_the_range(
+    pg_database: PgDatabase, rng: np.random.Generator, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Declared 0.5 and 2: one CE graph (`ce_grid`) serves ce and kl at a grid T never declared (1.0) and between grid
     points (0.84), re-ranked exactly; a T outside the range (4.0) is answered exactly, by comparing every item."""
     store_spec = _spec(dim=16, temperatures=(0.5, 2.0), index_type="hnsw")
@@ -269,6 +271,7 @@ def test_hnsw_grid_serves_every_temperature_of_the_range(pg_database: PgDatabase
             assert not kl.exact and [[n.id for n in row] for row in kl.neighbors] == [
                 [n.id for n in row] for row in result.neighbors
             ]
+        monkeypatch.setattr(candidates, "SCAN_CHUNK", 97)  # the scan of every item, in chunks
         for temperature in (4.0, 0.84):  # outside the range; inside it, when asked for exactly
             result = store.search(queries, 10, metric="ce", temperature=temperature, exact=temperature != 4.0)
             assert result.exact and result.recall_at_10 is None
