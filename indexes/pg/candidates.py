@@ -130,3 +130,11 @@ def tune_hnsw(conn: Connection, m: int) -> None:
     conn.execute("SET LOCAL citus.propagate_set_commands = 'local'")
     conn.execute(sql.SQL("SET LOCAL hnsw.ef_search = {}").format(sql.Literal(min(1000, max(40, m)))))
     conn.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+
+
+def keep_off_graphs(conn: Connection) -> None:
+    """Let an exact search's candidate query scan the table, never walk an HNSW graph on its column: a graph returns
+    at most `hnsw.ef_search` rows, approximate ones, and a filter applies after (fewer than k, none certified).
+    Propagated to Citus shards as in `tune_hnsw`."""
+    conn.execute("SET LOCAL citus.propagate_set_commands = 'local'")
+    conn.execute("SET LOCAL enable_indexscan = off")

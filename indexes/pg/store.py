@@ -40,7 +40,7 @@ from ..validation import (
     check_vectors,
 )
 from . import statements
-from .candidates import SqlCandidates, refuse_mixed_types, tune_hnsw
+from .candidates import SqlCandidates, keep_off_graphs, refuse_mixed_types, tune_hnsw
 from .database import PgDatabase
 from .database import describe as describe_url
 from .schema import (
@@ -664,12 +664,15 @@ class PgVectorStore:
         # HNSW orders candidates by float32 distances that cannot tell apart close CE values: fetch R of them and
         # let the exact re-rank pick the k best.
         wanted = max(k, min(HNSW_MAX_WANTED, step[1])) if step is not None else k
+        graphs = {c.name for c in self._layout.hnsw_columns()}
 
         def work(conn: Connection) -> SearchResult:
             refuse_mixed_types(conn, self._layout, checked)
             source = SqlCandidates(conn, self._layout, column, operator, where, params, not approximate, temperature)
             if step is not None:
                 tune_hnsw(conn, max(step[0], wanted))
+            elif column.name in graphs:
+                keep_off_graphs(conn)
             found = (
                 scan_top(source.match_chunks(), queries, wanted, metric, temperature)
                 if scan

@@ -372,3 +372,22 @@ def test_hnsw_grid_calibration_covers_grid_points_and_midpoints(
             assert _recall(result, truth, ids) >= result.recall_at_10 - 0.1
     finally:
         store.drop()
+
+
+def test_exact_l2_on_an_hnsw_index_scans_rather_than_walks_the_graph(
+    pg_database: PgDatabase, rng: np.random.Generator
+) -> None:
+    """The logits column has an HNSW graph; an exact search must not let the planner walk it (ef_search rows at
+    most, filtered afterwards): a filtered exact search returns the true k."""
+    store = PgVectorStore.create(pg_database, _spec(dim=16, temperatures=(1.0,), index_type="hnsw"))
+    try:
+        vectors = _clustered(rng, 1500)
+        ids = [f"e{i}" for i in range(len(vectors))]
+        store.upsert(ids, vectors, [{"part": i % 50} for i in range(len(vectors))])
+        queries = vectors[:3].astype(np.float64) + 0.1
+        result = store.search(queries, 10, metric="l2", filter={"part": 7}, exact=True)
+        assert result.exact
+        kept = [i for i in range(len(ids)) if i % 50 == 7]
+        assert_matches_brute_force(result, brute_force("l2", queries, vectors[kept]), [ids[i] for i in kept], 10)
+    finally:
+        store.drop()
