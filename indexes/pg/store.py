@@ -380,16 +380,7 @@ class PgVectorStore:
         proposed = grid_bound(array, layout.grid) if layout.needs_bound and len(array) else None
         if proposed is not None:
             layout = replace(layout, grid_bound=proposed)
-        predicted = array.argmax(axis=1)
-
-        def encode(layout: Layout) -> list[tuple[Any, ...]]:
-            columns = layout.encode(array)
-            return [
-                (item_id, int(predicted[i]), Jsonb(metas[i]), thumbs[i], *(Vector(column[i]) for column in columns))
-                for i, item_id in enumerate(checked_ids)
-            ]
-
-        rows = encode(layout)
+        rows = _rows(layout, checked_ids, array, metas, thumbs)
 
         if self._spec.shards and DIRECT_SHARD_WRITES:
             with self._lock.read():
@@ -404,7 +395,7 @@ class PgVectorStore:
                 recorded = conn.execute(statements.set_grid_bound(), (proposed, self.name)).fetchone()
                 bound = float(recorded[0]) if recorded else proposed
                 if bound != proposed:  # another writer's first write came first
-                    rows = encode(replace(layout, grid_bound=bound))
+                    rows = _rows(replace(layout, grid_bound=bound), checked_ids, array, metas, thumbs)
             if self._spec.shards:  # no ON CONFLICT on foreign partitions: keep stored seqs, delete, insert
                 seqs, delete = upsert_statements(self._layout)
                 stored = dict(conn.execute(seqs, (checked_ids,)).fetchall())
@@ -769,6 +760,18 @@ class PgVectorStore:
             lambda conn: conn.cursor(binary=True).execute(statements.page(self._layout), (limit, offset)).fetchall()
         )
         return [_item(row) for row in rows]
+
+
+def _rows(
+    layout: Layout, ids: list[str], array: np.ndarray, metas: list[Metadata], thumbs: list[bytes | None]
+) -> list[tuple[Any, ...]]:
+    """The rows an upsert writes: id, argmax class, metadata, thumbnail, then every vector column of `layout`."""
+    columns = layout.encode(array)
+    predicted = array.argmax(axis=1)
+    return [
+        (item_id, int(predicted[i]), Jsonb(metas[i]), thumbs[i], *(Vector(column[i]) for column in columns))
+        for i, item_id in enumerate(ids)
+    ]
 
 
 def _item(row: tuple[Any, ...]) -> Item:

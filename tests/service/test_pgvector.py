@@ -146,6 +146,15 @@ def test_cli_index_into_pgvector(pg_settings: Settings, pg_server: PostgresServe
             json={"queries": [{"id": "digits-7"}], "k": 1, "metric": "kl", "temperature": 0.25},
         )
         assert hit.json()["results"][0][0]["id"] == "digits-7"
+        # Undeclared temperatures: inside the range the grid graph serves them, outside (and on request) exactly.
+        body = {"queries": [{"id": "digits-7"}], "k": 5, "metric": "ce", "temperature": 0.5}
+        answers = [
+            client.post(f"/v1/indexes/{pgd}/search", json=body | extra).json()
+            for extra in ({"target_recall": 0.5}, {"exact": True}, {"temperature": 2.0})
+        ]
+        assert answers[0]["exact"] is False and answers[0]["recall_at_10"] >= 0.5, answers[0]
+        for answer in answers[1:]:
+            assert answer["exact"] is True and answer["results"][0][0]["id"] == "digits-7", answer
         assert client.delete(f"/v1/indexes/{pgd}").status_code == 200
 
 
