@@ -318,7 +318,7 @@ def test_an_hnsw_index_made_before_the_grid_keeps_its_graph_per_temperature(
         )
     store = PgVectorStore(pg_database, spec)
     try:
-        vectors, queries = np.split(_clustered(rng, 810), [800])
+        vectors, queries = np.split(_clustered(rng, 510), [500])
         ids = [f"o{i}" for i in range(len(vectors))]
         store.upsert(ids, vectors)
         truth = brute_force("ce", queries, vectors, 2.0)
@@ -381,9 +381,9 @@ def test_exact_l2_on_an_hnsw_index_scans_rather_than_walks_the_graph(
     most, filtered afterwards): a filtered exact search returns the true k."""
     store = PgVectorStore.create(pg_database, _spec(dim=16, temperatures=(1.0,), index_type="hnsw"))
     try:
-        vectors = _clustered(rng, 1500)
+        vectors = _clustered(rng, 700)
         ids = [f"e{i}" for i in range(len(vectors))]
-        store.upsert(ids, vectors, [{"part": i % 50} for i in range(len(vectors))])
+        store.upsert(ids, vectors, [{"part": i % 50} for i in range(len(vectors))])  # 14 match the filter
         queries = vectors[:3].astype(np.float64) + 0.1
         result = store.search(queries, 10, metric="l2", filter={"part": 7}, exact=True)
         assert result.exact
