@@ -13,7 +13,7 @@ from pgvector.psycopg import register_vector
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from ..ann.recall import Calibration, recall_at_10, recall_by_metric
+from ..ann.recall import Calibration, calibration_queries, recall_at_10, recall_by_metric
 from ..arguments import check_search
 from ..errors import (
     DeadlineExceededError,
@@ -649,7 +649,7 @@ class PgVectorStore:
             )
         )
         own = [item_id for item_id, _ in rows]
-        queries = np.array([logits.to_numpy() for _, logits in rows], dtype=np.float64)
+        queries = calibration_queries(np.array([logits.to_numpy() for _, logits in rows], dtype=np.float64))
         calibrations: dict[tuple[str, float | None], Calibration] = {}
         for metric, temperature in [("l2", None), *(("ce", t) for t in self.temperatures)]:
             t = 1.0 if temperature is None else temperature
