@@ -24,6 +24,7 @@ from .ann import (
     LabelMap,
     Plan,
     Structure,
+    calibration_queries,
     family_of,
     recall_at_10,
     row_hashes,
@@ -497,11 +498,11 @@ class FaissIndex:
 
     def measure_recall(self, metric: str, temperature: float | None, rows: np.ndarray) -> Calibration:
         """Recall@10 of every ladder step of the structure serving `metric` at T, against the exact scan, with the
-        stored items at `rows` as queries (each one's own item left out)."""
+        stored items at `rows`, perturbed (`calibration_queries`), as queries (each one's own item left out)."""
         approximate = self._approximate
         assert approximate is not None
         t = 1.0 if temperature is None else temperature
-        queries = self.vectors[rows].astype(np.float64)
+        queries = calibration_queries(self.vectors[rows])
         own = [self._ids[r] for r in rows.tolist()]
         everything = _Selection(None, self.count())
         began = time.perf_counter()

@@ -32,6 +32,9 @@ GRID_STEP = math.sqrt(2.0)
 BATCH_QUERIES = 20
 #: Calibration: stored items searched as queries, and the neighbours compared.
 CALIBRATION_QUERIES = 200
+#: Calibration queries are stored rows plus seeded Gaussian noise of this many times each class's standard deviation
+#: (`recall.calibration_queries`).
+CALIBRATION_NOISE = 0.3
 RECALL_K = 10
 #: The most results FAISS's GPU indexes return per query (as `faiss_index.GPU_MAX_K`).
 GPU_MAX_K = 2048

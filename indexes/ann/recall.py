@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from .encodings import interpolation
-from .options import _FAMILY_OF, CALIBRATION_QUERIES, RECALL_K, AnnOptions
+from .options import _FAMILY_OF, CALIBRATION_NOISE, CALIBRATION_QUERIES, RECALL_K, AnnOptions
 
 
 @dataclass
@@ -105,6 +105,20 @@ def sample_rows(num_rows: int, size: int = CALIBRATION_QUERIES, seed: int = 0) -
     """A seeded sample of row positions, ascending."""
     size = min(size, num_rows)
     return np.sort(np.random.default_rng(seed).choice(num_rows, size, replace=False))
+
+
+def calibration_queries(rows: np.ndarray, seed: int = 0) -> np.ndarray:
+    """`(q, C)` float64 queries recall is measured with: the sampled stored rows `rows` `(q, C)`, each plus seeded
+    Gaussian noise of `CALIBRATION_NOISE` times its class's standard deviation over the sample.
+
+    A stored row as a query sits among items that were drawn beside it, and measured optimistic: ce recall@10 0.969
+    against 0.948 for held-out queries at N = 1M, C = 100, T = 1. The perturbed row still leaves its own item out
+    (`recall_at_10`), as its near-copy would not be stored for a new query.
+    """
+    queries = np.asarray(rows, dtype=np.float64)
+    scale = CALIBRATION_NOISE * queries.std(axis=0) if len(queries) > 1 else np.zeros(queries.shape[1])
+    perturbed: np.ndarray = queries + np.random.default_rng(seed).standard_normal(queries.shape) * scale
+    return perturbed
 
 
 def recall_points(options: AnnOptions) -> list[tuple[str, float | None]]:

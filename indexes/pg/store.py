@@ -14,7 +14,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from ..ann import AnnOptions, bracket, calibration_points
-from ..ann.recall import Calibration, recall_at_10, recall_by_metric
+from ..ann.recall import Calibration, calibration_queries, recall_at_10, recall_by_metric
 from ..arguments import check_search
 from ..errors import (
     DeadlineExceededError,
@@ -711,7 +711,7 @@ class PgVectorStore:
             )
         )
         own = [item_id for item_id, _ in rows]
-        queries = np.array([logits.to_numpy() for _, logits in rows], dtype=np.float64)
+        queries = calibration_queries(np.array([logits.to_numpy() for _, logits in rows], dtype=np.float64))
         calibrations: dict[tuple[str, float | None], Calibration] = {}
         points = self.temperatures if self._layout.graph == "per_t" else calibration_points(self._options, "ce")
         for metric, temperature in [("l2", None), *(("ce", t) for t in points)]:

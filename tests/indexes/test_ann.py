@@ -10,7 +10,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from indexes.ann import BATCH_QUERIES, AnnOptions, encode_items, encode_queries, ladder
+from indexes.ann import (
+    BATCH_QUERIES,
+    AnnOptions,
+    build_structure,
+    calibration_queries,
+    encode_items,
+    encode_queries,
+    ladder,
+    routing_temperature,
+)
+from indexes.ann.options import CALIBRATION_NOISE
 from indexes.durable import DurableIndex
 from indexes.errors import InvalidInputError
 from tests.helpers import brute_force, class_logits
@@ -157,6 +167,57 @@ def test_the_ce_grid_encoding_is_minus_t_times_ce_at_grid_temperatures(rng: np.r
         scores = encode_queries(("ce", None), queries, t, grid).astype(np.float64) @ encoded.T
         # p·z_c − b_T = −T·CE: equal up to float32 rounding of the two operands
         np.testing.assert_allclose(scores, -t * brute_force("ce", queries, items, t), atol=2e-4 * max(1.0, t))
+
+
+@pytest.mark.parametrize(
+    ("temperatures", "expected"), [((1.0,), 1.0), ((0.5, 1.0, 4.0), 1.0), ((1.0, 4.0), 2**0.5), ((2.0,), 2.0)]
+)
+def test_routing_temperature_is_a_grid_point_a_third_up_the_range(
+    temperatures: tuple[float, ...], expected: float
+) -> None:
+    options = AnnOptions("hnsw", metrics=("ce",), temperatures=temperatures)
+    assert routing_temperature(options) == pytest.approx(expected)
+    assert routing_temperature(options) in options.grid().tolist()
+
+
+def _ce_recall(options: AnnOptions, items: np.ndarray, queries: np.ndarray, t: float, ef_search: int) -> float:
+    """Recall@10 of the ce structure over `items` (32 candidates re-ranked exactly) against the oracle."""
+    structure = build_structure(options, ("ce", None), items)
+    assert structure is not None and structure.augmented and structure.index.ntotal == len(items)
+    assert structure.index.d == items.shape[1] + len(options.grid()) + 1  # it measures the augmented ce vectors
+    found = structure.search(encode_queries(("ce", None), queries, t, options.grid()), 32, ef_search, None)
+    values = brute_force("ce", queries, items, t)
+    truth = np.argsort(values, axis=1)[:, :10]
+    top = np.take_along_axis(found, np.argsort(np.take_along_axis(values, found, axis=1), axis=1)[:, :10], axis=1)
+    return float(np.mean([len(set(a) & set(b)) / 10 for a, b in zip(top.tolist(), truth.tolist(), strict=True)]))
+
+
+@pytest.mark.parametrize("temperature", [0.5, 4.0])
+def test_the_ce_graph_finds_the_neighbours_of_held_out_queries(temperature: float) -> None:
+    options = AnnOptions("hnsw", metrics=("ce",), temperatures=(0.5, 1.0, 4.0))
+    items, queries = class_logits(np.random.default_rng(1), N, C), _queries(40).astype(np.float64)
+    assert _ce_recall(options, items, queries, temperature, 64) >= 0.9
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 4.0])
+def test_the_ce_graph_by_hellinger_links_reaches_low_temperatures_at_small_ef_search(temperature: float) -> None:
+    """At N = 50k, C = 100 (logits shaped like real ones), efSearch 16 finds 0.98 at T = 0.5 (a graph linked by
+    the augmented vectors themselves: 0.64) and 0.99 or more at T = 1 and 4."""
+    from bench.ann import shaped_logits
+
+    options = AnnOptions("hnsw", metrics=("ce",), temperatures=(0.5, 1.0, 4.0))
+    items, queries = shaped_logits(50_000, 100, 0.3, seed=1), shaped_logits(100, 100, 0.3, seed=2)
+    assert _ce_recall(options, items, queries.astype(np.float64), temperature, 16) >= 0.95
+
+
+def test_calibration_queries_are_stored_rows_plus_seeded_noise_of_each_class_spread(rng: np.random.Generator) -> None:
+    rows = class_logits(rng, 500, C) * np.linspace(0.5, 3.0, C).astype(np.float32)  # classes of unequal spread
+    queries = calibration_queries(rows)
+    np.testing.assert_array_equal(queries, calibration_queries(rows))  # seeded
+    assert queries.dtype == np.float64 and queries.shape == rows.shape
+    np.testing.assert_allclose((queries - rows).std(axis=0), CALIBRATION_NOISE * rows.std(axis=0), rtol=0.15)
+    np.testing.assert_array_equal(calibration_queries(rows[:1]), rows[:1])  # one row: no spread to measure
 
 
 def test_ladders_end_at_the_exhaustive_ivf_scan() -> None:
