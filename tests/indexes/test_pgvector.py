@@ -142,7 +142,7 @@ def test_hnsw_reports_the_recall_it_delivers(pg_database: PgDatabase, rng: np.ra
         sample = sorted(range(len(ids)), key=lambda i: hashlib.md5(ids[i].encode()).hexdigest())[
             :PG_CALIBRATION_QUERIES
         ]
-        queries = calibration_queries(vectors[sample]).astype(np.float32)
+        queries = calibration_queries(vectors[sample])
         for metric, value in recall.items():
             truth = brute_force(metric, queries, vectors)
             result = store.search(queries, 11, metric=metric)
