@@ -36,11 +36,15 @@ class GrowableArray:
         """Append `(k, *shape)` values."""
         needed = self._size + len(values)
         if needed > len(self._data):
-            grown = np.empty((max(needed, 2 * len(self._data), 16), *self._data.shape[1:]), dtype=self._data.dtype)
-            grown[: self._size] = self._data[: self._size]
-            self._data = grown
+            self._grow(max(needed, 2 * len(self._data), 16))
         self._data[self._size : needed] = values
         self._size = needed
+
+    def _grow(self, capacity: int) -> None:
+        """Room for `capacity` values, the stored ones kept."""
+        grown = np.empty((capacity, *self._data.shape[1:]), dtype=self._data.dtype)
+        grown[: self._size] = self._data[: self._size]
+        self._data = grown
 
     def remove_moving_last(self, position: int) -> None:
         """Remove the value at `position`, moving the last one into its place (as the rows of `FaissIndex` do)."""
@@ -53,7 +57,7 @@ class GrowableArray:
         self._size = len(values)
 
 
-class MappedRows:
+class MappedRows(GrowableArray):
     """`(n, dim)` rows of one dtype in a file mapped into memory: the kernel's page cache holds them, so they count
     against the process's resident memory only while recently read, and are paged out under pressure.
 
@@ -68,29 +72,10 @@ class MappedRows:
     """
 
     def __init__(self, path: Path, dim: int, dtype: type | np.dtype = np.float32) -> None:
+        super().__init__(dtype, (dim,))  # its `values` views stay readable after later writes (unlike the parent's)
         self.path = path
-        self._dim = dim
-        self._dtype = np.dtype(dtype)
-        self._size = 0
-        self._data = np.empty((0, dim), self._dtype)
         path.unlink(missing_ok=True)
         path.touch()
-
-    def __len__(self) -> int:
-        return self._size
-
-    @property
-    def values(self) -> np.ndarray:
-        """`(n, dim)` view of the rows (its rows are overwritten by later writes; still readable after them)."""
-        return self._data[: self._size]
-
-    def extend(self, values: np.ndarray) -> None:
-        """Append `(k, dim)` rows."""
-        needed = self._size + len(values)
-        if needed > len(self._data):
-            self._map(max(needed, 2 * len(self._data), 1024))
-        self._data[self._size : needed] = values
-        self._size = needed
 
     def truncate(self, size: int) -> None:
         """Keep the first `size` rows (the file keeps its length)."""
@@ -103,15 +88,14 @@ class MappedRows:
         for start in range(0, len(values), chunk):
             self.extend(values[start : start + chunk])
 
-    def _map(self, capacity: int) -> None:
+    def _grow(self, capacity: int) -> None:
+        """Lengthen the file to `capacity` rows and map it again (the rows stored are in the file already)."""
+        dim, dtype = self._data.shape[1], self._data.dtype
         with self.path.open("r+b") as f:
-            size = capacity * self._dim * self._dtype.itemsize
+            size = capacity * dim * dtype.itemsize
             os.ftruncate(f.fileno(), size)
-            mapped = mmap.mmap(f.fileno(), size) if size else None
-        if mapped is None:
-            self._data = np.empty((0, self._dim), self._dtype)
-            return
-        self._data = np.frombuffer(mapped, self._dtype).reshape(capacity, self._dim)
+            mapped = mmap.mmap(f.fileno(), size)
+        self._data = np.frombuffer(mapped, dtype).reshape(capacity, dim)
 
 
 class MetadataColumn:
