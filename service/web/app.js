@@ -239,9 +239,10 @@ function download() {
 // -- start -----------------------------------------------------------------------------------------------------
 
 async function loadCatalog() {
-  let indexes, models;
+  let indexes, models, info;
   try {
-    [{ indexes }, { models }] = await Promise.all([getJson("/v1/indexes"), getJson("/v1/models")]);
+    // The version is a nicety: the default index may be unavailable while others serve.
+    [{ indexes }, { models }, info] = await Promise.all([getJson("/v1/indexes"), getJson("/v1/models"), getJson("/v1/info").catch(() => null)]);
   } catch (err) {
     $("footer").textContent = "the service did not answer: reload once it is up";
     throw err;
@@ -251,14 +252,11 @@ async function loadCatalog() {
   const select = $("index");
   select.replaceChildren(...indexes.map((index) => new Option(`${index.name} (${index.model}, ${index.count ?? "unavailable"})`, index.name)));
   if (!state.index || !currentIndex()) state.index = (indexes.find((i) => i.name === "default") ?? indexes[0])?.name ?? "";
+  page.version = info?.version ?? page.version;
+  // Drawn last, nothing awaited after it: the caller syncs the form in the same task, so nothing typed once the
+  // footer shows is overwritten.
   const index = currentIndex();
   if (index) renderFooter(index, page.version);
-  try {
-    page.version = (await getJson("/v1/info")).version;
-    if (index) renderFooter(index, page.version);
-  } catch {
-    // the version is a nicety: the default index may be unavailable while others serve
-  }
 }
 
 function wire() {
