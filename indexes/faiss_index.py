@@ -446,7 +446,7 @@ class FaissIndex:
         for i, (found, _) in enumerate(top):
             keys[i, : len(found)] = found
         vectors = self.vectors[np.maximum(keys, 0)]
-        values = exact_distances(metric, queries, vectors, temperature)
+        values = exact_distances(metric, queries, vectors, temperature, best=k if (keys >= 0).all() else None)
         values[keys < 0] = np.inf
         result: list[TopK] = []
         for i, (found, _) in enumerate(top):

@@ -427,8 +427,13 @@ def _logsumexp(terms: np.ndarray) -> np.ndarray:
     return result
 
 
-def exact_distances(metric: str, queries: np.ndarray, candidates: np.ndarray, temperature: float) -> np.ndarray:
+def exact_distances(
+    metric: str, queries: np.ndarray, candidates: np.ndarray, temperature: float, best: int | None = None
+) -> np.ndarray:
     """True metric values in float64 between each query and its candidates.
+
+    With `best`, only each query's `best` smallest values are computed to the last digit (every candidate must
+    then be a real one); the others are within ~1e-8 of their terms and stay larger than those (a re-rank's k).
 
     Args:
         metric: one of `SEARCH_METRICS`.
@@ -446,7 +451,9 @@ def exact_distances(metric: str, queries: np.ndarray, candidates: np.ndarray, te
         diff = np.subtract(candidates, queries[:, None, :], dtype=np.float64)
         l2: np.ndarray = np.sqrt(np.einsum("qkc,qkc->qk", diff, diff))
         return l2
-    values: np.ndarray = compute_divergence(queries[:, None, :], candidates, measure=metric, temperature=temperature)
+    values: np.ndarray = compute_divergence(
+        queries[:, None, :], candidates, measure=metric, temperature=temperature, best=best
+    )
     return values
 
 

@@ -177,8 +177,9 @@ def _rerank(
 ) -> list[int]:
     """Re-rank the m candidates of `queries[rows]` exactly into `top`; returns the rows not certified."""
     found = source.candidates(queries[rows], m)
-    exact = exact_distances(metric, queries[rows], found.vectors, temperature)
-    exact[found.keys < 0] = np.inf
+    real = found.keys >= 0
+    exact = exact_distances(metric, queries[rows], found.vectors, temperature, best=k if real.all() else None)
+    exact[~real] = np.inf
     order = np.argsort(exact, axis=1, kind="stable")[:, :k]
     done = np.ones(len(rows), dtype=bool)
     if source.exact and metric in CERTIFIED_METRICS and not complete:
