@@ -36,7 +36,6 @@ from .facets import Facets, collect
 from .masks import derived_values, match_filter, predicted_classes
 from .metrics import (
     EMBEDDINGS,
-    TIE_BROKEN_METRICS,
     Embedding,
     ce_embedding,
     exact_distances,
@@ -451,10 +450,7 @@ class FaissIndex:
         result: list[TopK] = []
         for i, (found, _) in enumerate(top):
             n = len(found)
-            if metric in TIE_BROKEN_METRICS:
-                order = order_breaking_ties(metric, values[i, :n], queries[i], vectors[i, :n], temperature)[:k]
-            else:
-                order = np.argsort(values[i, :n], kind="stable")[:k]
+            order = order_breaking_ties(metric, values[i, :n], queries[i], vectors[i, :n], temperature)[:k]
             result.append((keys[i, order], values[i, order]))
         return result
 

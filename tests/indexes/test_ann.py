@@ -222,7 +222,17 @@ def test_calibration_queries_are_stored_rows_plus_seeded_noise_of_each_class_spr
 
 def test_ladders_end_at_the_exhaustive_ivf_scan() -> None:
     assert ladder("ivf", 100)[-1][0] == 100
-    assert [p for p, _ in ladder("hnsw", 1)] == [16, 32, 64, 128, 256, 512, 1024, 2048]
+    assert ladder("hnsw", 1) == [
+        (16, 16),
+        (16, 32),
+        (32, 32),
+        (64, 32),
+        (128, 32),
+        (256, 32),
+        (512, 32),
+        (1024, 64),
+        (2048, 128),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -40,7 +40,9 @@ def test_the_best_values_are_the_full_ones_bit_for_bit_and_the_rest_rank_behind(
         ranked = compute_divergence(queries[:, None, :], candidates, measure=measure, temperature=t, best=best)
         order_full, order_ranked = (np.argsort(v, axis=1, kind="stable")[:, :best] for v in (full, ranked))
         assert np.array_equal(order_ranked, order_full)
-        np.testing.assert_array_equal(np.take_along_axis(ranked, order_ranked, 1), np.take_along_axis(full, order_full, 1))
+        np.testing.assert_array_equal(
+            np.take_along_axis(ranked, order_ranked, 1), np.take_along_axis(full, order_full, 1)
+        )
         kth = np.take_along_axis(full, order_full[:, -1:], 1)
         rest = np.ones(full.shape, dtype=bool)
         np.put_along_axis(rest, order_full, False, axis=1)
