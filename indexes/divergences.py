@@ -324,7 +324,8 @@ def _triangular_sum(p: FloatArray, q: FloatArray) -> FloatArray:
 def _ce(o: _Operands) -> FloatArray:
     # ce = H(p) + KL(p‖q): both sums of non-negative terms, and ce(a, b) >= ce(a, a) = H(p) holds in float64 too.
     entropy = np.maximum(-o.neg_entropy, 0.0)
-    result: FloatArray = (entropy[:, None] if o.pairwise else entropy) + _kl(o)
+    shift = entropy[:, None] if o.pairwise else entropy
+    result: FloatArray = shift + _kl(o, shift)
     return result
 
 
@@ -339,7 +340,8 @@ _FAST_KL_ERROR = 1e-8
 _REFINE_JS_TRI = 1e-4  # absolute: the fast JS and tri are relatively accurate to ~1e-14 above it
 
 
-def _kl(o: _Operands) -> FloatArray:
+def _kl(o: _Operands, shift: FloatArray | float = 0.0) -> FloatArray:
+    """KL(p‖q); `shift` is what the caller adds to it (ce: the entropy), for ranking with `best`."""
     if o.pairwise:
         neg_entropy, cross = o.neg_entropy[:, None], _cross_matrix(o.p, o.log_q)  # both <= 0
     else:
@@ -351,11 +353,11 @@ def _kl(o: _Operands) -> FloatArray:
         return o.refine(fast, coarse, precise.kl)
     if o.best is not None and coarse.any():  # a value that cannot be among the best keeps its fast form
         error = _FAST_KL_ERROR * (np.log(o.log_p.shape[-1]) - neg_entropy - cross)
-        coarse &= could_be_best(fast, error, o.best)
+        coarse &= _could_be_best(fast + shift, error, o.best)
     return o.refine_rows(fast, coarse, precise.kl)
 
 
-def could_be_best(values: FloatArray, error: FloatArray, best: int) -> npt.NDArray[np.bool_]:
+def _could_be_best(values: FloatArray, error: FloatArray, best: int) -> npt.NDArray[np.bool_]:
     """`(..., m)` mask of the values that may be among the `best` smallest of their row, each value known to within
     `± error` (broadcast like `values`): those whose lower end is not above the `best`-th smallest upper end.
 

@@ -49,6 +49,20 @@ def test_the_best_values_are_the_full_ones_bit_for_bit_and_the_rest_rank_behind(
         assert (ranked[rest] >= np.broadcast_to(kth, full.shape)[rest]).all()
 
 
+@pytest.mark.parametrize("measure", MEASURES)
+def test_rows_of_different_outputs_rank_by_their_own_values(measure: str) -> None:
+    """Row-wise pairs that differ on both sides: ce ranks by entropy + KL, not by KL alone."""
+    rng = np.random.default_rng(5)
+    # Peaked rows (low entropy) a little apart rank first by ce; flat rows almost equal rank first by KL.
+    a = rng.standard_normal((40, 50)) * np.where(np.arange(40) < 10, 12.0, 0.1)[:, None]
+    b = a + np.where(np.arange(40) < 10, 1e-2, 1e-6)[:, None] * rng.standard_normal((40, 50))
+    full = compute_divergence(a, b, measure=measure, temperature=4.0)
+    ranked = compute_divergence(a, b, measure=measure, temperature=4.0, best=5)
+    order = np.argsort(full, kind="stable")[:5]
+    assert np.array_equal(np.argsort(ranked, kind="stable")[:5], order)
+    np.testing.assert_array_equal(ranked[order], full[order])
+
+
 @pytest.mark.parametrize("t", [1.0, 4.0, 16.0])  # where the fast sums cancel: KL far below the entropies
 def test_values_left_fast_are_far_inside_the_error_bound(t: float) -> None:
     """The fast KL's error, measured against the full values, relative to Σ p|log p| + Σ p|log q| + log C (the
