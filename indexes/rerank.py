@@ -215,15 +215,7 @@ def _scan(
     """Exact values against every matching item for the `pending` queries, written into `top`."""
     keys, items = source.matches()
     logger.debug("%s at T=%g: comparing all %d matches for %d queries", metric, temperature, keys.size, len(pending))
-    if keys.size == 0:
-        return
-    chunk = max(1, RERANK_CHUNK // keys.size)
-    for start in range(0, pending.size, chunk):
-        block = pending[start : start + chunk]
-        exact = exact_matrix(metric, queries[block], items, temperature)
-        kk = min(k, keys.size)
-        kth = np.partition(exact, kk - 1, axis=1)[:, kk - 1 : kk]
-        for i, query in enumerate(block):
-            near = np.flatnonzero(exact[i] <= kth[i])  # the top k and every item tied with the k-th
-            order = near[order_breaking_ties(metric, exact[i, near], queries[query], items[near], temperature)[:k]]
-            top[query] = (keys[order], exact[i, order])
+    for query, found in zip(
+        pending.tolist(), scan_top([(keys, items)], queries[pending], k, metric, temperature), strict=True
+    ):
+        top[query] = found
